@@ -1,0 +1,72 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One place for settings that apply to every Swift target.
+let swiftSettings: [SwiftSetting] = []
+
+func library(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .target(name: name, dependencies: deps, swiftSettings: swiftSettings)
+}
+
+func executable(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: deps, path: "Sources/Executables/\(name)",
+                      swiftSettings: swiftSettings)
+}
+
+func tests(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .testTarget(name: name, dependencies: deps, swiftSettings: swiftSettings)
+}
+
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+let services: [Target.Dependency] = ["Bus", "Messages", "Engine", "Tokenizers", "Data", "EdgeEnvironment", "Federation"]
+
+let package = Package(
+    name: "FederatedIntelligence",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "fi", targets: ["fi"]),
+        .executable(name: "cluster-manager", targets: ["cluster-manager"]),
+        .executable(name: "aggregator", targets: ["aggregator"]),
+        .executable(name: "device-worker", targets: ["device-worker"]),
+        .executable(name: "inference-router", targets: ["inference-router"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries from Debian (scripts/bootstrap installs them).
+        .systemLibrary(name: "CZMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // protoc-c output of proto/fi.proto (scripts/gen-proto regenerates it).
+        .target(name: "CMessages", linkerSettings: [.linkedLibrary("protobuf-c")]),
+
+        // Layers (DESIGN.md): wire, bus, pure logic, then services.
+        library("Messages", ["CMessages"]),
+        library("Bus", ["CZMQ", "Messages"]),
+        library("Engine", ["COpenBLAS"]),
+        library("Tokenizers", []),
+        library("Data", [yams]),
+        library("EdgeEnvironment", [yams]),
+        library("Federation", ["COpenBLAS"]),
+        library("ClusterManager", services),
+        library("Aggregator", services),
+        library("DeviceWorker", services),
+        library("InferenceRouter", services),
+
+        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", argumentParser, yams]),
+        executable("cluster-manager", ["ClusterManager", argumentParser]),
+        executable("aggregator", ["Aggregator", argumentParser]),
+        executable("device-worker", ["DeviceWorker", argumentParser]),
+        executable("inference-router", ["InferenceRouter", argumentParser]),
+
+        tests("MessagesTests", ["Messages"]),
+        tests("BusTests", ["Bus", "Messages"]),
+        tests("EngineTests", ["Engine", "Tokenizers"]),
+        tests("DataTests", ["Data"]),
+        tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
+        tests("FederationTests", ["Federation"]),
+        tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// Bus: see DESIGN.md.

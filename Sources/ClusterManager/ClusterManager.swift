@@ -1,0 +1,1 @@
+// ClusterManager: see DESIGN.md.

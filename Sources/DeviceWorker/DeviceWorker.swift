@@ -1,0 +1,1 @@
+// DeviceWorker: see DESIGN.md.

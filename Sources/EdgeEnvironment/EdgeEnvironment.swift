@@ -1,0 +1,1 @@
+// EdgeEnvironment: see DESIGN.md.

@@ -1,0 +1,21 @@
+import ArgumentParser
+
+/// `fi`: the one command for users. Each subcommand lives in its own file.
+@main
+struct FI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fi",
+        abstract: "Federated Intelligence: federated LoRA fine-tuning and split inference at the edge.",
+        subcommands: [
+            Bench.self,
+        ]
+    )
+}
+
+/// `fi bench …`: benchmarks that print ratios against a baseline measured in the same run.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks, each against a baseline measured in the same run.",
+        subcommands: []
+    )
+}

@@ -1,0 +1,1 @@
+// Federation: see DESIGN.md.

@@ -1,0 +1,1 @@
+// InferenceRouter: see DESIGN.md.
