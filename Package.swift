@@ -54,8 +54,10 @@ let package = Package(
         library("Aggregator", services),
         library("DeviceWorker", services),
         library("InferenceRouter", services),
+        library("Reports", []),
+        library("Config", []),
 
-        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", argumentParser, yams]),
+        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Reports", "Config", argumentParser, yams]),
         executable("cluster-manager", ["ClusterManager", argumentParser]),
         executable("aggregator", ["Aggregator", argumentParser]),
         executable("device-worker", ["DeviceWorker", argumentParser]),
@@ -67,6 +69,8 @@ let package = Package(
         tests("DataTests", ["Data"]),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
         tests("FederationTests", ["Federation"]),
+        tests("ReportsTests", ["Reports"]),
+        tests("ConfigTests", ["Config"]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter"]),
     ]
 )

@@ -1,0 +1,143 @@
+import Foundation
+
+/// Why a run directory could not be read. Each case names the file (and line) at fault.
+public enum RunDirectoryError: Error, Equatable, CustomStringConvertible {
+    case notADirectory(path: String)
+    case noRuns(path: String)
+    case unreadable(file: String, reason: String)
+    case malformedLine(file: String, line: Int, reason: String)
+    case malformedSummary(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .notADirectory(let p):
+            return "\(p) is not a directory: pass the run directory that holds metrics.jsonl"
+        case .noRuns(let p):
+            return "\(p) holds no \(RunFiles.metrics), neither at the top nor in a sub-directory: is it a run directory?"
+        case .unreadable(let f, let r):
+            return "cannot read \(f): \(r)"
+        case .malformedLine(let f, let l, let r):
+            return "\(f):\(l): malformed JSON line: \(r); fix or delete that line"
+        case .malformedSummary(let f, let r):
+            return "\(f): malformed summary: \(r); fix it or delete it (the report works without it)"
+        }
+    }
+}
+
+/// The records of one paradigm's run.
+public struct Run: Sendable, Equatable {
+    public var paradigm: String
+    public var summary: RunSummary?
+    public var records: [MetricRecord]
+
+    public init(paradigm: String, summary: RunSummary? = nil, records: [MetricRecord]) {
+        self.paradigm = paradigm; self.summary = summary; self.records = records
+    }
+}
+
+/// Everything found in an experiment directory.
+public struct RunDirectory: Sendable, Equatable {
+    public var url: URL
+    /// One run per paradigm, sorted by paradigm name.
+    public var runs: [Run]
+    public var router: [RouterRecord]
+
+    public init(url: URL, runs: [Run], router: [RouterRecord]) {
+        self.url = url; self.runs = runs; self.router = router
+    }
+
+    /// Reads `<dir>/metrics.jsonl` and every `<dir>/<sub>/metrics.jsonl`, with their summaries
+    /// and router records. A record's paradigm is its `paradigm` field, else the summary's,
+    /// else the sub-directory's name (or "run" at the top).
+    public static func load(_ url: URL) throws -> RunDirectory {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw RunDirectoryError.notADirectory(path: url.path)
+        }
+        var dirs: [(URL, String)] = [(url, url.lastPathComponent.isEmpty ? "run" : url.lastPathComponent)]
+        let children = (try? FileManager.default.contentsOfDirectory(
+            at: url, includingPropertiesForKeys: [.isDirectoryKey])) ?? []
+        for child in children.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
+            if (try? child.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true {
+                dirs.append((child, child.lastPathComponent))
+            }
+        }
+
+        var byParadigm: [String: Run] = [:]
+        var router: [RouterRecord] = []
+        var foundMetrics = false
+        for (dir, name) in dirs {
+            let summary = try loadSummary(dir.appendingPathComponent(RunFiles.summary))
+            let routerFile = dir.appendingPathComponent(RunFiles.router)
+            if FileManager.default.fileExists(atPath: routerFile.path) {
+                router += try readJSONLines(routerFile, as: RouterRecord.self)
+            }
+            let metricsFile = dir.appendingPathComponent(RunFiles.metrics)
+            guard FileManager.default.fileExists(atPath: metricsFile.path) else { continue }
+            foundMetrics = true
+            let fallback = summary?.paradigm ?? name
+            for record in try readJSONLines(metricsFile, as: MetricRecord.self) {
+                let paradigm = record.paradigm ?? fallback
+                var run = byParadigm[paradigm] ?? Run(paradigm: paradigm, records: [])
+                var r = record
+                r.paradigm = paradigm
+                run.records.append(r)
+                if run.summary == nil, summary?.paradigm == nil || summary?.paradigm == paradigm {
+                    run.summary = summary
+                }
+                byParadigm[paradigm] = run
+            }
+        }
+        guard foundMetrics else { throw RunDirectoryError.noRuns(path: url.path) }
+        let runs = byParadigm.values.sorted { $0.paradigm < $1.paradigm }
+        return RunDirectory(url: url, runs: runs, router: router)
+    }
+
+    static func loadSummary(_ file: URL) throws -> RunSummary? {
+        guard FileManager.default.fileExists(atPath: file.path) else { return nil }
+        let data: Foundation.Data
+        do { data = try Foundation.Data(contentsOf: file) } catch {
+            throw RunDirectoryError.unreadable(file: file.path, reason: "\(error.localizedDescription)")
+        }
+        do { return try JSONDecoder().decode(RunSummary.self, from: data) } catch {
+            throw RunDirectoryError.malformedSummary(file: file.path, reason: describe(error))
+        }
+    }
+
+    /// Decodes one value per non-empty line; the error names the 1-based line number.
+    public static func readJSONLines<T: Decodable>(_ file: URL, as type: T.Type) throws -> [T] {
+        let data: Foundation.Data
+        do { data = try Foundation.Data(contentsOf: file) } catch {
+            throw RunDirectoryError.unreadable(file: file.path, reason: "\(error.localizedDescription)")
+        }
+        let decoder = JSONDecoder()
+        var out: [T] = []
+        var lineNumber = 0
+        for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\t") }) {
+                continue
+            }
+            do { out.append(try decoder.decode(T.self, from: Foundation.Data(line))) } catch {
+                throw RunDirectoryError.malformedLine(file: file.path, line: lineNumber, reason: describe(error))
+            }
+        }
+        return out
+    }
+
+    /// A short reason from a DecodingError, without Foundation's long debug dump.
+    static func describe(_ error: Error) -> String {
+        guard let e = error as? DecodingError else { return "\(error)" }
+        func path(_ c: DecodingError.Context) -> String {
+            c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch e {
+        case .keyNotFound(let key, _): return "missing field \"\(key.stringValue)\""
+        case .typeMismatch(let t, let c): return "field \"\(path(c))\" is not a \(t)"
+        case .valueNotFound(let t, let c): return "field \"\(path(c))\" is null, expected \(t)"
+        case .dataCorrupted(let c):
+            return c.codingPath.isEmpty ? "not valid JSON" : "field \"\(path(c))\": \(c.debugDescription)"
+        @unknown default: return "\(e)"
+        }
+    }
+}
