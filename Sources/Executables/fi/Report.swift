@@ -14,14 +14,8 @@ struct Report: ParsableCommand {
     var out: String?
 
     func run() throws {
-        do {
-            let path = try HTMLReport.write(runDirectory: URL(fileURLWithPath: runDirectory),
-                                            to: out.map { URL(fileURLWithPath: $0) })
-            print(path.path)
-        } catch let e as RunDirectoryError {
-            throw ValidationError(e.description)
-        } catch let e as MetricsWriterError {
-            throw ValidationError(e.description)
-        }
+        let path = try HTMLReport.write(runDirectory: URL(fileURLWithPath: runDirectory),
+                                        to: out.map { URL(fileURLWithPath: $0) })
+        print(path.path)
     }
 }
