@@ -69,7 +69,7 @@ let package = Package(
         tests("DataTests", ["Data"]),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
         tests("FederationTests", ["Federation"]),
-        tests("ReportsTests", ["Reports"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter"]),
     ]

@@ -75,6 +75,7 @@ def decode(frames, fi_pb2, DecodeError):
 
 
 def main():
+    zmq, json_format, DecodeError, fi_pb2 = load_modules()  # before --help, so --help proves the setup
     ap = argparse.ArgumentParser(description="Print telemetry Envelopes as JSON lines; report sequence gaps per sender.")
     ap.add_argument("endpoint", nargs="?", default="tcp://127.0.0.1:5581",
                     help="telemetry XPUB endpoint (default: %(default)s, compose's published port)")
@@ -83,7 +84,6 @@ def main():
     ap.add_argument("--timeout", type=float, default=0, help="stop after this many idle seconds (0: never)")
     args = ap.parse_args()
 
-    zmq, json_format, DecodeError, fi_pb2 = load_modules()
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)

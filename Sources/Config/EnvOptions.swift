@@ -97,6 +97,13 @@ public enum EnvOptions {
         return out
     }
 
+    /// `merge` applied to this process: its arguments (without the program name) and its
+    /// environment. An executable's main: `Command.main(try EnvOptions.processArguments(knownFlags: …))`.
+    public static func processArguments(knownFlags: [String]) throws -> [String] {
+        try merge(arguments: Array(CommandLine.arguments.dropFirst()),
+                  environment: ProcessInfo.processInfo.environment, knownFlags: knownFlags)
+    }
+
     /// Checks one value; `source` (a variable or flag name) goes into the error.
     public static func check(_ value: String, kind: FlagKind, source: String) throws {
         switch kind {
