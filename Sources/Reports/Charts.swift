@@ -29,6 +29,7 @@ struct Frame {
 }
 
 /// A line chart (polylines with point markers) or a scatter plot (markers only).
+/// Non-finite points are dropped; lines longer than `markerLimit` points get no markers.
 public struct LineChart: Sendable {
     public var title: String
     public var xLabel: String
@@ -37,11 +38,17 @@ public struct LineChart: Sendable {
     public var drawLines: Bool
     /// Draws y = x (for "chosen against oracle" scatter plots).
     public var diagonal: Bool
+    public var markerLimit: Int
 
     public init(title: String, xLabel: String, yLabel: String, series: [Series],
-                drawLines: Bool = true, diagonal: Bool = false) {
+                drawLines: Bool = true, diagonal: Bool = false, markerLimit: Int = 100) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel
-        self.series = series; self.drawLines = drawLines; self.diagonal = diagonal
+        self.series = series.map { s in
+            var s = s
+            s.points = s.points.filter { $0.x.isFinite && $0.y.isFinite }
+            return s
+        }
+        self.drawLines = drawLines; self.diagonal = diagonal; self.markerLimit = markerLimit
     }
 
     public func svg() -> String {
@@ -65,7 +72,7 @@ public struct LineChart: Sendable {
                 let coords = pts.map { "\(fmt($0.0)),\(fmt($0.1))" }.joined(separator: " ")
                 s += "<polyline class=\"series\" data-series=\"\(name)\" stroke=\"\(sr.color)\" points=\"\(coords)\"/>\n"
             }
-            for (px, py, p) in pts {
+            for (px, py, p) in pts where !drawLines || pts.count <= markerLimit {
                 s += "<circle class=\"point\" data-series=\"\(name)\" cx=\"\(fmt(px))\" cy=\"\(fmt(py))\" r=\"\(drawLines ? 2.5 : 4)\" fill=\"\(sr.color)\">"
                 s += "<title>\(name): \(formatTick(p.x)), \(String(format: "%.4g", p.y))</title></circle>\n"
             }

@@ -75,8 +75,14 @@ public enum HTMLReport {
         } else {
             s += "<p class=\"meta\">no validation losses recorded</p>\n"
         }
+        let train = run.trainLossSeries()
+        if !train.isEmpty {
+            s += "<figure>" + LineChart(title: "\(run.paradigm): training loss by round", xLabel: "round",
+                                        yLabel: "training loss", series: train).svg() + "</figure>\n"
+        }
         if let a = run.assignments() {
-            s += "<figure>" + AssignmentGrid(title: "\(run.paradigm): cluster assignments over time",
+            let shown = a.devices.count < a.totalDevices ? " (\(a.devices.count) of \(a.totalDevices) devices)" : ""
+            s += "<figure>" + AssignmentGrid(title: "\(run.paradigm): cluster assignments over time\(shown)",
                                              devices: a.devices, rounds: a.rounds, cluster: a.cluster).svg() + "</figure>\n"
         }
         return s + "</section>\n"

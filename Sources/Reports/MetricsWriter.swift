@@ -34,8 +34,7 @@ public final class MetricsWriter: @unchecked Sendable {  // safe: every mutable 
         } catch {
             throw MetricsWriterError.cannotCreate(path: directory.path, reason: error.localizedDescription)
         }
-        encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder = RunFiles.encoder()
     }
 
     deinit { for fd in files.values { close(fd) } }
@@ -57,8 +56,8 @@ public final class MetricsWriter: @unchecked Sendable {  // safe: every mutable 
 
     /// Replaces summary.json atomically.
     public func writeSummary(_ summary: RunSummary) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        let enc = RunFiles.encoder()
+        enc.outputFormatting.insert(.prettyPrinted)
         let data = try enc.encode(summary)
         let target = directory.appendingPathComponent(RunFiles.summary)
         let temp = directory.appendingPathComponent(".\(RunFiles.summary).\(getpid()).tmp")

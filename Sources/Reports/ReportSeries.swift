@@ -24,12 +24,24 @@ extension Run {
             var pts: [(x: Double, y: Double)] = []
             for round in byRound.keys.sorted() {
                 let rs = byRound[round] ?? []
-                let vals = rs.compactMap { $0.valLoss[domain] }
+                let vals = rs.compactMap { $0.valLoss[domain] }.filter(\.isFinite)
                 guard !vals.isEmpty else { continue }
                 let xv = x == .round ? Double(round) : (rs.map(\.simTimeSeconds).max() ?? 0)
                 pts.append((xv, vals.reduce(0, +) / Double(vals.count)))
             }
             return Series(name: domain, points: pts, color: paletteColor(i))
+        }
+    }
+
+    /// Training loss per tier by round (mean over the tier's records of a round), one series per tier.
+    public func trainLossSeries() -> [Series] {
+        Tier.allCases.enumerated().compactMap { (i, tier) in
+            let byRound = Dictionary(grouping: records.filter { $0.tier == tier }, by: \.round)
+            let pts = byRound.keys.sorted().compactMap { round -> (x: Double, y: Double)? in
+                let vals = (byRound[round] ?? []).compactMap(\.trainLoss).filter(\.isFinite)
+                return vals.isEmpty ? nil : (Double(round), vals.reduce(0, +) / Double(vals.count))
+            }
+            return pts.isEmpty ? nil : Series(name: tier.rawValue, points: pts, color: paletteColor(i))
         }
     }
 
@@ -53,19 +65,28 @@ extension Run {
 
     /// Cluster assignments over time: devices sorted (numerically when their ids end in
     /// numbers), the rounds that carry assignments, and cluster[device][round index].
-    /// A later record of the same round overrides an earlier one.
-    public func assignments() -> (devices: [String], rounds: [Int], cluster: [[Int?]])? {
+    /// A later record of the same round overrides an earlier one. Large runs are thinned
+    /// evenly to at most `maxDevices` rows and `maxRounds` columns (the last round is kept).
+    public func assignments(maxDevices: Int = 120, maxRounds: Int = 120)
+        -> (devices: [String], rounds: [Int], cluster: [[Int?]], totalDevices: Int)? {
         var byRound: [Int: [String: Int]] = [:]
         for r in records { if let c = r.clusters { byRound[r.round, default: [:]].merge(c) { _, new in new } } }
         guard !byRound.isEmpty else { return nil }
-        let rounds = byRound.keys.sorted()
-        let devices = Array(Set(byRound.values.flatMap { $0.keys })).sorted(by: naturalLess)
+        let allDevices = Array(Set(byRound.values.flatMap { $0.keys })).sorted(by: naturalLess)
+        let rounds = thin(byRound.keys.sorted(), to: maxRounds)
+        let devices = thin(allDevices, to: maxDevices)
         let grid = devices.map { d in rounds.map { byRound[$0]?[d] } }
-        return (devices, rounds, grid)
+        return (devices, rounds, grid, allDevices.count)
     }
 
     /// The last round seen.
     public var lastRound: Int { records.map(\.round).max() ?? 0 }
+}
+
+/// At most `n` elements spread evenly over `xs`, first and last included.
+func thin<T>(_ xs: [T], to n: Int) -> [T] {
+    guard xs.count > n, n >= 2 else { return xs.count > n ? Array(xs.prefix(max(n, 0))) : xs }
+    return (0..<n).map { xs[$0 * (xs.count - 1) / (n - 1)] }
 }
 
 /// "dev-2" before "dev-10".

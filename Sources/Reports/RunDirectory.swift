@@ -99,7 +99,7 @@ public struct RunDirectory: Sendable, Equatable {
         do { data = try Foundation.Data(contentsOf: file) } catch {
             throw RunDirectoryError.unreadable(file: file.path, reason: "\(error.localizedDescription)")
         }
-        do { return try JSONDecoder().decode(RunSummary.self, from: data) } catch {
+        do { return try RunFiles.decoder().decode(RunSummary.self, from: data) } catch {
             throw RunDirectoryError.malformedSummary(file: file.path, reason: describe(error))
         }
     }
@@ -110,7 +110,7 @@ public struct RunDirectory: Sendable, Equatable {
         do { data = try Foundation.Data(contentsOf: file) } catch {
             throw RunDirectoryError.unreadable(file: file.path, reason: "\(error.localizedDescription)")
         }
-        let decoder = JSONDecoder()
+        let decoder = RunFiles.decoder()
         var out: [T] = []
         var lineNumber = 0
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

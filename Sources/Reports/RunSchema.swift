@@ -1,3 +1,5 @@
+import Foundation
+
 // The run-directory schema: what experiments write and `fi report` reads.
 //
 //   <dir>/summary.json   one RunSummary
@@ -148,8 +150,23 @@ public struct RunSummary: Codable, Sendable, Equatable {
     }
 }
 
-/// File names inside a run directory.
+/// File names inside a run directory, and the JSON coding they use.
 public enum RunFiles {
+    /// A diverged run writes NaN or infinite losses; JSON has no such numbers, so they are
+    /// written as the strings "nan", "inf", "-inf" (and read back; plots skip them).
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
     public static let summary = "summary.json"
     public static let metrics = "metrics.jsonl"
     public static let router = "router.jsonl"

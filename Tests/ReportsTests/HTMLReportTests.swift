@@ -10,10 +10,13 @@ func count(_ needle: String, in haystack: String) -> Int {
 final class HTMLReportTests: XCTestCase {
     func testReportRendersEverySeriesOfTheFixture() throws {
         let html = HTMLReport.render(try RunDirectory.load(fixtures.appendingPathComponent("experiment")))
-        // Per paradigm: 3 domains × (by round + by sim time) = 6 lines; plus 2 in the comparison chart.
-        XCTAssertEqual(count("<polyline class=\"series\"", in: html), 14)
-        // Points: 2 paradigms × 2 charts × 3 domains × 10 rounds, 2 × 10 compared, 6 router requests.
-        XCTAssertEqual(count("<circle class=\"point\"", in: html), 120 + 20 + 6)
+        // Per paradigm: 3 domains × (by round + by sim time) + 1 device-tier training loss = 7 lines;
+        // plus 2 in the comparison chart.
+        XCTAssertEqual(count("<polyline class=\"series\"", in: html), 16)
+        XCTAssertEqual(count("<polyline class=\"series\" data-series=\"device\"", in: html), 2)
+        // Points: 2 paradigms × (2 charts × 3 domains + 1 training) × 10 rounds, 2 × 10 compared,
+        // 6 router requests.
+        XCTAssertEqual(count("<circle class=\"point\"", in: html), 140 + 20 + 6)
         for domain in ["bible", "fortunes", "manpages"] {
             XCTAssertEqual(count("<polyline class=\"series\" data-series=\"\(domain)\"", in: html), 4, domain)
         }
@@ -51,6 +54,39 @@ final class HTMLReportTests: XCTestCase {
         let html = try String(contentsOf: out, encoding: .utf8)
         XCTAssertEqual(count("<polyline class=\"series\" data-series=\"x&lt;y\"", in: html), 2)
         XCTAssertFalse(html.contains("x<y"), "domain names are escaped")
+    }
+
+    func testNonFiniteLossesRoundTripAndAreLeftOutOfPlots() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let writer = try MetricsWriter(directory: dir)
+        try writer.append(MetricRecord(round: 1, tier: .cloud, trainLoss: 3, valLoss: ["a": 3]))
+        try writer.append(MetricRecord(round: 2, tier: .cloud, trainLoss: .nan, valLoss: ["a": .infinity]))
+        try writer.append(MetricRecord(round: 3, tier: .cloud, trainLoss: 2, valLoss: ["a": 2]))
+        let run = try XCTUnwrap(RunDirectory.load(dir).runs.first)
+        XCTAssertTrue(run.records[1].trainLoss?.isNaN ?? false)
+        XCTAssertEqual(run.records[1].valLoss["a"], .infinity)
+        XCTAssertEqual(run.valLossSeries(against: .round)[0].points.map(\.x), [1, 3])
+        XCTAssertEqual(run.trainLossSeries()[0].points.map(\.y), [3, 2])
+        let svg = LineChart(title: "t", xLabel: "x", yLabel: "y",
+                            series: [Series(name: "s", points: [(1, 1), (2, .nan), (3, 2)], color: "#000")]).svg()
+        XCTAssertEqual(count("<circle class=\"point\"", in: svg), 2)
+        XCTAssertFalse(svg.contains("nan"))
+    }
+
+    func testLargeAssignmentGridsAreThinned() {
+        var records: [MetricRecord] = []
+        for round in 1...300 {
+            let clusters = Dictionary(uniqueKeysWithValues: (0..<500).map { ("d\($0)", $0 % 4) })
+            records.append(MetricRecord(round: round, tier: .device, clusters: clusters))
+        }
+        let a = Run(paradigm: "clustered", records: records).assignments()
+        XCTAssertEqual(a?.devices.count, 120)
+        XCTAssertEqual(a?.devices.first, "d0")
+        XCTAssertEqual(a?.devices.last, "d499")
+        XCTAssertEqual(a?.rounds.count, 120)
+        XCTAssertEqual(a?.rounds.last, 300)
+        XCTAssertEqual(a?.totalDevices, 500)
     }
 
     func testNiceAxisTicks() {
