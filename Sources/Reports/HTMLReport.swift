@@ -75,6 +75,7 @@ public enum HTMLReport {
         } else {
             s += "<p class=\"meta\">no validation losses recorded</p>\n"
         }
+        s += "<div class=\"row\">"
         let train = run.trainLossSeries()
         if !train.isEmpty {
             s += "<figure>" + LineChart(title: "\(run.paradigm): training loss by round", xLabel: "round",
@@ -85,7 +86,7 @@ public enum HTMLReport {
             s += "<figure>" + AssignmentGrid(title: "\(run.paradigm): cluster assignments over time\(shown)",
                                              devices: a.devices, rounds: a.rounds, cluster: a.cluster).svg() + "</figure>\n"
         }
-        return s + "</section>\n"
+        return s + "</div>\n</section>\n"
     }
 
     static func bytesSection(_ runs: [Run]) -> String {
