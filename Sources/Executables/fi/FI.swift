@@ -8,6 +8,7 @@ struct FI: AsyncParsableCommand {
         abstract: "Federated Intelligence: federated LoRA fine-tuning and split inference at the edge.",
         subcommands: [
             Bench.self,
+            DataCommand.self,
         ]
     )
 }
