@@ -65,6 +65,7 @@ let package = Package(
         tests("BusTests", ["Bus", "Messages"]),
         tests("EngineTests", ["Engine", "Tokenizers"]),
         tests("DataTests", ["Data"]),
+        tests("TokenizersTests", ["Tokenizers"]),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
         tests("FederationTests", ["Federation"]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter"]),
