@@ -106,5 +106,14 @@ final class CorpusTests: XCTestCase {
         XCTAssertTrue(bible?.documents.first?.text.hasPrefix("In the beginning God created") ?? false)
         let cached = try Corpus.builtin(cache: cache)
         XCTAssertEqual(cached, corpus, "the cache gives back the same corpus")
+
+        // The held-out rule on the real corpus: no test document is in the general corpus.
+        let chunked = try ChunkedCorpus(corpus: corpus)
+        let general = Set(chunked.generalDocumentTexts)
+        for name in corpus.domainNames {
+            let tests = chunked.testDocumentTexts[name] ?? []
+            XCTAssertGreaterThan(tests.count, 50, "\(name) test set")
+            XCTAssertTrue(general.isDisjoint(with: tests), "\(name): a test document is in the general corpus")
+        }
     }
 }
