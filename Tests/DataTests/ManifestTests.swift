@@ -7,7 +7,7 @@ final class ManifestTests: XCTestCase {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let corpus = syntheticCorpus()
-        let written = try DataPreparation.prepare(corpus: corpus, spec: PartitionSpec(devices: 4, scheme: .domain, seed: 1),
+        let written = try DataPreparation.prepare(corpus: corpus, spec: PartitionSpec(devices: 4, scheme: .domain, seed: 0xFEDC_BA98_7654_3210),
                                                   chunkBytes: 512, into: dir)
         let loaded = try PartitionManifest.load(dir)
         XCTAssertEqual(loaded, written)
