@@ -34,6 +34,23 @@ public struct PartitionSpec: Sendable, Codable, Equatable {
         self.sizeSigma = sizeSigma
         self.minChunksPerDevice = minChunksPerDevice
     }
+
+    enum CodingKeys: String, CodingKey {
+        case devices, scheme, alpha, seed, validationFraction, sizeSigma, minChunksPerDevice
+    }
+
+    /// Only `devices` and `scheme` are required, so a YAML/JSON config can name just those.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let defaults = PartitionSpec(devices: 1, scheme: .iid)
+        self.init(devices: try c.decode(Int.self, forKey: .devices),
+                  scheme: try c.decode(PartitionScheme.self, forKey: .scheme),
+                  alpha: try c.decodeIfPresent(Double.self, forKey: .alpha) ?? defaults.alpha,
+                  seed: try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? defaults.seed,
+                  validationFraction: try c.decodeIfPresent(Double.self, forKey: .validationFraction) ?? defaults.validationFraction,
+                  sizeSigma: try c.decodeIfPresent(Double.self, forKey: .sizeSigma) ?? defaults.sizeSigma,
+                  minChunksPerDevice: try c.decodeIfPresent(Int.self, forKey: .minChunksPerDevice) ?? defaults.minChunksPerDevice)
+    }
 }
 
 /// Deals pool chunks to devices. Pure: same pools and spec, same result.

@@ -64,6 +64,8 @@ public struct PartitionManifest: Sendable, Codable, Equatable {
 
     public var deviceCount: Int { devices.count }
     public var domainNames: [String] { domains.map(\.name) }
+    /// Each device's dominant domain: the ground truth for clustering (ARI).
+    public var deviceDomains: [String] { devices.map(\.dominantDomain) }
 
     /// Loads `manifest.json` from a folder, or the file itself.
     public static func load(_ url: URL) throws -> PartitionManifest {

@@ -95,3 +95,19 @@ final class PartitionTests: XCTestCase {
         }
     }
 }
+
+final class PartitionSpecTests: XCTestCase {
+    func testDomainSchemeWithFewerDevicesThanDomainsListsTheUnusedDomains() throws {
+        let (m, _) = try DataPreparation.build(corpus: syntheticCorpus(), spec: PartitionSpec(devices: 2, scheme: .domain, seed: 1),
+                                               chunkBytes: 512)
+        XCTAssertEqual(m.unusedDomains.count, 2)
+        XCTAssertEqual(Set(m.deviceDomains).union(m.unusedDomains), Set(m.domainNames))
+        XCTAssertTrue(Set(m.deviceDomains).isDisjoint(with: m.unusedDomains))
+    }
+
+    func testSpecDecodesFromAConfigThatNamesOnlyDevicesAndScheme() throws {
+        let spec = try JSONDecoder().decode(PartitionSpec.self, from: Foundation.Data(#"{"devices": 5, "scheme": "dirichlet", "alpha": 0.2}"#.utf8))
+        XCTAssertEqual(spec, PartitionSpec(devices: 5, scheme: .dirichlet, alpha: 0.2))
+        XCTAssertThrowsError(try JSONDecoder().decode(PartitionSpec.self, from: Foundation.Data(#"{"devices": 5, "scheme": "zipf"}"#.utf8)))
+    }
+}
