@@ -67,6 +67,7 @@ let package = Package(
         tests("BusTests", ["Bus", "Messages"]),
         tests("EngineTests", ["Engine", "Tokenizers"]),
         tests("DataTests", ["Data"]),
+        tests("TokenizersTests", ["Tokenizers"]),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
         tests("FederationTests", ["Federation"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),

@@ -9,6 +9,7 @@ struct FI: AsyncParsableCommand {
         subcommands: [
             Bench.self,
             Report.self,
+            DataCommand.self,
         ]
     )
 }

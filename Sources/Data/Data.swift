@@ -1,1 +1,0 @@
-// Data: see DESIGN.md.
