@@ -29,6 +29,8 @@ public enum RoundOutcome: Sendable, Equatable {
     case belowQuorum(received: Int, required: Int)
     /// The strategy has nothing to apply on close (async rules apply on arrival).
     case nothingPending
+    /// The combine itself failed (e.g. LAPACK missing); the global is unchanged and pending updates are kept.
+    case combineFailed(reason: String)
 }
 
 public protocol AggregationStrategy: Sendable {
