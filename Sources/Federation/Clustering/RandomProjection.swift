@@ -28,21 +28,21 @@ public struct RandomProjection: Sendable, Equatable {
         guard n > 0 else { return [] }
         var out = [Float](repeating: 0, count: n * d)
         var block = [Float](repeating: 0, count: Self.blockRows * d)
-        var xs = [Float](repeating: 0, count: n * Self.blockRows)
+        var x = [Float](repeating: 0, count: Self.blockRows)
         var start = 0, blockIndex: UInt64 = 0
         while start < D {
             let rows = min(Self.blockRows, D - start)
             fill(&block, rows: rows, stream: blockIndex)
             for i in 0..<n {
                 let p = points[i]
-                for r in 0..<rows { let j = start + r; xs[i * rows + r] = j < p.count ? p[j] : 0 }
-            }
-            // out[n×d] += xs[n×rows] · block[rows×d]
-            xs.withUnsafeBufferPointer { x in
-                block.withUnsafeBufferPointer { b in
-                    out.withUnsafeMutableBufferPointer { o in
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(d), Int32(rows),
-                                    1, x.baseAddress, Int32(rows), b.baseAddress, Int32(d), 1, o.baseAddress, Int32(d))
+                for r in 0..<rows { let j = start + r; x[r] = j < p.count ? p[j] : 0 }
+                // out_i[d] += block[rows×d]ᵀ · x[rows]; one gemv per point keeps a sketch independent of the batch.
+                x.withUnsafeBufferPointer { xp in
+                    block.withUnsafeBufferPointer { b in
+                        out.withUnsafeMutableBufferPointer { o in
+                            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(rows), Int32(d), 1, b.baseAddress, Int32(d),
+                                        xp.baseAddress, 1, 1, o.baseAddress! + i * d, 1)
+                        }
                     }
                 }
             }
