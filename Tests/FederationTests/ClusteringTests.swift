@@ -73,6 +73,16 @@ final class ClusteringTests: XCTestCase {
         XCTAssertEqual(SilhouetteKMeans(seed: 0).cluster(noisy).k, 1)
     }
 
+    func testCenteringRevealsClustersHiddenUnderACommonUpdate() {
+        let (points, truth) = planted(devices: 15, clusters: 3, dim: 300, noise: 0.3, seed: 8)
+        let common = unitVector(randomVector(300, seed: 999)).map { 8 * $0 }
+        let shifted = points.map { zip($0, common).map { $0 + $1 } }
+        XCTAssertGreaterThan(cosineSimilarityMatrix(shifted).min() ?? 0, 0.9, "raw cosines all look alike")
+        XCTAssertEqual(SilhouetteKMeans(seed: 0).cluster(shifted).k, 1)
+        let result = SilhouetteKMeans(seed: 0).cluster(centered(shifted))
+        XCTAssertEqual(adjustedRandIndex(result.labels, truth), 1, accuracy: 1e-12)
+    }
+
     func testCosineSimilarityMatrixValues() {
         let m = cosineSimilarityMatrix([[1, 0], [0, 2], [-3, 0], [1, 1]])
         XCTAssertEqual(m[0 * 4 + 0], 1, accuracy: 1e-6)

@@ -95,6 +95,21 @@ final class LoRATests: XCTestCase {
         XCTAssertGreaterThan(naiveError, 0.05)
     }
 
+    func testFactoredRefactorisationMatchesDirectSVD() throws {
+        let big = try ParameterLayout(entries: [(name: "m.lora_A.weight", shape: [2, 10]), (name: "m.lora_B.weight", shape: [12, 2])])
+        let pair = try big.loraPairs()[0]
+        let xs = (0..<3).map { randomVector(big.count, seed: UInt64(40 + $0)) }
+        let w = [0.5, 0.3, 0.2]
+        func prod(_ f: (b: [Float], a: [Float])) -> [Float] { weightedProduct([f.a + f.b], weights: [1], pair: pair) }
+        let direct = try refactorisedProduct(xs, weights: w, pair: pair, factored: false)
+        let factored = try refactorisedProduct(xs, weights: w, pair: pair, factored: true)
+        assertClose(prod(factored), prod(direct), accuracy: 1e-4)
+        // Rank-r sum (all Aᵢ equal): the factored path is exact too.
+        let shared = xs.map { Array(xs[0][0..<20]) + Array($0[20...]) }
+        let exact = weightedProduct(shared, weights: w, pair: pair)
+        assertClose(prod(try refactorisedProduct(shared, weights: w, pair: pair, factored: true)), exact, accuracy: 1e-4)
+    }
+
     func testLoRAFedAvgStrategyInProductModeStepsToExactMean() throws {
         let a0 = randomVector(10, seed: 1)
         var global = GlobalModel(layout: layout, parameters: adapter(a: a0, b: [Float](repeating: 0, count: 12), bias: [0, 0, 0]))

@@ -77,3 +77,17 @@ public func silhouette(labels: [Int], distances dist: [Double]) -> Double {
     }
     return total / Double(n)
 }
+
+/// Rows minus their mean. Devices in different domains share a large common update (they all learn the language);
+/// removing it leaves the domain-specific directions that clustering should see.
+public func centered(_ points: [[Float]]) -> [[Float]] {
+    guard let d = points.first?.count else { return points }
+    var mean = [Float](repeating: 0, count: d)
+    for p in points where p.count == d { VectorMath.axpy(1 / Float(points.count), p, &mean) }
+    return points.map { p in
+        guard p.count == d else { return p }
+        var c = p
+        VectorMath.axpy(-1, mean, &c)
+        return c
+    }
+}

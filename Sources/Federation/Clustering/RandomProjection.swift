@@ -6,7 +6,7 @@ public struct RandomProjection: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// Entries N(0, 1/d).
         case gaussian
-        /// Achlioptas: ±√(3/d) with probability 1/6 each, 0 otherwise.
+        /// Very sparse (Li, Hastie & Church 2006, s = 4): ±√(4/d) with probability 1/8 each, 0 otherwise.
         case sparseSign
     }
 
@@ -61,9 +61,13 @@ public struct RandomProjection: Sendable, Equatable {
             let scale = 1 / Double(d).squareRoot()
             for i in 0..<(rows * d) { block[i] = Float(rng.nextGaussian() * scale) }
         case .sparseSign:
-            let v = Float((3 / Double(d)).squareRoot())
+            // 3 random bits per entry: ±v with probability 1/8 each (s = 4), 21 entries per 64-bit draw.
+            let v = Float((4 / Double(d)).squareRoot())
+            var word: UInt64 = 0, left = 0
             for i in 0..<(rows * d) {
-                let u = rng.next() % 6
+                if left == 0 { word = rng.next(); left = 21 }
+                let u = word & 7
+                word >>= 3; left -= 1
                 block[i] = u == 0 ? v : (u == 1 ? -v : 0)
             }
         }

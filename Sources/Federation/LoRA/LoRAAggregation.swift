@@ -44,10 +44,8 @@ public func aggregateLoRA(_ adapters: [[Float]], weights: [Double], layout: Para
         case .frozenA:
             for i in p.aRange { out[i] = global[i] }
         case .productSVD where p.rank > 0 && p.outFeatures > 0 && p.inFeatures > 0:
-            let dw = weightedProduct(adapters, weights: weights, pair: p)
-            let svd: SingularValueDecomposition
-            do { svd = try SingularValueDecomposition(dw, rows: p.outFeatures, cols: p.inFeatures) } catch { throw .svd(error) }
-            let (b, a) = svd.loraFactors(rank: p.rank)
+            let (b, a): ([Float], [Float])
+            do { (b, a) = try refactorisedProduct(adapters, weights: weights, pair: p) } catch { throw .svd(error) }
             out.replaceSubrange(p.bRange, with: b)
             out.replaceSubrange(p.aRange, with: a)
         case .naive, .productSVD:

@@ -45,6 +45,11 @@ public struct SingularValueDecomposition: Sendable {
     public var vt: [Float]
     public var k: Int { s.count }
 
+    /// From parts already computed (U rows×k, S, Vᵀ k×cols).
+    init(rows: Int, cols: Int, u: [Float], s: [Float], vt: [Float]) {
+        self.rows = rows; self.cols = cols; self.u = u; self.s = s; self.vt = vt
+    }
+
     public init(_ m: [Float], rows: Int, cols: Int) throws(SVDError) {
         guard rows > 0, cols > 0, m.count == rows * cols else { throw .badShape(rows: rows, cols: cols, count: m.count) }
         guard let sgesdd else { throw .lapackUnavailable }
