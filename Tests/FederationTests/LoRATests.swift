@@ -13,7 +13,7 @@ final class LoRATests: XCTestCase {
 
     func product(_ x: [Float]) throws -> [Float] {
         let p = try layout.loraPairs()[0]
-        return weightedProduct([x], weights: [1], pair: p)
+        return try weightedProduct([x], weights: [1], pair: p)
     }
 
     func testFindsPEFTLoRAPairs() throws {
@@ -49,7 +49,7 @@ final class LoRATests: XCTestCase {
         let gap = try naiveProductGap([x1, x2], weights: w, layout: layout)
         XCTAssertGreaterThan(gap, 0.1)
         let naive = try aggregateLoRA([x1, x2], weights: w, layout: layout, mode: .naive, global: x1)
-        let exact = weightedProduct([x1, x2], weights: w, pair: try layout.loraPairs()[0])
+        let exact = try weightedProduct([x1, x2], weights: w, pair: try layout.loraPairs()[0])
         let naiveProduct = try product(naive)
         let diff = zip(naiveProduct, exact).map { abs($0 - $1) }.max() ?? 0
         XCTAssertGreaterThan(diff, 0.05)
@@ -64,7 +64,7 @@ final class LoRATests: XCTestCase {
         let w = [0.25, 0.75]
         let ffa = try aggregateLoRA([x1, x2], weights: w, layout: layout, mode: .frozenA, global: global)
         assertClose(Array(ffa[0..<10]), sharedA, accuracy: 0)
-        let exact = weightedProduct([x1, x2], weights: w, pair: try layout.loraPairs()[0])
+        let exact = try weightedProduct([x1, x2], weights: w, pair: try layout.loraPairs()[0])
         assertClose(try product(ffa), exact, accuracy: 1e-5)
         XCTAssertEqual(try naiveProductGap([x1, x2], weights: w, layout: layout), 0, accuracy: 1e-6)
         assertClose(Array(ffa[22...]), [2.5, 2.5, 2.5], accuracy: 1e-6)
@@ -87,7 +87,7 @@ final class LoRATests: XCTestCase {
         let x2 = adapter(a: mix([0.5, -1, 3, 0.2]), b: randomVector(12, seed: 6), bias: [0, 0, 0])
         let x3 = adapter(a: mix([-2, 0.3, 1, 1]), b: randomVector(12, seed: 7), bias: [0, 0, 0])
         let w = [0.2, 0.3, 0.5]
-        let exact = weightedProduct([x1, x2, x3], weights: w, pair: try layout.loraPairs()[0])
+        let exact = try weightedProduct([x1, x2, x3], weights: w, pair: try layout.loraPairs()[0])
         let svd = try aggregateLoRA([x1, x2, x3], weights: w, layout: layout, mode: .productSVD, global: x1)
         assertClose(try product(svd), exact, accuracy: 1e-4)
         let naive = try aggregateLoRA([x1, x2, x3], weights: w, layout: layout, mode: .naive, global: x1)
@@ -100,14 +100,15 @@ final class LoRATests: XCTestCase {
         let pair = try big.loraPairs()[0]
         let xs = (0..<3).map { randomVector(big.count, seed: UInt64(40 + $0)) }
         let w = [0.5, 0.3, 0.2]
-        func prod(_ f: (b: [Float], a: [Float])) -> [Float] { weightedProduct([f.a + f.b], weights: [1], pair: pair) }
+        func prod(_ f: (b: [Float], a: [Float])) throws -> [Float] { try weightedProduct([f.a + f.b], weights: [1], pair: pair) }
         let direct = try refactorisedProduct(xs, weights: w, pair: pair, factored: false)
         let factored = try refactorisedProduct(xs, weights: w, pair: pair, factored: true)
-        assertClose(prod(factored), prod(direct), accuracy: 1e-4)
+        assertClose(try prod(factored), try prod(direct), accuracy: 1e-4)
+        XCTAssertThrowsError(try weightedProduct([[1, 2]], weights: [1], pair: pair))
         // Rank-r sum (all Aᵢ equal): the factored path is exact too.
         let shared = xs.map { Array(xs[0][0..<20]) + Array($0[20...]) }
-        let exact = weightedProduct(shared, weights: w, pair: pair)
-        assertClose(prod(try refactorisedProduct(shared, weights: w, pair: pair, factored: true)), exact, accuracy: 1e-4)
+        let exact = try weightedProduct(shared, weights: w, pair: pair)
+        assertClose(try prod(try refactorisedProduct(shared, weights: w, pair: pair, factored: true)), exact, accuracy: 1e-4)
     }
 
     func testLoRAFedAvgStrategyInProductModeStepsToExactMean() throws {

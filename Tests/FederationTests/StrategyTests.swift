@@ -131,12 +131,15 @@ final class StrategyTests: XCTestCase {
         }
         guard case .applied = median.closeRound(&global) else { return XCTFail("not applied") }
         XCTAssertEqual(global.parameters, [2, 2])
-        XCTAssertEqual(coordinateMedian([[1], [3], [5], [100]]), [4])
+        XCTAssertEqual(try coordinateMedian([[1], [3], [5], [100]]), [4])
+        XCTAssertThrowsError(try coordinateMedian([[1, 2], [3]])) {
+            XCTAssertEqual($0 as? UpdateRejection, .wrongLength(expected: 2, actual: 1))
+        }
     }
 
     func testTrimmedMeanDropsExtremesPerCoordinate() throws {
-        XCTAssertEqual(trimmedMean([[1], [2], [3], [4], [100]], trimFraction: 0.2), [3])
-        XCTAssertEqual(trimmedMean([[1], [2], [3], [4], [100]], trimFraction: 0), [22])
+        XCTAssertEqual(try trimmedMean([[1], [2], [3], [4], [100]], trimFraction: 0.2), [3])
+        XCTAssertEqual(try trimmedMean([[1], [2], [3], [4], [100]], trimFraction: 0), [22])
         var global = flatGlobal([0])
         var rule = TrimmedMean(trimFraction: 0.25)
         for (i, v) in [-50, 1, 3, 90].enumerated() {
@@ -162,13 +165,14 @@ final class StrategyTests: XCTestCase {
         XCTAssertEqual(schedule.cloudRounds, 1)
     }
 
-    func testHierarchicalCombineAtBothTiersEqualsFlatFedAvg() {
-        let edge1 = hierarchicalCombine([WeightedModel(parameters: [1, 0], samples: 1), WeightedModel(parameters: [0, 1], samples: 3)])
-        let edge2 = hierarchicalCombine([WeightedModel(parameters: [1, 1], samples: 4)])
+    func testHierarchicalCombineAtBothTiersEqualsFlatFedAvg() throws {
+        let edge1 = try hierarchicalCombine([WeightedModel(parameters: [1, 0], samples: 1), WeightedModel(parameters: [0, 1], samples: 3)])
+        let edge2 = try hierarchicalCombine([WeightedModel(parameters: [1, 1], samples: 4)])
         assertClose(edge1.parameters, [0.25, 0.75], accuracy: 1e-6)
         XCTAssertEqual(edge1.samples, 4)
-        let cloud = hierarchicalCombine([edge1, edge2])
+        let cloud = try hierarchicalCombine([edge1, edge2])
         assertClose(cloud.parameters, [0.625, 0.875], accuracy: 1e-6)
         XCTAssertEqual(cloud.samples, 8)
+        XCTAssertThrowsError(try hierarchicalCombine([edge1, WeightedModel(parameters: [1], samples: 1)]))
     }
 }

@@ -18,6 +18,7 @@ public struct CFLBipartition: ClusteringMethod {
     }
 
     public func cluster(_ points: [[Float]]) -> Clustering {
+        let points = rectangular(points)
         let n = points.count
         guard n > 0 else { return Clustering(labels: [], score: 0) }
         let cos = cosineSimilarityMatrix(points)

@@ -31,7 +31,7 @@ public protocol ClusteringMethod: Sendable {
 
 /// Cosine similarities between rows, row-major n×n (a zero row has similarity 0 to everything).
 public func cosineSimilarityMatrix(_ points: [[Float]]) -> [Double] {
-    let unit = points.map(unitVector)
+    let unit = rectangular(points).map(unitVector)
     let n = unit.count
     guard n > 0, let d = unit.first?.count else { return [] }
     // Gram matrix of the normalised rows: one sgemm.
@@ -45,6 +45,12 @@ public func cosineSimilarityMatrix(_ points: [[Float]]) -> [Double] {
         }
     }
     return gram.map { Double(min(1, max(-1, $0))) }
+}
+
+/// Rows zero-padded to the longest row, so ragged input from the wire cannot read out of bounds.
+public func rectangular(_ points: [[Float]]) -> [[Float]] {
+    let d = points.map(\.count).max() ?? 0
+    return points.map { $0.count == d ? $0 : $0 + [Float](repeating: 0, count: d - $0.count) }
 }
 
 /// x / ||x|| (zero stays zero).
@@ -81,6 +87,7 @@ public func silhouette(labels: [Int], distances dist: [Double]) -> Double {
 /// Rows minus their mean. Devices in different domains share a large common update (they all learn the language);
 /// removing it leaves the domain-specific directions that clustering should see.
 public func centered(_ points: [[Float]]) -> [[Float]] {
+    let points = rectangular(points)
     guard let d = points.first?.count else { return points }
     var mean = [Float](repeating: 0, count: d)
     for p in points where p.count == d { VectorMath.axpy(1 / Float(points.count), p, &mean) }

@@ -17,6 +17,7 @@ public struct SilhouetteKMeans: ClusteringMethod {
     }
 
     public func cluster(_ points: [[Float]]) -> Clustering {
+        let points = rectangular(points)
         let n = points.count
         guard n > 2 else { return Clustering(labels: [Int](repeating: 0, count: n), score: 0) }
         let cos = cosineSimilarityMatrix(points)

@@ -5,7 +5,7 @@ public struct TopKCodec: UpdateCodec {
     public let id: UInt8 = 3
     public var fraction: Double
 
-    public init(fraction: Double) { self.fraction = min(1, max(0, fraction)) }
+    public init(fraction: Double) { self.fraction = fraction.isFinite ? min(1, max(0, fraction)) : 1 }
 
     public func keptCount(of n: Int) -> Int {
         n == 0 ? 0 : min(n, max(1, Int((fraction * Double(n)).rounded(.up))))

@@ -34,8 +34,19 @@ enum VectorMath {
     }
 }
 
+/// Throws `.wrongLength` unless every vector has the first one's length (inputs to the public combines).
+func requireEqualLengths(_ vectors: [[Float]]) throws(UpdateRejection) {
+    guard let n = vectors.first?.count else { return }
+    for v in vectors where v.count != n { throw .wrongLength(expected: n, actual: v.count) }
+}
+
 /// Σ wᵢ·xᵢ over equal-length vectors (FedAvg's combine at any tier). Weights are used as given.
-public func weightedSum(_ vectors: [[Float]], weights: [Double]) -> [Float] {
+public func weightedSum(_ vectors: [[Float]], weights: [Double]) throws(UpdateRejection) -> [Float] {
+    try requireEqualLengths(vectors)
+    return uncheckedWeightedSum(vectors, weights: weights)
+}
+
+func uncheckedWeightedSum(_ vectors: [[Float]], weights: [Double]) -> [Float] {
     guard let first = vectors.first else { return [] }
     var out = [Float](repeating: 0, count: first.count)
     for (v, w) in zip(vectors, weights) { VectorMath.axpy(Float(w), v, &out) }

@@ -35,7 +35,7 @@ public func aggregateLoRA(_ adapters: [[Float]], weights: [Double], layout: Para
     guard global.count == layout.count else { throw .wrongLength(expected: layout.count, actual: global.count) }
     for a in adapters where a.count != layout.count { throw .wrongLength(expected: layout.count, actual: a.count) }
     guard !adapters.isEmpty else { return global }
-    var out = weightedSum(adapters, weights: weights)
+    var out = uncheckedWeightedSum(adapters, weights: weights)
     if mode == .naive { return out }
     let pairs: [LoRAPair]
     do { pairs = try layout.loraPairs() } catch { throw .layout(error) }
@@ -45,7 +45,7 @@ public func aggregateLoRA(_ adapters: [[Float]], weights: [Double], layout: Para
             for i in p.aRange { out[i] = global[i] }
         case .productSVD where p.rank > 0 && p.outFeatures > 0 && p.inFeatures > 0:
             let (b, a): ([Float], [Float])
-            do { (b, a) = try refactorisedProduct(adapters, weights: weights, pair: p) } catch { throw .svd(error) }
+            (b, a) = try refactorisedProduct(adapters, weights: weights, pair: p)
             out.replaceSubrange(p.bRange, with: b)
             out.replaceSubrange(p.aRange, with: a)
         case .naive, .productSVD:
@@ -56,7 +56,18 @@ public func aggregateLoRA(_ adapters: [[Float]], weights: [Double], layout: Para
 }
 
 /// Σ wᵢ·Bᵢ·Aᵢ for one pair, row-major out×in.
-public func weightedProduct(_ adapters: [[Float]], weights: [Double], pair p: LoRAPair) -> [Float] {
+/// Throws `.wrongLength` when an adapter is too short for the pair's ranges.
+public func weightedProduct(_ adapters: [[Float]], weights: [Double], pair p: LoRAPair) throws(LoRAAggregationError) -> [Float] {
+    try requireCovers(adapters, p)
+    return uncheckedWeightedProduct(adapters, weights: weights, pair: p)
+}
+
+func requireCovers(_ adapters: [[Float]], _ p: LoRAPair) throws(LoRAAggregationError) {
+    let need = max(p.aRange.upperBound, p.bRange.upperBound)
+    for a in adapters where a.count < need { throw .wrongLength(expected: need, actual: a.count) }
+}
+
+func uncheckedWeightedProduct(_ adapters: [[Float]], weights: [Double], pair p: LoRAPair) -> [Float] {
     var dw = [Float](repeating: 0, count: p.outFeatures * p.inFeatures)
     guard p.rank > 0, !dw.isEmpty else { return dw }
     for (x, w) in zip(adapters, weights) {
@@ -80,11 +91,11 @@ public func naiveProductGap(_ adapters: [[Float]], weights: [Double], layout: Pa
     guard !adapters.isEmpty else { return 0 }
     let pairs: [LoRAPair]
     do { pairs = try layout.loraPairs() } catch { throw .layout(error) }
-    let mean = weightedSum(adapters, weights: weights)
+    let mean = uncheckedWeightedSum(adapters, weights: weights)
     var diff2 = 0.0, ref2 = 0.0
     for p in pairs {
-        let exact = weightedProduct(adapters, weights: weights, pair: p)
-        let naive = weightedProduct([mean], weights: [1], pair: p)
+        let exact = uncheckedWeightedProduct(adapters, weights: weights, pair: p)
+        let naive = uncheckedWeightedProduct([mean], weights: [1], pair: p)
         for i in 0..<exact.count {
             let d = Double(naive[i]) - Double(exact[i])
             diff2 += d * d

@@ -7,14 +7,20 @@ import COpenBLAS
 /// Rank-r factors (B' out×r, A' r×in) of the best rank-r approximation of Σ wᵢ·Bᵢ·Aᵢ.
 /// `factored` nil chooses the factored path when n·r < min(out, in).
 public func refactorisedProduct(_ adapters: [[Float]], weights: [Double], pair p: LoRAPair,
-                                factored: Bool? = nil) throws(SVDError) -> (b: [Float], a: [Float]) {
+                                factored: Bool? = nil) throws(LoRAAggregationError) -> (b: [Float], a: [Float]) {
+    try requireCovers(adapters, p)
+    do { return try refactorise(adapters, weights: weights, pair: p, factored: factored) } catch { throw .svd(error) }
+}
+
+private func refactorise(_ adapters: [[Float]], weights: [Double], pair p: LoRAPair,
+                         factored: Bool?) throws(SVDError) -> (b: [Float], a: [Float]) {
     let r = p.rank, out = p.outFeatures, inF = p.inFeatures
     let m = adapters.count * r
     guard m > 0, out > 0, inF > 0 else {
         return ([Float](repeating: 0, count: out * r), [Float](repeating: 0, count: r * inF))
     }
     if !(factored ?? (m < min(out, inF))) {
-        let dw = weightedProduct(adapters, weights: weights, pair: p)
+        let dw = uncheckedWeightedProduct(adapters, weights: weights, pair: p)
         return try SingularValueDecomposition(dw, rows: out, cols: inF).loraFactors(rank: r)
     }
     var pm = [Float](repeating: 0, count: out * m)   // P, row-major out×m

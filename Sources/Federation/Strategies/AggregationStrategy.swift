@@ -51,8 +51,9 @@ extension AggregationStrategy {
 
 /// Seeded choice of ⌈fraction·n⌉ devices (at least `minimum`) per round.
 public func sampleDevices(_ available: [String], fraction: Double, minimum: Int, seed: UInt64, round: UInt64) -> [String] {
-    var pool = available.sorted()
-    let want = min(pool.count, max(minimum, Int((fraction * Double(pool.count)).rounded(.up))))
+    var pool = Array(Set(available)).sorted()
+    let f = fraction.isFinite ? min(1, max(0, fraction)) : 1
+    let want = min(pool.count, max(minimum, Int((f * Double(pool.count)).rounded(.up))))
     var rng = SeededRandom(seed: seed, stream: round)
     // Partial Fisher–Yates: the first `want` slots are a uniform sample.
     for i in 0..<want {

@@ -18,14 +18,19 @@ public struct CoordinateMedian: AggregationStrategy {
     public mutating func closeRound(_ global: inout GlobalModel) -> RoundOutcome {
         let n = pending.updates.count
         guard n >= max(1, quorum) else { return .belowQuorum(received: n, required: max(1, quorum)) }
-        let step = coordinateMedian(pending.updates.map(\.delta))
+        let step = uncheckedCoordinateMedian(pending.updates.map(\.delta))
         let w = [Double](repeating: 1 / Double(n), count: n)
         return .applied(pending.apply(step: step, weights: w, to: &global))
     }
 }
 
 /// Median of each coordinate (mean of the two middle values when n is even).
-public func coordinateMedian(_ vectors: [[Float]]) -> [Float] {
+public func coordinateMedian(_ vectors: [[Float]]) throws(UpdateRejection) -> [Float] {
+    try requireEqualLengths(vectors)
+    return uncheckedCoordinateMedian(vectors)
+}
+
+func uncheckedCoordinateMedian(_ vectors: [[Float]]) -> [Float] {
     guard let d = vectors.first?.count else { return [] }
     let n = vectors.count
     var out = [Float](repeating: 0, count: d)

@@ -36,7 +36,7 @@ public struct FedAvg: AggregationStrategy {
             return .belowQuorum(received: pending.updates.count, required: max(1, quorum))
         }
         let weights = sampleWeights(pending.updates.map(\.samples))
-        let step = weightedSum(pending.updates.map(\.delta), weights: weights)
+        let step = uncheckedWeightedSum(pending.updates.map(\.delta), weights: weights)
         return .applied(pending.apply(step: step, weights: weights, to: &global))
     }
 

@@ -15,7 +15,13 @@ public struct HierarchicalSchedule: Sendable, Equatable {
     /// After local round t (t ≥ 1), do edges aggregate?
     public func edgeAggregates(afterLocalRound t: Int) -> Bool { t > 0 && t % kappa1 == 0 }
     /// After local round t, does the cloud aggregate (right after the edges do)?
-    public func cloudAggregates(afterLocalRound t: Int) -> Bool { t > 0 && t % (kappa1 * kappa2) == 0 }
+    public func cloudAggregates(afterLocalRound t: Int) -> Bool { t > 0 && t % cloudPeriod == 0 }
+
+    /// κ1·κ2 local rounds (saturating, so absurd configs cannot overflow).
+    public var cloudPeriod: Int {
+        let (p, overflow) = kappa1.multipliedReportingOverflow(by: kappa2)
+        return overflow ? Int.max : p
+    }
 
     public struct Step: Sendable, Equatable {
         public var localRound: Int
@@ -43,8 +49,9 @@ public struct WeightedModel: Sendable, Equatable {
 
 /// HierFAVG's combine at either tier: the sample-weighted mean, carrying the total samples upward.
 /// Edge: devices' models → edge model. Cloud: edge models (weighted by their devices' samples) → global.
-public func hierarchicalCombine(_ models: [WeightedModel]) -> WeightedModel {
+/// Throws `.wrongLength` when the models differ in length.
+public func hierarchicalCombine(_ models: [WeightedModel]) throws(UpdateRejection) -> WeightedModel {
     let w = sampleWeights(models.map(\.samples))
-    return WeightedModel(parameters: weightedSum(models.map(\.parameters), weights: w),
+    return WeightedModel(parameters: try weightedSum(models.map(\.parameters), weights: w),
                          samples: models.reduce(0) { $0 + $1.samples })
 }
