@@ -28,8 +28,8 @@ private typealias SgesddFn = @convention(c) (
     UnsafePointer<Int32>, UnsafeMutablePointer<Float>, UnsafePointer<Int32>, UnsafeMutablePointer<Int32>,
     UnsafeMutablePointer<Int32>, Int) -> Void
 
-// Safe: written once at load, then read-only; a C function pointer holds no state.
-nonisolated(unsafe) private let sgesdd: SgesddFn? = {
+// Looked up once; a C function pointer is Sendable.
+private let sgesdd: SgesddFn? = {
     guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sgesdd_") else { return nil }
     return unsafeBitCast(sym, to: SgesddFn.self)
 }()
