@@ -1,1 +1,0 @@
-// Federation: see DESIGN.md.

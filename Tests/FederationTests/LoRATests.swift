@@ -1,0 +1,130 @@
+import Federation
+import XCTest
+
+final class LoRATests: XCTestCase {
+    // One adapted projection (r = 2, in = 5, out = 6) plus a plain bias.
+    let layout = try! ParameterLayout(entries: [
+        (name: "base_model.model.transformer.h.0.attn.c_attn.lora_A.weight", shape: [2, 5]),
+        (name: "base_model.model.transformer.h.0.attn.c_attn.lora_B.weight", shape: [6, 2]),
+        (name: "transformer.h.0.ln_1.bias", shape: [3]),
+    ])
+
+    func adapter(a: [Float], b: [Float], bias: [Float]) -> [Float] { a + b + bias }
+
+    func product(_ x: [Float]) throws -> [Float] {
+        let p = try layout.loraPairs()[0]
+        return try weightedProduct([x], weights: [1], pair: p)
+    }
+
+    func testFindsPEFTLoRAPairs() throws {
+        let pairs = try layout.loraPairs()
+        XCTAssertEqual(pairs.count, 1)
+        XCTAssertEqual(pairs[0].prefix, "base_model.model.transformer.h.0.attn.c_attn")
+        XCTAssertEqual(pairs[0].rank, 2)
+        XCTAssertEqual(pairs[0].inFeatures, 5)
+        XCTAssertEqual(pairs[0].outFeatures, 6)
+        XCTAssertEqual(pairs[0].aRange, 0..<10)
+        XCTAssertEqual(pairs[0].bRange, 10..<22)
+        let lonely = try ParameterLayout(entries: [(name: "x.lora_A.weight", shape: [2, 3])])
+        XCTAssertThrowsError(try lonely.loraPairs()) { XCTAssertEqual($0 as? LayoutError, .missingLoRAPartner(name: "x.lora_A.weight")) }
+        let bad = try ParameterLayout(entries: [(name: "x.lora_A.weight", shape: [2, 3]), (name: "x.lora_B.weight", shape: [4, 3])])
+        XCTAssertThrowsError(try bad.loraPairs())
+    }
+
+    func testSVDReconstructsMatrix() throws {
+        let m = randomVector(4 * 3, seed: 3)
+        let svd = try SingularValueDecomposition(m, rows: 4, cols: 3)
+        XCTAssertEqual(svd.k, 3)
+        XCTAssertGreaterThanOrEqual(svd.s[0], svd.s[1])
+        let (b, a) = svd.loraFactors(rank: 3)
+        var r = [Float](repeating: 0, count: 12)
+        for i in 0..<4 { for j in 0..<3 { for t in 0..<3 { r[i * 3 + j] += b[i * 3 + t] * a[t * 3 + j] } } }
+        assertClose(r, m, accuracy: 1e-5)
+    }
+
+    func testNaiveDiffersFromExactProductMean() throws {
+        let x1 = adapter(a: randomVector(10, seed: 1), b: randomVector(12, seed: 2), bias: [1, 2, 3])
+        let x2 = adapter(a: randomVector(10, seed: 3), b: randomVector(12, seed: 4), bias: [3, 2, 1])
+        let w = [0.5, 0.5]
+        let gap = try naiveProductGap([x1, x2], weights: w, layout: layout)
+        XCTAssertGreaterThan(gap, 0.1)
+        let naive = try aggregateLoRA([x1, x2], weights: w, layout: layout, mode: .naive, global: x1)
+        let exact = try weightedProduct([x1, x2], weights: w, pair: try layout.loraPairs()[0])
+        let naiveProduct = try product(naive)
+        let diff = zip(naiveProduct, exact).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(diff, 0.05)
+        assertClose(Array(naive[22...]), [2, 2, 2], accuracy: 1e-6)
+    }
+
+    func testFrozenSharedAEqualsMeanOfProductsExactly() throws {
+        let sharedA = randomVector(10, seed: 7)
+        let global = adapter(a: sharedA, b: [Float](repeating: 0, count: 12), bias: [0, 0, 0])
+        let x1 = adapter(a: sharedA, b: randomVector(12, seed: 8), bias: [1, 1, 1])
+        let x2 = adapter(a: sharedA, b: randomVector(12, seed: 9), bias: [3, 3, 3])
+        let w = [0.25, 0.75]
+        let ffa = try aggregateLoRA([x1, x2], weights: w, layout: layout, mode: .frozenA, global: global)
+        assertClose(Array(ffa[0..<10]), sharedA, accuracy: 0)
+        let exact = try weightedProduct([x1, x2], weights: w, pair: try layout.loraPairs()[0])
+        assertClose(try product(ffa), exact, accuracy: 1e-5)
+        XCTAssertEqual(try naiveProductGap([x1, x2], weights: w, layout: layout), 0, accuracy: 1e-6)
+        assertClose(Array(ffa[22...]), [2.5, 2.5, 2.5], accuracy: 1e-6)
+    }
+
+    func testProductSVDIsExactWhenSumFitsRank() throws {
+        // Aᵢ = Rᵢ·A0 share a row space, so rank(Σ wᵢBᵢAᵢ) ≤ r = 2 although the Aᵢ differ.
+        let a0 = randomVector(10, seed: 1)
+        func mix(_ r: [Float]) -> [Float] {
+            var out = [Float](repeating: 0, count: 10)
+            for i in 0..<2 {
+                for j in 0..<5 {
+                    let first: Float = r[i * 2] * a0[j]
+                    out[i * 5 + j] = first + r[i * 2 + 1] * a0[5 + j]
+                }
+            }
+            return out
+        }
+        let x1 = adapter(a: mix([1, 2, 0, 1]), b: randomVector(12, seed: 5), bias: [0, 0, 0])
+        let x2 = adapter(a: mix([0.5, -1, 3, 0.2]), b: randomVector(12, seed: 6), bias: [0, 0, 0])
+        let x3 = adapter(a: mix([-2, 0.3, 1, 1]), b: randomVector(12, seed: 7), bias: [0, 0, 0])
+        let w = [0.2, 0.3, 0.5]
+        let exact = try weightedProduct([x1, x2, x3], weights: w, pair: try layout.loraPairs()[0])
+        let svd = try aggregateLoRA([x1, x2, x3], weights: w, layout: layout, mode: .productSVD, global: x1)
+        assertClose(try product(svd), exact, accuracy: 1e-4)
+        let naive = try aggregateLoRA([x1, x2, x3], weights: w, layout: layout, mode: .naive, global: x1)
+        let naiveError = zip(try product(naive), exact).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertGreaterThan(naiveError, 0.05)
+    }
+
+    func testFactoredRefactorisationMatchesDirectSVD() throws {
+        let big = try ParameterLayout(entries: [(name: "m.lora_A.weight", shape: [2, 10]), (name: "m.lora_B.weight", shape: [12, 2])])
+        let pair = try big.loraPairs()[0]
+        let xs = (0..<3).map { randomVector(big.count, seed: UInt64(40 + $0)) }
+        let w = [0.5, 0.3, 0.2]
+        func prod(_ f: (b: [Float], a: [Float])) throws -> [Float] { try weightedProduct([f.a + f.b], weights: [1], pair: pair) }
+        let direct = try refactorisedProduct(xs, weights: w, pair: pair, factored: false)
+        let factored = try refactorisedProduct(xs, weights: w, pair: pair, factored: true)
+        assertClose(try prod(factored), try prod(direct), accuracy: 1e-4)
+        XCTAssertThrowsError(try weightedProduct([[1, 2]], weights: [1], pair: pair))
+        // Rank-r sum (all Aᵢ equal): the factored path is exact too.
+        let shared = xs.map { Array(xs[0][0..<20]) + Array($0[20...]) }
+        let exact = try weightedProduct(shared, weights: w, pair: pair)
+        assertClose(try prod(try refactorisedProduct(shared, weights: w, pair: pair, factored: true)), exact, accuracy: 1e-4)
+    }
+
+    func testLoRAFedAvgStrategyInProductModeStepsToExactMean() throws {
+        let a0 = randomVector(10, seed: 1)
+        var global = GlobalModel(layout: layout, parameters: adapter(a: a0, b: [Float](repeating: 0, count: 12), bias: [0, 0, 0]))
+        var strategy = LoRAFedAvg(mode: .frozenA)
+        let b1 = randomVector(12, seed: 2), b2 = randomVector(12, seed: 3)
+        let start = global.parameters
+        _ = try strategy.submit(ModelUpdate(device: "a", samples: 1, baseVersion: 0,
+                                            delta: [Float](repeating: 0.1, count: 10) + b1 + [0, 0, 0]), to: &global)
+        _ = try strategy.submit(ModelUpdate(device: "b", samples: 1, baseVersion: 0,
+                                            delta: [Float](repeating: 0, count: 10) + b2 + [2, 2, 2]), to: &global)
+        guard case .applied = strategy.closeRound(&global) else { return XCTFail("not applied") }
+        assertClose(Array(global.parameters[0..<10]), Array(start[0..<10]), accuracy: 0, "A stays frozen")
+        assertClose(Array(global.parameters[10..<22]), zip(b1, b2).map { 0.5 * ($0 + $1) }, accuracy: 1e-6)
+        assertClose(Array(global.parameters[22...]), [1, 1, 1], accuracy: 1e-6)
+        XCTAssertEqual(strategy.name, "lora_fedavg_frozenA")
+    }
+}
