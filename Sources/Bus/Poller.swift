@@ -11,7 +11,9 @@ public struct Poller {
 
     /// Watches `socket` for incoming messages; returns its index for `isReadable`.
     @discardableResult
+    /// A closed socket is never reported ready.
     public mutating func add(_ socket: Socket) -> Int {
+        guard socket.rawHandle != nil else { return add(fd: -1) }
         items.append(zmq_pollitem_t(socket: socket.rawHandle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0))
         sockets.append(socket)
         return items.count - 1

@@ -26,11 +26,14 @@ public final class RequestClient: @unchecked Sendable {  // safe: mutable state 
         socket = try Socket(.dealer, context: context)
         try socket.set(.routingId(Array(sender.utf8)))
         try socket.connect(endpoint)
-        loop.add(socket) { [unowned self] _, frames in try self.receive(frames) }
+        loop.add(socket) { [weak self] _, frames in try self?.receive(frames) }
         loop.start()
     }
 
-    deinit { incomingContinuation.finish() }
+    deinit {
+        loop.stop()
+        incomingContinuation.finish()
+    }
 
     /// Sends `body` and waits for the reply.
     public func request(_ body: Body, timeout: Duration = .seconds(5)) async throws -> Envelope {

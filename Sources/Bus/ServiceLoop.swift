@@ -190,6 +190,7 @@ public final class ServiceLoop: @unchecked Sendable {  // safe: mutable state is
 
             var poller = Poller()
             poller.add(fd: wakeRead)
+            entries.removeAll { $0.socket.isClosed }  // closed behind our back: stop polling it
             let polled = entries
             for e in polled { poller.add(e.socket) }
             let timeout = nextTimeoutMilliseconds()

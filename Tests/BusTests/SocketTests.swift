@@ -19,6 +19,10 @@ enum Transport: CaseIterable {
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 func text(_ b: [UInt8]) -> String { String(decoding: b, as: UTF8.self) }
 
+func removeIPCFile(_ endpoint: String) {
+    if endpoint.hasPrefix("ipc://") { try? FileManager.default.removeItem(atPath: String(endpoint.dropFirst(6))) }
+}
+
 final class SocketTests: XCTestCase {
     /// PUB/SUB drops messages until the subscription has reached the publisher: publish probes until one arrives.
     private func waitForSubscription(_ pub: Socket, _ sub: Socket, probe: String) throws {
@@ -37,6 +41,7 @@ final class SocketTests: XCTestCase {
         for transport in Transport.allCases {
             let pub = try Socket(.pub)
             let endpoint = try pub.bind(transport.endpoint())
+            defer { removeIPCFile(endpoint) }
             let sub = try Socket(.sub)
             try sub.subscribe("model/1/")
             try sub.connect(endpoint)
@@ -59,6 +64,7 @@ final class SocketTests: XCTestCase {
         for transport in Transport.allCases {
             let router = try Socket(.router)
             let endpoint = try router.bind(transport.endpoint())
+            defer { removeIPCFile(endpoint) }
             if transport == .tcp { XCTAssertTrue(endpoint.hasPrefix("tcp://127.0.0.1:") && !endpoint.hasSuffix(":0"), endpoint) }
             let dealers = try ["dev-1", "dev-2"].map { id -> Socket in
                 let d = try Socket(.dealer)
