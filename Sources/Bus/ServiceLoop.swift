@@ -12,7 +12,25 @@ import Foundation
 /// - `stop()` closes every socket that was added.
 ///
 /// A service is a `final class` whose state only its loop touches; mark it `@unchecked Sendable` with
-/// that reason, and reach it from async code through `loop.perform { ... }`.
+/// that reason, and reach it from async code through `loop.perform { ... }`:
+///
+///     final class Manager: @unchecked Sendable {  // safe: state only touched on `loop`
+///         let loop = ServiceLoop(name: "cluster-manager")
+///         var live = PeerLiveness<[UInt8]>()
+///         init(endpoint: String) throws {
+///             let router = try Socket(.router)
+///             try router.set(.routerMandatory(true))
+///             try router.bind(endpoint)
+///             loop.add(router) { [weak self] socket, frames in          // [peer id, envelope frames...]
+///                 let env = try Envelope.decode(received: frames, prefixCount: 1)
+///                 self?.live.heard(from: frames[0])
+///                 try socket.send(Envelope(sender: "cm", replyTo: env.seq, body: ...), prefix: [frames[0]])
+///             }
+///             loop.every(.seconds(1)) { [weak self] in _ = self?.live.expire() }
+///             loop.start()
+///         }
+///         func memberCount() async throws -> Int { try await loop.perform { self.live.peers.count } }
+///     }
 public final class ServiceLoop: @unchecked Sendable {  // safe: mutable state is loop-confined or behind `lock`
     public typealias Handler = (Socket, [[UInt8]]) throws -> Void
 

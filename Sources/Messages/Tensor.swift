@@ -56,7 +56,10 @@ public struct Tensor: Sendable, Equatable {
     public init(name: String, shape: [Int], quantizing floats: [Float]) {
         let maxAbs = floats.reduce(Float(0)) { Swift.max($0, abs($1)) }
         let scale = maxAbs > 0 && maxAbs.isFinite ? maxAbs / 127 : 1
-        let q = floats.map { UInt8(bitPattern: Int8(Swift.max(-127, Swift.min(127, ($0 / scale).rounded())))) }
+        let q = floats.map { x -> UInt8 in
+            let v = (x / scale).rounded()
+            return UInt8(bitPattern: v.isNaN ? 0 : Int8(Swift.max(-127, Swift.min(127, v))))
+        }
         self.init(name: name, shape: shape, dtype: .int8, scale: scale, bytes: q)
     }
 

@@ -59,3 +59,12 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(try a.hidden?.floats(), values)
     }
 }
+
+final class TensorConstructionTests: XCTestCase {
+    func testQuantizingNonFiniteValuesDoesNotTrap() throws {
+        let t = Tensor(name: "q", shape: [3], quantizing: [.nan, 1, -.infinity])
+        XCTAssertEqual(t.bytes.count, 3)
+        XCTAssertEqual(Int8(bitPattern: t.bytes[0]), 0)
+        XCTAssertEqual(Int8(bitPattern: t.bytes[2]), -127)
+    }
+}
