@@ -3546,7 +3546,7 @@ const ProtobufCMessageDescriptor fi__v1__inference_error__descriptor =
   (ProtobufCMessageInit) fi__v1__inference_error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[22] =
+static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[23] =
 {
   {
     "version",
@@ -3591,6 +3591,18 @@ static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[22] =
     PROTOBUF_C_TYPE_UINT64,
     0,   /* quantifier_offset */
     offsetof(Fi__V1__Envelope, timestamp_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reply_to",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Envelope, reply_to),
     NULL,
     NULL,
     0,             /* flags */
@@ -3814,37 +3826,38 @@ static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[22] =
   },
 };
 static const unsigned fi__v1__envelope__field_indices_by_name[] = {
-  14,   /* field[14] = ack */
-  19,   /* field[19] = activation */
-  7,   /* field[7] = assignment */
-  8,   /* field[8] = cluster_map */
-  21,   /* field[21] = error */
-  15,   /* field[15] = eval_request */
-  16,   /* field[16] = eval_result */
-  5,   /* field[5] = heartbeat */
-  18,   /* field[18] = infer_request */
-  6,   /* field[6] = leave */
-  11,   /* field[11] = model */
-  12,   /* field[12] = model_request */
-  4,   /* field[4] = register */
-  10,   /* field[10] = round */
+  15,   /* field[15] = ack */
+  20,   /* field[20] = activation */
+  8,   /* field[8] = assignment */
+  9,   /* field[9] = cluster_map */
+  22,   /* field[22] = error */
+  16,   /* field[16] = eval_request */
+  17,   /* field[17] = eval_result */
+  6,   /* field[6] = heartbeat */
+  19,   /* field[19] = infer_request */
+  7,   /* field[7] = leave */
+  12,   /* field[12] = model */
+  13,   /* field[13] = model_request */
+  5,   /* field[5] = register */
+  4,   /* field[4] = reply_to */
+  11,   /* field[11] = round */
   1,   /* field[1] = sender */
   2,   /* field[2] = seq */
-  9,   /* field[9] = snapshot_request */
-  17,   /* field[17] = telemetry */
+  10,   /* field[10] = snapshot_request */
+  18,   /* field[18] = telemetry */
   3,   /* field[3] = timestamp_us */
-  20,   /* field[20] = token */
-  13,   /* field[13] = update */
+  21,   /* field[21] = token */
+  14,   /* field[14] = update */
   0,   /* field[0] = version */
 };
 static const ProtobufCIntRange fi__v1__envelope__number_ranges[5 + 1] =
 {
   { 1, 0 },
-  { 10, 4 },
-  { 20, 10 },
-  { 30, 17 },
-  { 40, 18 },
-  { 0, 22 }
+  { 10, 5 },
+  { 20, 11 },
+  { 30, 18 },
+  { 40, 19 },
+  { 0, 23 }
 };
 const ProtobufCMessageDescriptor fi__v1__envelope__descriptor =
 {
@@ -3854,7 +3867,7 @@ const ProtobufCMessageDescriptor fi__v1__envelope__descriptor =
   "Fi__V1__Envelope",
   "fi.v1",
   sizeof(Fi__V1__Envelope),
-  22,
+  23,
   fi__v1__envelope__field_descriptors,
   fi__v1__envelope__field_indices_by_name,
   5,  fi__v1__envelope__number_ranges,

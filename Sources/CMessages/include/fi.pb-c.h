@@ -647,6 +647,10 @@ struct  Fi__V1__Envelope
   char *sender;
   uint64_t seq;
   uint64_t timestamp_us;
+  /*
+   * seq of the request this answers; 0 = not a reply
+   */
+  uint64_t reply_to;
   Fi__V1__Envelope__BodyCase body_case;
   union {
     Fi__V1__Register *register_;
@@ -671,7 +675,7 @@ struct  Fi__V1__Envelope
 };
 #define FI__V1__ENVELOPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__envelope__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, 0, 0, FI__V1__ENVELOPE__BODY__NOT_SET, {0} }
+    , 0, (char *)protobuf_c_empty_string, 0, 0, 0, FI__V1__ENVELOPE__BODY__NOT_SET, {0} }
 
 
 /* Fi__V1__Tensor methods */

@@ -18,6 +18,8 @@ struct FI: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, each against a baseline measured in the same run.",
-        subcommands: []
+        subcommands: [
+            BenchBus.self,
+        ]
     )
 }

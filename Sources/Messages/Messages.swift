@@ -1,1 +1,0 @@
-// Messages: see DESIGN.md.
