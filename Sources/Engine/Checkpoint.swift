@@ -139,3 +139,8 @@ func makeDirectory(_ url: URL) throws(EngineError) {
         throw .io(file: url.path, detail: "cannot create directory (\(error.localizedDescription))")
     }
 }
+
+/// So command-line tools print the description rather than the enum case.
+extension EngineError: LocalizedError {
+    public var errorDescription: String? { description }
+}

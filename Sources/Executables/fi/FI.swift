@@ -8,6 +8,8 @@ struct FI: AsyncParsableCommand {
         abstract: "Federated Intelligence: federated LoRA fine-tuning and split inference at the edge.",
         subcommands: [
             Bench.self,
+            Eval.self,
+            Pretrain.self,
         ]
     )
 }
@@ -16,6 +18,8 @@ struct FI: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks, each against a baseline measured in the same run.",
-        subcommands: []
+        subcommands: [
+            BenchEngine.self,
+        ]
     )
 }
