@@ -47,7 +47,7 @@ public enum EngineBenchmark {
     }
 
     /// Runs the benchmark; `log` receives progress lines.
-    public static func run(steps: Int = 0, log: (String) -> Void = { _ in }) throws(EngineError) -> Report {
+    public static func run(steps: Int = 0, only: Set<String>? = nil, log: (String) -> Void = { _ in }) throws(EngineError) -> Report {
         let peak = sgemmPeak()
         log(String(format: "cblas_sgemm peak: %.1f GFLOP/s", peak))
         var rows: [Row] = []
@@ -56,7 +56,7 @@ public enum EngineBenchmark {
             ("small (4L×256, byte)", .small, 10, true),
             ("gpt2-small (124M)", .gpt2Small, 3, false),
         ]
-        for (name, config, defaultSteps, full) in configs {
+        for (name, config, defaultSteps, full) in configs where only?.contains(where: { name.hasPrefix($0) }) ?? true {
             let n = steps > 0 ? steps : defaultSteps
             let B = 4, T = min(128, config.contextLength)
             let model = try GPT2(config: config, seed: 1)

@@ -32,7 +32,7 @@ public final class GPT2 {
 
     public var parameterCount: Int { layout.count }
 
-    /// All base parameters as one flat vector (layout order).
+    /// All base parameters as one flat vector (layout order). Valid only while the model is alive.
     public var parameters: UnsafeMutableBufferPointer<Float> { params.buffer }
 
     // MARK: LoRA

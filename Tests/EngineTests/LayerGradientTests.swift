@@ -1,3 +1,4 @@
+import Foundation
 import Engine
 import XCTest
 
@@ -141,5 +142,16 @@ final class LayerGradientTests: XCTestCase {
         Layers.embedBackward(&dwte, &dwpe, &dout, tokens, B: B, T: T, C: C)
         XCTAssertEqual(dwte, [0, 0, 1 + 5, 2 + 6, 0, 0, 3, 4])
         XCTAssertEqual(dwpe, [1, 2, 3, 4, 5, 6])
+    }
+}
+
+final class FastTanhTests: XCTestCase {
+    func testFastTanhMatchesLibmWithin1e6() {
+        var worst: Float = 0
+        for i in -2000...2000 {
+            let x = Float(i) / 100
+            worst = max(worst, abs(Layers.fastTanh(x) - tanhf(x)))
+        }
+        XCTAssertLessThan(worst, 1e-6)
     }
 }

@@ -10,8 +10,12 @@ struct BenchEngine: ParsableCommand {
     @Option(help: "Timed training steps per config (0 = defaults: 30 / 10 / 3).")
     var steps = 0
 
+    @Option(help: "Comma-separated config names to run (tiny, small, gpt2); default all.")
+    var only: String?
+
     func run() throws {
-        let report = try EngineBenchmark.run(steps: steps) { print($0) }
+        let names = only.map { Set($0.split(separator: ",").map(String.init)) }
+        let report = try EngineBenchmark.run(steps: steps, only: names) { print($0) }
         // Reference points measured with PyTorch (2 threads) on this machine.
         let reference: [(String, Double)] = [("small (4L×256, byte)", 4600 * 1.5), ("gpt2-small (124M)", 191)]
         for (name, goal) in reference {
