@@ -10,6 +10,8 @@ struct FI: AsyncParsableCommand {
             Bench.self,
             Report.self,
             DataCommand.self,
+            Eval.self,
+            Pretrain.self,
         ]
     )
 }
@@ -20,6 +22,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks, each against a baseline measured in the same run.",
         subcommands: [
             BenchBus.self,
+            BenchEngine.self,
         ]
     )
 }

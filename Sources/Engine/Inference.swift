@@ -1,0 +1,170 @@
+import Foundation
+
+/// Keys and values of past positions for a contiguous range of blocks (one sequence).
+public final class KVCache {
+    public let layers: Range<Int>
+    public let contextLength: Int
+    public let width: Int
+    /// Number of positions written so far.
+    public internal(set) var length = 0
+    let keys: Arena, values: Arena  // [layer][context, C]
+
+    public init(config: GPT2Config, layers: Range<Int>) {
+        self.layers = layers
+        contextLength = config.contextLength
+        width = config.width
+        keys = Arena(count: layers.count * config.contextLength * config.width)
+        values = Arena(count: layers.count * config.contextLength * config.width)
+    }
+
+    public func reset() { length = 0 }
+}
+
+/// How the next token is drawn from the logits.
+public enum Sampling: Sendable, Equatable {
+    case greedy
+    case temperature(Float)
+    case topK(k: Int, temperature: Float)
+}
+
+extension GPT2 {
+    /// Token + position embeddings: hidden [T, C] for tokens at positions startPosition..<startPosition+T.
+    public func embed(tokens: [Int32], startPosition: Int) throws(EngineError) -> [Float] {
+        let C = config.width, T = tokens.count
+        guard startPosition >= 0, startPosition + T <= config.contextLength else {
+            throw .badInput("positions \(startPosition)..<\(startPosition + T) exceed the context \(config.contextLength)")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw .badInput("token id \(bad) outside vocabulary 0..<\(config.vocabSize)")
+        }
+        var out = [Float](repeating: 0, count: T * C)
+        tokens.withUnsafeBufferPointer { tk in
+            out.withUnsafeMutableBufferPointer { o in
+                Layers.embedForward(o.baseAddress!, tk.baseAddress!, p.wte, p.wpe, B: 1, T: T, C: C, start: startPosition)
+            }
+        }
+        return out
+    }
+
+    /// Runs blocks `range` on hidden [T, C] at positions startPosition..<startPosition+T, reading and
+    /// extending `cache` (which must cover `range`). The attached adapter, if any, is applied.
+    public func forwardBlocks(range: Range<Int>, hidden: [Float], cache: KVCache, startPosition: Int) throws(EngineError) -> [Float] {
+        let C = config.width, NH = config.heads
+        guard range.lowerBound >= 0, range.upperBound <= config.layers else {
+            throw .badInput("block range \(range) outside 0..<\(config.layers)")
+        }
+        guard cache.layers.lowerBound <= range.lowerBound, range.upperBound <= cache.layers.upperBound, cache.width == C else {
+            throw .badInput("KV cache covers blocks \(cache.layers) of width \(cache.width), need \(range) of width \(C)")
+        }
+        guard hidden.count % C == 0, !hidden.isEmpty else { throw .badInput("hidden has \(hidden.count) values, not a multiple of width \(C)") }
+        let T = hidden.count / C
+        guard startPosition >= 0, startPosition <= cache.length, startPosition + T <= config.contextLength else {
+            throw .badInput("positions \(startPosition)..<\(startPosition + T) invalid for cache length \(cache.length), context \(config.contextLength)")
+        }
+        let Tk = startPosition + T
+        let r = lora?.config.rank ?? 0
+        let sizes = [T * C, T * 3 * C, T * C, NH * T * Tk, T * 4 * C, T * 4 * C, T * C, T * max(r, 1)]
+        let scratch = Arena(count: sizes.reduce(0, +))
+        var at = scratch.base
+        func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { at += n }; return at }
+        let ln = take(sizes[0]), qkv = take(sizes[1]), atty = take(sizes[2]), att = take(sizes[3])
+        let fch = take(sizes[4]), fchGelu = take(sizes[5]), tmp = take(sizes[6]), u = take(sizes[7])
+        var x = hidden
+        let eps = config.layerNormEpsilon
+        x.withUnsafeMutableBufferPointer { xb in
+            let x = xb.baseAddress!
+            for l in range {
+                let ci = l - cache.layers.lowerBound
+                let kc = cache.keys.base + ci * cache.contextLength * C, vc = cache.values.base + ci * cache.contextLength * C
+                Layers.layerNormForward(ln, nil, nil, x, p.ln1w + l * C, p.ln1b + l * C, N: T, C: C, eps: eps)
+                linearForward(qkv, ln, l, .attnQKV, N: T, a: nil, uScratch: u)
+                for t in 0..<T {
+                    (kc + (startPosition + t) * C).update(from: qkv + t * 3 * C + C, count: C)
+                    (vc + (startPosition + t) * C).update(from: qkv + t * 3 * C + 2 * C, count: C)
+                }
+                Layers.attentionForward(atty, att, q: qkv, qs: 3 * C, k: kc, v: vc, ks: C,
+                                        B: 1, T: T, Tk: Tk, C: C, NH: NH, start: startPosition)
+                linearForward(tmp, atty, l, .attnProj, N: T, a: nil, uScratch: u)
+                for i in 0..<(T * C) { x[i] += tmp[i] }
+                Layers.layerNormForward(ln, nil, nil, x, p.ln2w + l * C, p.ln2b + l * C, N: T, C: C, eps: eps)
+                linearForward(fch, ln, l, .mlpFC, N: T, a: nil, uScratch: u)
+                Layers.geluForward(fchGelu, fch, N: T * 4 * C)
+                linearForward(tmp, fchGelu, l, .mlpProj, N: T, a: nil, uScratch: u)
+                for i in 0..<(T * C) { x[i] += tmp[i] }
+            }
+        }
+        cache.length = Tk
+        return x
+    }
+
+    /// Final LayerNorm and tied LM head: logits [T, V] from hidden [T, C].
+    public func head(_ hidden: [Float]) throws(EngineError) -> [Float] {
+        let C = config.width, V = config.vocabSize
+        guard hidden.count % C == 0, !hidden.isEmpty else { throw .badInput("hidden has \(hidden.count) values, not a multiple of width \(C)") }
+        let T = hidden.count / C
+        var ln = [Float](repeating: 0, count: T * C)
+        var logits = [Float](repeating: 0, count: T * V)
+        var h = hidden
+        h.withUnsafeMutableBufferPointer { hb in
+            ln.withUnsafeMutableBufferPointer { lb in
+                logits.withUnsafeMutableBufferPointer { ob in
+                    Layers.layerNormForward(lb.baseAddress!, nil, nil, hb.baseAddress!, p.lnfw, p.lnfb, N: T, C: C, eps: config.layerNormEpsilon)
+                    Layers.matmulForward(ob.baseAddress!, lb.baseAddress!, p.wte, nil, N: T, C: C, OC: V)
+                }
+            }
+        }
+        return logits
+    }
+
+    /// Logits [T, V] of the whole model for tokens at startPosition.., extending `cache` (all blocks).
+    public func logits(tokens: [Int32], cache: KVCache, startPosition: Int) throws(EngineError) -> [Float] {
+        let h = try embed(tokens: tokens, startPosition: startPosition)
+        return try head(forwardBlocks(range: 0..<config.layers, hidden: h, cache: cache, startPosition: startPosition))
+    }
+
+    /// Generates up to maxNewTokens after the prompt with a KV cache (stops at the context length or a stop token).
+    public func generate(prompt: [Int32], maxNewTokens: Int, sampling: Sampling = .greedy, seed: UInt64 = 0,
+                         stopToken: Int32? = nil) throws(EngineError) -> [Int32] {
+        guard !prompt.isEmpty else { throw .badInput("generation needs a non-empty prompt") }
+        guard prompt.count <= config.contextLength else {
+            throw .badInput("prompt of \(prompt.count) tokens exceeds the context \(config.contextLength)")
+        }
+        let cache = KVCache(config: config, layers: 0..<config.layers)
+        var rng = SplitMix64(seed: seed)
+        var out: [Int32] = []
+        var logits = try self.logits(tokens: prompt, cache: cache, startPosition: 0)
+        var last = Array(logits[(prompt.count - 1) * config.vocabSize..<prompt.count * config.vocabSize])
+        while out.count < maxNewTokens {
+            let next = Self.sample(last, sampling, &rng)
+            out.append(next)
+            if next == stopToken || cache.length >= config.contextLength { break }
+            logits = try self.logits(tokens: [next], cache: cache, startPosition: cache.length)
+            last = logits
+        }
+        return out
+    }
+
+    /// Draws a token id from one row of logits.
+    public static func sample(_ logits: [Float], _ sampling: Sampling, _ rng: inout SplitMix64) -> Int32 {
+        var best = 0
+        for i in logits.indices where logits[i] > logits[best] { best = i }
+        let temperature: Float, k: Int
+        switch sampling {
+        case .greedy: return Int32(best)
+        case .temperature(let t): temperature = t; k = logits.count
+        case .topK(let kk, let t): temperature = t; k = max(1, min(kk, logits.count))
+        }
+        if temperature <= 0 { return Int32(best) }
+        var idx = Array(logits.indices)
+        if k < logits.count { idx.sort { logits[$0] > logits[$1] }; idx = Array(idx.prefix(k)) }
+        let mx = logits[best]
+        let w = idx.map { Double(expf((logits[$0] - mx) / temperature)) }
+        let total = w.reduce(0, +)
+        var u = Double(rng.nextFloat()) * total
+        for (j, i) in idx.enumerated() {
+            u -= w[j]
+            if u <= 0 { return Int32(i) }
+        }
+        return Int32(idx.last!)
+    }
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// `fi eval`: mean next-token cross-entropy of a model (and adapter) over a text file, as JSON.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mean next-token cross-entropy over a text file in non-overlapping context windows (JSON on stdout).")
+
+    @Option(help: "Model folder (config.json + model.safetensors).") var model: String
+    @Option(help: "PEFT LoRA adapter folder to apply.") var adapter: String?
+    @Option(help: "Text file to score.") var text: String
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: model)
+        let tokenizer = try ModelFolder.tokenizer(for: dir)
+        let gpt = try GPT2.load(directory: dir)
+        if let adapter {
+            try gpt.setAdapter(try LoRAAdapter.load(directory: URL(fileURLWithPath: adapter), layers: gpt.config.layers, width: gpt.config.width),
+                               source: adapter)
+        }
+        let tokens = tokenizer.encode(try ModelFolder.readText([text]))
+        let result = try gpt.evaluate(tokens: tokens)
+        print(String(format: #"{"loss": %.6f, "perplexity": %.4f, "tokens": %d, "context": %d}"#,
+                     result.loss, exp(Double(result.loss)), result.tokens, gpt.config.contextLength))
+    }
+}

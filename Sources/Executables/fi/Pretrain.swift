@@ -1,0 +1,53 @@
+import ArgumentParser
+import Engine
+import Foundation
+
+/// `fi pretrain`: trains a byte-level base model from scratch (all weights) and saves it in HF layout.
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Pretrain a small byte-level GPT-2 on text files and save config.json + model.safetensors.")
+
+    @Option(help: "Comma-separated text files.") var text: String
+    @Option(help: "Output model folder.") var out: String
+    @Option(help: "Model preset: tiny, small (4L×256, ctx 128), medium (6L×384, ctx 256), gpt2.") var preset = "small"
+    @Option(help: "Optimisation steps.") var steps = 1500
+    @Option(help: "Sequences per batch.") var batch = 8
+    @Option(help: "Sequence length (default: the preset's context).") var seq: Int?
+    @Option(help: "Peak learning rate (warmup then cosine decay to 10%).") var lr: Float = 3e-3
+    @Option(help: "Random seed for init and batch sampling.") var seed: UInt64 = 1
+
+    func run() throws {
+        guard let config = GPT2Config.preset(named: preset) else {
+            throw ValidationError("unknown preset '\(preset)'; use tiny, small, medium or gpt2")
+        }
+        guard steps > 0, batch > 0 else { throw ValidationError("--steps and --batch must be positive") }
+        let text = try ModelFolder.readText(text.split(separator: ",").map(String.init))
+        let all = text.utf8.map { Int32($0) }
+        let T = seq ?? config.contextLength
+        let split = all.count - max(all.count / 20, T + 1)  // last 5% held out
+        guard split > T + 1 else { throw ValidationError("text is too short: \(all.count) bytes for sequence \(T)") }
+        let train = Array(all[..<split]), heldOut = Array(all[split...])
+        let model = try GPT2(config: config, seed: seed)
+        let trainer = try Trainer(model: model, trainable: .base, batch: batch, sequence: T,
+                                  schedule: LRSchedule(maxLR: lr, warmupSteps: max(steps / 20, 1), totalSteps: steps),
+                                  optimizer: AdamWConfig(weightDecay: 0.1))
+        var rng = SplitMix64(seed: seed &+ 1)
+        let start = Date()
+        var recent: Float = 0
+        for s in 1...steps {
+            recent = try trainer.step(tokens: train, rng: &rng)
+            if s % 50 == 0 || s == steps {
+                let elapsed = Date().timeIntervalSince(start)
+                let rate = Double(s * batch * T) / elapsed
+                let eta = elapsed / Double(s) * Double(steps - s)
+                FileHandle.standardError.write(Data(String(format: "step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %.0fs\n",
+                                                         s, steps, recent, trainer.schedule.rate(at: s - 1), rate, eta).utf8))
+            }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let val = try model.evaluate(tokens: heldOut)
+        try model.save(directory: URL(fileURLWithPath: out))
+        print(String(format: #"{"preset": "%@", "parameters": %d, "steps": %d, "train_loss": %.4f, "heldout_loss": %.4f, "heldout_tokens": %d, "tokens_per_second": %.0f, "seconds": %.1f}"#,
+                     preset, config.parameterCount, steps, recent, val.loss, val.tokens, Double(steps * batch * T) / elapsed, elapsed))
+    }
+}
