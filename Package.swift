@@ -50,17 +50,19 @@ let package = Package(
         library("Data", [yams]),
         library("EdgeEnvironment", [yams]),
         library("Federation", ["COpenBLAS"]),
-        library("ClusterManager", services),
-        library("Aggregator", services),
-        library("DeviceWorker", services),
+        library("ClusterManager", services + [yams]),
+        library("Aggregator", services + ["ClusterManager", "Reports"]),
+        library("DeviceWorker", services + ["ClusterManager", "COpenBLAS"]),
+        // fi run: wires the three services embedded (inproc) or as processes (tcp).
+        library("FederatedRun", ["ClusterManager", "Aggregator", "DeviceWorker", "Reports", "Data", "Bus", "CZMQ"]),
         library("InferenceRouter", services),
         library("Reports", []),
         library("Config", []),
 
-        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Reports", "Config", argumentParser, yams]),
-        executable("cluster-manager", ["ClusterManager", argumentParser]),
-        executable("aggregator", ["Aggregator", argumentParser]),
-        executable("device-worker", ["DeviceWorker", argumentParser]),
+        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports", "Config", argumentParser, yams]),
+        executable("cluster-manager", ["ClusterManager", "Config", argumentParser]),
+        executable("aggregator", ["Aggregator", "Config", argumentParser]),
+        executable("device-worker", ["DeviceWorker", "Config", argumentParser]),
         executable("inference-router", ["InferenceRouter", argumentParser]),
 
         tests("MessagesTests", ["Messages"]),
@@ -72,6 +74,6 @@ let package = Package(
         tests("FederationTests", ["Federation"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
-        tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter"]),
+        tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports"]),
     ]
 )

@@ -1,1 +1,0 @@
-// Aggregator: see DESIGN.md.

@@ -1,0 +1,403 @@
+import Bus
+import ClusterManager
+import Engine
+import Federation
+import Foundation
+import Messages
+import Reports
+
+/// One aggregator (tier cloud in flat FedAvg): registers with the manager, runs synchronous rounds over PUB
+/// (announcement, model, eval requests) and ROUTER (uploads, model requests, eval results), checkpoints after
+/// every round and writes one MetricRecord per round. Round logic lives in `RoundCoordinator`.
+public final class AggregatorService: @unchecked Sendable {  // safe: state only touched on `loop`
+    public struct Options: Sendable {
+        public var id = "aggregator"
+        public var tier: Messages.Tier = .cloud
+        public var manager: String
+        public var router: String
+        public var pub: String
+        public var advertise: String?
+        public var checkpoint: String?
+        public var telemetry: String?
+        /// Writes metrics.jsonl + summary.json here when set.
+        public var metrics: String?
+        public var heartbeatMs = 1000
+        public var experiment: Experiment
+        /// Ask devices for validation loss before the first and after every round.
+        public var evaluate = true
+        public var quiet = false
+        public init(manager: String, router: String, pub: String, experiment: Experiment) {
+            self.manager = manager; self.router = router; self.pub = pub; self.experiment = experiment
+        }
+    }
+
+    public struct Status: Sendable {
+        public var completedRound: UInt64
+        public var version: UInt64
+        public var rejections: [String: Int]
+        public var global: [Float]
+        public var finished: Bool
+        public var records: [MetricRecord]
+    }
+
+    enum Phase { case starting, idle, training, evaluating(round: UInt64, deadline: Double), finished }
+
+    public let loop: ServiceLoop
+    public let routerEndpoint: String
+    public let pubEndpoint: String
+    let options: Options
+    let router: Socket, pub: Socket, manager: Socket
+    let telemetry: TelemetryOut
+    var coordinator: RoundCoordinator
+    var template: LoRAAdapter
+    let checkpoints: CheckpointStore?
+    let writer: MetricsWriter?
+    let cost: any EdgeCostModel
+    var phase: Phase = .starting
+    var seq: UInt64 = 0
+    var mapSeq: UInt64 = 0
+    var alive: [String] = []
+    var deviceIndex: [String: Int] = [:]
+    var evalResults: [String: EvalResult] = [:]
+    var evalExpected: Set<String> = []
+    var lastRepublish = 0.0
+    var roundStartWall = 0.0
+    let startWall = AggregatorService.now()
+    var bytesUp = 0, bytesDown = 0, roundBytesUp = 0, roundBytesDown = 0
+    var simTime = 0.0
+    var lastClosed: RoundCoordinator.Closed?
+    var records: [MetricRecord] = []
+    var finishHandlers: [@Sendable () -> Void] = []
+    var registered = false
+
+    /// `initial`: the adapter round 1 starts from (AdapterWire.initialAdapter); a checkpoint in `options.checkpoint` wins.
+    public init(_ options: Options, initial: LoRAAdapter, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
+        self.options = options
+        self.cost = cost ?? options.experiment.scenario
+        loop = ServiceLoop(name: options.id)
+        router = try Socket(.router, context: context)
+        try router.set(.routerMandatory(true))
+        routerEndpoint = try router.bind(options.router)
+        pub = try Socket(.pub, context: context)
+        try pub.set(.sendHighWaterMark(10_000))
+        pubEndpoint = try pub.bind(options.pub)
+        manager = try Socket(.dealer, context: context)
+        try manager.set(.routingId(Array(options.id.utf8)))
+        try manager.connect(options.manager)
+        telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)
+        telemetry.quiet = options.quiet
+        template = initial
+        let f = options.experiment.federation
+        let strategy = FedAvg(fraction: f.fraction, minDevices: 1, quorum: f.quorum, seed: options.experiment.seed,
+                              validator: UpdateValidator(maxParameters: initial.parameterCount, maxStaleness: 0))
+        var global = GlobalModel(layout: try AdapterWire.layout(of: initial), parameters: initial.flatten())
+        var completed: UInt64 = 0
+        checkpoints = options.checkpoint.map { CheckpointStore(directory: URL(fileURLWithPath: $0)) }
+        if let store = checkpoints,
+           let (state, adapter) = try store.load(layers: initial.layers, width: Self.width(of: initial)) {
+            global.parameters = adapter.flatten()
+            global.version = state.version
+            completed = state.round
+            bytesUp = state.bytesUp; bytesDown = state.bytesDown; simTime = state.simTimeS
+            phase = .idle
+        }
+        coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: completed, quorum: f.quorum)
+        writer = try options.metrics.map { try MetricsWriter(directory: URL(fileURLWithPath: $0)) }
+        if !options.evaluate && phase == .starting { phase = .idle }
+        if completed > 0 { telemetry.event(.info, "resume", "resuming after round \(completed) at version \(global.version)") }
+
+        loop.add(router) { [unowned self] _, frames in handleRouter(frames) }
+        loop.add(manager) { [unowned self] _, frames in handleManager(frames) }
+        loop.add(pub) { _, _ in }
+        loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
+        loop.every(.milliseconds(20)) { [unowned self] in drive() }
+    }
+
+    static func width(of adapter: LoRAAdapter) -> Int {
+        // lora_A of attn.c_attn / c_proj is [r, C]; mlp.c_proj's A is [r, 4C].
+        guard let a = adapter.tensors.first(where: { $0.name.hasSuffix("lora_A.weight") && !$0.name.contains("mlp.c_proj") }) else { return 0 }
+        return a.shape.last ?? 0
+    }
+
+    public func start() {
+        loop.post { [self] in register() }
+        loop.start()
+    }
+
+    public func stop() {
+        loop.post { [self] in telemetry.close() }
+        loop.stop()
+    }
+
+    /// Runs `body` (on the loop thread) once the last round has been recorded.
+    public func onFinish(_ body: @escaping @Sendable () -> Void) {
+        loop.post { [self] in
+            if case .finished = phase { body() } else { finishHandlers.append(body) }
+        }
+    }
+
+    public func status() async throws -> Status {
+        try await loop.perform {
+            var done = false
+            if case .finished = self.phase { done = true }
+            return Status(completedRound: self.coordinator.completedRound, version: self.coordinator.global.version,
+                          rejections: self.coordinator.rejections, global: self.coordinator.global.parameters,
+                          finished: done, records: self.records)
+        }
+    }
+
+    // MARK: manager
+
+    func register() {
+        let endpoint = options.advertise ?? routerEndpoint
+        sendToManager(.register(Register(role: options.tier == .edge ? .edgeAggregator : .cloudAggregator, nodeId: options.id, endpoint: endpoint)))
+    }
+
+    func heartbeat() {
+        if !registered { register() }
+        sendToManager(.heartbeat(Heartbeat(round: coordinator.completedRound, load: 0)))
+        sendToManager(.snapshotRequest(SnapshotRequest(topic: "map")))
+    }
+
+    func sendToManager(_ body: Body) {
+        seq += 1
+        try? manager.send(Envelope(sender: options.id, seq: seq, body: body), dontWait: true)
+    }
+
+    func handleManager(_ frames: [[UInt8]]) {
+        guard let env = try? Envelope.decode(frames: frames, limits: serviceDecodeLimits) else { return }
+        switch env.body {
+        case .assignment: registered = true
+        case .clusterMap(let map) where map.mapSeq >= mapSeq:
+            mapSeq = map.mapSeq
+            let devices = map.members.filter { $0.role == .device }
+            for (i, d) in devices.enumerated() where deviceIndex[d.nodeId] == nil { deviceIndex[d.nodeId] = i }
+            alive = devices.filter(\.alive).map(\.nodeId)
+            if !map.members.contains(where: { $0.nodeId == options.id }) { registered = false }
+        default: break
+        }
+    }
+
+    // MARK: the round state machine driver
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    func drive() {
+        let now = Self.now()
+        let f = options.experiment.federation
+        switch phase {
+        case .starting:
+            guard alive.count >= coordinator.quorum else { return }
+            roundStartWall = now
+            startEval(round: 0, now: now)
+        case .idle:
+            if coordinator.completedRound >= UInt64(f.rounds) { finish(); return }
+            guard let participants = coordinator.open(available: alive, now: now, deadlineS: f.deadlineS) else { return }
+            roundStartWall = now
+            roundBytesUp = 0; roundBytesDown = 0
+            publishRound()
+            roundBytesDown += modelBytes * participants.count
+            phase = .training
+            lastRepublish = now
+        case .training:
+            if coordinator.shouldClose(now: now) {
+                closeRound(now: now)
+            } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
+                lastRepublish = now
+                if let r = coordinator.current { publish(.round(announcement(r)), topic: "round/0") }
+            }
+        case .evaluating(let round, let deadline):
+            if evalExpected.isSubset(of: Set(evalResults.keys)) || now >= deadline {
+                recordRound(round)
+            } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
+                lastRepublish = now
+                publish(.evalRequest(EvalRequest(round: round)), topic: "round/0")
+            }
+        case .finished:
+            return
+        }
+    }
+
+    var cachedModelBytes: Int?
+    /// Encoded size of one model message (the layout is fixed, so it is computed once).
+    var modelBytes: Int {
+        if let b = cachedModelBytes { return b }
+        let b = modelEnvelope(round: 0).encodeFrames().reduce(0) { $0 + $1.count }
+        cachedModelBytes = b
+        return b
+    }
+
+    func announcement(_ r: RoundCoordinator.OpenRound) -> RoundAnnouncement {
+        let f = options.experiment.federation
+        return RoundAnnouncement(round: r.round, paradigm: .fedAvg, tier: .device, cluster: 0, localSteps: UInt32(f.localSteps),
+                                 learningRate: Float(f.lr), participants: r.participants, deadlineS: f.deadlineS,
+                                 modelVersion: coordinator.global.version)
+    }
+
+    func modelEnvelope(round: UInt64) -> Envelope {
+        Envelope(sender: options.id, body: .model(ModelBroadcast(
+            round: round, cluster: 0, tier: .device, modelVersion: coordinator.global.version,
+            tensors: AdapterWire.tensors(coordinator.global.parameters, layout: coordinator.global.layout))))
+    }
+
+    func publishRound() {
+        guard let r = coordinator.current else { return }
+        publish(.round(announcement(r)), topic: "round/0")
+        publishModel(round: r.round)
+    }
+
+    func publishModel(round: UInt64) {
+        seq += 1
+        var env = modelEnvelope(round: round)
+        env.seq = seq
+        try? pub.send(env, prefix: [Array("model/0/device".utf8)], dontWait: true)
+    }
+
+    func publish(_ body: Body, topic: String) {
+        seq += 1
+        try? pub.send(Envelope(sender: options.id, seq: seq, body: body), prefix: [Array(topic.utf8)], dontWait: true)
+    }
+
+    func closeRound(now: Double) {
+        guard let open = coordinator.current, let closed = coordinator.close() else { return }
+        let f = options.experiment.federation
+        // Virtual clock: the sync round lasts until its slowest accepted participant arrives.
+        let arrivals = closed.accepted.map { d in
+            simulatedArrival(device: d, index: deviceIndex[d] ?? 0, modelBytes: modelBytes, updateBytes: open.updateBytes[d] ?? 0,
+                             computeS: open.computeS[d] ?? 0, cost: cost, roundStart: simTime)
+        }
+        simTime += arrivals.map(\.seconds).max() ?? f.deadlineS
+        lastClosed = closed
+        switch closed.outcome {
+        case .applied(let result):
+            telemetry.event(.info, "round", "round \(closed.round): \(closed.accepted.count)/\(closed.participants.count) updates, version \(result.version), dropped \(closed.dropped.count)")
+        default:
+            telemetry.event(.warn, "round", "round \(closed.round) closed without aggregation (\(closed.outcome)); dropped \(closed.dropped.count)")
+        }
+        if let store = checkpoints {
+            var adapter = template
+            do {
+                try adapter.load(flat: coordinator.global.parameters)
+                try store.save(state: .init(round: closed.round, version: coordinator.global.version, paradigm: f.paradigm,
+                                            bytesUp: bytesUp, bytesDown: bytesDown, simTimeS: simTime), adapter: adapter)
+            } catch {
+                telemetry.event(.error, "checkpoint", "cannot write checkpoint: \(error)")
+            }
+        }
+        if options.evaluate {
+            startEval(round: closed.round, now: now)
+        } else {
+            recordRound(closed.round)
+        }
+    }
+
+    func startEval(round: UInt64, now: Double) {
+        evalResults = [:]
+        evalExpected = Set(alive)
+        publishModel(round: round)
+        roundBytesDown += modelBytes * evalExpected.count
+        publish(.evalRequest(EvalRequest(round: round)), topic: "round/0")
+        lastRepublish = now
+        phase = .evaluating(round: round, deadline: now + options.experiment.federation.deadlineS)
+    }
+
+    func recordRound(_ round: UInt64) {
+        var byDomain: [String: [Double]] = [:]
+        for r in evalResults.values where r.round == round && r.valLoss.isFinite { byDomain[r.domain, default: []].append(Double(r.valLoss)) }
+        let val = byDomain.mapValues { $0.reduce(0, +) / Double($0.count) }
+        bytesUp += roundBytesUp; bytesDown += roundBytesDown
+        let closed = round == 0 ? nil : lastClosed
+        let record = MetricRecord(round: Int(round), paradigm: options.experiment.federation.paradigm, tier: .cloud, cluster: 0,
+                                  trainLoss: closed?.trainLoss, valLoss: val, bytesUp: roundBytesUp, bytesDown: roundBytesDown,
+                                  participants: closed?.participants.count ?? 0, dropped: closed?.dropped.count ?? 0,
+                                  wallSeconds: Self.now() - startWall, simTimeSeconds: simTime)
+        roundBytesUp = 0; roundBytesDown = 0
+        records.append(record)
+        do { try writer?.append(record) } catch { telemetry.event(.error, "metrics", "\(error)") }
+        telemetry.publish(.metric(Metric(name: "val_loss", value: val.values.reduce(0, +) / Double(max(1, val.count)),
+                                         labels: ["round": "\(round)"])), kind: "metric")
+        phase = .idle
+    }
+
+    func finish() {
+        phase = .finished
+        if let writer {
+            let final = records.last(where: { !$0.valLoss.isEmpty })?.valLoss ?? [:]
+            let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: Int(coordinator.completedRound),
+                                     devices: deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
+                                     wallSeconds: Self.now() - startWall, simTimeSeconds: simTime,
+                                     notes: ["name": options.experiment.name, "seed": "\(options.experiment.seed)",
+                                             "model": options.experiment.model, "scenario": options.experiment.scenario.name,
+                                             "rejected": "\(coordinator.rejections.values.reduce(0, +))",
+                                             "initial_val_loss": records.first(where: { $0.round == 0 })
+                                                .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""])
+            do { try writer.writeSummary(summary) } catch { telemetry.event(.error, "summary", "\(error)") }
+        }
+        let handlers = finishHandlers
+        finishHandlers = []
+        for h in handlers { h() }
+    }
+
+    // MARK: devices (ROUTER)
+
+    func handleRouter(_ frames: [[UInt8]]) {
+        let peer = frames[0]
+        let size = frames.dropFirst().reduce(0) { $0 + $1.count }
+        let env: Envelope
+        do { env = try Envelope.decode(received: frames, prefixCount: 1, limits: serviceDecodeLimits) } catch {
+            roundBytesUp += size
+            let d = coordinator.reject(kind: "undecodable", reason: "\(error)")
+            telemetry.event(.warn, "rejected", "undecodable upload: \(error)")
+            reply(.ack(UpdateAck(round: 0, accepted: false, reason: "\(d)")), replyTo: 0, peer: peer)
+            return
+        }
+        switch env.body {
+        case .update(let u):
+            roundBytesUp += size
+            let decision = submit(u, from: env.sender, bytes: size)
+            switch decision {
+            case .accepted: reply(.ack(UpdateAck(round: u.round, accepted: true)), replyTo: env.seq, peer: peer)
+            case .duplicate: reply(.ack(UpdateAck(round: u.round, accepted: true, duplicate: true)), replyTo: env.seq, peer: peer)
+            case .rejected(let kind, let reason):
+                telemetry.event(.warn, "rejected", "update from \(env.sender) round \(u.round): \(kind): \(reason)")
+                reply(.ack(UpdateAck(round: u.round, accepted: false, reason: "\(kind): \(reason)")), replyTo: env.seq, peer: peer)
+            }
+            if case .training = phase, coordinator.shouldClose(now: Self.now()) { closeRound(now: Self.now()) }
+        case .modelRequest:
+            if let r = coordinator.current { reply(.round(announcement(r)), replyTo: env.seq, peer: peer) }
+            var round = coordinator.current?.round ?? coordinator.completedRound
+            if case .evaluating(let r, _) = phase { round = r }
+            var m = modelEnvelope(round: round)
+            seq += 1
+            m.seq = seq; m.replyTo = env.seq
+            roundBytesDown += m.encodeFrames().reduce(0) { $0 + $1.count }
+            try? router.send(m, prefix: [peer], dontWait: true)
+        case .evalResult(let r):
+            if case .evaluating(let round, _) = phase, r.round == round { evalResults[env.sender] = r }
+        default:
+            telemetry.event(.warn, "unexpected", "\(env.body.name) from \(env.sender) ignored")
+        }
+    }
+
+    func submit(_ u: UpdateUpload, from device: String, bytes: Int) -> RoundCoordinator.Decision {
+        if let problem = AdapterWire.mismatch(u.delta, layout: coordinator.global.layout) {
+            let total = u.delta.reduce(0) { $0 + ($1.elementCount ?? 0) }
+            if total > coordinator.global.layout.count {
+                return coordinator.reject(kind: "too_large", reason: "update has \(total) parameters, the adapter \(coordinator.global.layout.count)")
+            }
+            return coordinator.reject(kind: "wrong_shape", reason: problem)
+        }
+        let delta: [Float]
+        do { delta = try AdapterWire.flat(u.delta) } catch {
+            return coordinator.reject(kind: "undecodable", reason: "\(error)")
+        }
+        let update = ModelUpdate(device: device, round: u.round, samples: Int(clamping: u.samples), baseVersion: u.baseVersion,
+                                 delta: delta, loss: u.trainLoss)
+        return coordinator.submit(update, computeS: u.computeS, bytes: bytes)
+    }
+
+    func reply(_ body: Body, replyTo: UInt64, peer: [UInt8]) {
+        seq += 1
+        try? router.send(Envelope(sender: options.id, seq: seq, replyTo: replyTo, body: body), prefix: [peer], dontWait: true)
+    }
+}

@@ -1,0 +1,51 @@
+import Engine
+import Federation
+import Foundation
+
+/// Atomic aggregator checkpoints: `<dir>/round-NNNNNN/` holds the adapter (PEFT safetensors) and state.json;
+/// `<dir>/latest` names the newest one and is replaced by rename, so a crash leaves the previous checkpoint intact.
+public struct CheckpointStore: Sendable {
+    public struct State: Codable, Sendable, Equatable {
+        public var round: UInt64
+        public var version: UInt64
+        public var paradigm: String
+        public var bytesUp: Int
+        public var bytesDown: Int
+        public var simTimeS: Double
+        public init(round: UInt64, version: UInt64, paradigm: String, bytesUp: Int = 0, bytesDown: Int = 0, simTimeS: Double = 0) {
+            self.round = round; self.version = version; self.paradigm = paradigm
+            self.bytesUp = bytesUp; self.bytesDown = bytesDown; self.simTimeS = simTimeS
+        }
+    }
+
+    public let directory: URL
+    public init(directory: URL) { self.directory = directory }
+
+    public func save(state: State, adapter: LoRAAdapter) throws {
+        let fm = FileManager.default
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        let name = String(format: "round-%06llu", state.round)
+        let temp = directory.appendingPathComponent(".\(name).\(getpid()).tmp")
+        try? fm.removeItem(at: temp)
+        try adapter.save(directory: temp)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try enc.encode(state).write(to: temp.appendingPathComponent("state.json"))
+        let final = directory.appendingPathComponent(name)
+        try? fm.removeItem(at: final)
+        try fm.moveItem(at: temp, to: final)
+        try Data(name.utf8).write(to: directory.appendingPathComponent("latest"), options: .atomic)
+        // Keep the newest two.
+        let old = (try? fm.contentsOfDirectory(atPath: directory.path))?.filter { $0.hasPrefix("round-") }.sorted().dropLast(2) ?? []
+        for o in old { try? fm.removeItem(at: directory.appendingPathComponent(o)) }
+    }
+
+    /// The newest checkpoint, or nil when there is none.
+    public func load(layers: Int, width: Int) throws -> (state: State, adapter: LoRAAdapter)? {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("latest").path) else { return nil }
+        let dir = directory.appendingPathComponent(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: dir.appendingPathComponent("state.json")))
+        let adapter = try LoRAAdapter.load(directory: dir, layers: layers, width: width)
+        return (state, adapter)
+    }
+}

@@ -1,1 +1,0 @@
-// ClusterManager: see DESIGN.md.

@@ -1,0 +1,219 @@
+import Foundation
+import Yams
+
+/// A bad experiment file: names the key (dotted path) and what to write instead.
+public enum ExperimentError: Error, Equatable, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case malformedYAML(reason: String)
+    case wrongType(key: String, expected: String, got: String)
+    case badValue(key: String, value: String, reason: String)
+    case unknownKey(key: String, known: [String])
+
+    public var description: String {
+        switch self {
+        case let .unreadable(p, r): return "cannot read experiment file \(p): \(r)"
+        case let .malformedYAML(r): return "experiment file is not valid YAML: \(r)"
+        case let .wrongType(k, e, g): return "experiment key '\(k)' must be \(e), got \(g)"
+        case let .badValue(k, v, r): return "experiment key '\(k)' = \(v) is invalid: \(r)"
+        case let .unknownKey(k, known): return "unknown experiment key '\(k)'; known keys here: \(known.joined(separator: ", "))"
+        }
+    }
+}
+
+/// One experiment file (YAML): model, data partition, LoRA, federation settings and the edge scenario.
+public struct Experiment: Sendable, Equatable {
+    public struct DataSection: Sendable, Equatable {
+        public var devices = 4
+        public var scheme = "domain"
+        public var alpha = 0.5
+        public var domains: [String] = []
+        public var seed: UInt64 = 0
+        /// A prepared partition folder; nil: `fi run` prepares one into `<out>/data`.
+        public var manifest: String?
+        public init() {}
+    }
+
+    public struct LoRASection: Sendable, Equatable {
+        public var rank = 4
+        public var alpha: Double = 8
+        public var targets = ["c_attn"]
+        public init() {}
+    }
+
+    public struct FederationSection: Sendable, Equatable {
+        /// fedavg for now; clustered, hierarchical and async plug in behind the same key.
+        public var paradigm = "fedavg"
+        public var rounds = 5
+        public var localSteps = 10
+        public var batch = 4
+        public var seq = 64
+        public var lr: Double = 2e-3
+        public var fraction: Double = 1
+        public var quorum = 1
+        public var deadlineS: Double = 60
+        public var evalTokens = 4096
+        public init() {}
+    }
+
+    public var name = "experiment"
+    public var seed: UInt64 = 0
+    public var model = "models/base"
+    public var data = DataSection()
+    public var lora = LoRASection()
+    public var federation = FederationSection()
+    public var scenario = Scenario()
+    /// Folder the file was read from: relative paths resolve against the working directory, not this.
+    public var sourcePath: String?
+
+    public init() {}
+
+    public static let paradigms = ["fedavg"]
+
+    /// Reads and validates an experiment file.
+    public static func load(path: String) throws -> Experiment {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw ExperimentError.unreadable(path: path, reason: error.localizedDescription)
+        }
+        var e = try parse(yaml: text)
+        e.sourcePath = path
+        return e
+    }
+
+    public static func parse(yaml: String) throws -> Experiment {
+        let root: Any?
+        do { root = try Yams.load(yaml: yaml) } catch { throw ExperimentError.malformedYAML(reason: "\(error)") }
+        guard let top = root else { return Experiment() }
+        let r = try Keys(top, path: "")
+        var e = Experiment()
+        try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario"])
+        e.name = try r.string("name") ?? e.name
+        e.seed = try r.uint("seed") ?? e.seed
+        e.model = try r.string("model") ?? e.model
+        if let d = try r.section("data") {
+            try d.only(["devices", "scheme", "alpha", "domains", "seed", "manifest"])
+            e.data.devices = try d.int("devices", min: 1) ?? e.data.devices
+            e.data.scheme = try d.string("scheme") ?? e.data.scheme
+            guard ["domain", "dirichlet", "iid"].contains(e.data.scheme) else {
+                throw ExperimentError.badValue(key: "data.scheme", value: e.data.scheme, reason: "use domain, dirichlet or iid")
+            }
+            e.data.alpha = try d.double("alpha", positive: true) ?? e.data.alpha
+            e.data.domains = try d.strings("domains") ?? e.data.domains
+            e.data.seed = try d.uint("seed") ?? e.data.seed
+            e.data.manifest = try d.string("manifest")
+        }
+        if let l = try r.section("lora") {
+            try l.only(["rank", "alpha", "targets"])
+            e.lora.rank = try l.int("rank", min: 1) ?? e.lora.rank
+            e.lora.alpha = try l.double("alpha", positive: true) ?? e.lora.alpha
+            e.lora.targets = try l.strings("targets") ?? e.lora.targets
+        }
+        if let f = try r.section("federation") {
+            try f.only(["paradigm", "rounds", "local_steps", "batch", "seq", "lr", "fraction", "quorum", "deadline_s", "eval_tokens"])
+            e.federation.paradigm = try f.string("paradigm") ?? e.federation.paradigm
+            guard paradigms.contains(e.federation.paradigm) else {
+                throw ExperimentError.badValue(key: "federation.paradigm", value: e.federation.paradigm,
+                                               reason: "this build runs \(paradigms.joined(separator: ", ")); clustered, hierarchical and async are not wired yet")
+            }
+            e.federation.rounds = try f.int("rounds", min: 1) ?? e.federation.rounds
+            e.federation.localSteps = try f.int("local_steps", min: 1) ?? e.federation.localSteps
+            e.federation.batch = try f.int("batch", min: 1) ?? e.federation.batch
+            e.federation.seq = try f.int("seq", min: 2) ?? e.federation.seq
+            e.federation.lr = try f.double("lr", positive: true) ?? e.federation.lr
+            e.federation.fraction = try f.double("fraction", positive: true) ?? e.federation.fraction
+            guard e.federation.fraction <= 1 else {
+                throw ExperimentError.badValue(key: "federation.fraction", value: "\(e.federation.fraction)", reason: "must be in (0, 1]")
+            }
+            e.federation.quorum = try f.int("quorum", min: 1) ?? e.federation.quorum
+            e.federation.deadlineS = try f.double("deadline_s", positive: true) ?? e.federation.deadlineS
+            e.federation.evalTokens = try f.int("eval_tokens", min: 2) ?? e.federation.evalTokens
+        }
+        if let s = r.raw("scenario") {
+            if let path = s as? String {
+                e.scenario = try Scenario.load(path: path)
+            } else {
+                e.scenario = try Scenario.parse(try Keys(s, path: "scenario"))
+            }
+        } else if FileManager.default.fileExists(atPath: Scenario.defaultPath) {
+            e.scenario = try Scenario.load(path: Scenario.defaultPath)
+        }
+        return e
+    }
+}
+
+/// Typed access to one YAML mapping; every error names the dotted key.
+struct Keys {
+    let map: [String: Any]
+    let path: String
+
+    init(_ value: Any, path: String) throws {
+        guard let m = value as? [String: Any] else {
+            throw ExperimentError.wrongType(key: path.isEmpty ? "(top level)" : path, expected: "a mapping", got: describe(value))
+        }
+        map = m; self.path = path
+    }
+
+    func key(_ k: String) -> String { path.isEmpty ? k : path + "." + k }
+    func raw(_ k: String) -> Any? { map[k] }
+
+    func only(_ known: [String]) throws {
+        for k in map.keys.sorted() where !known.contains(k) { throw ExperimentError.unknownKey(key: key(k), known: known) }
+    }
+
+    func section(_ k: String) throws -> Keys? {
+        guard let v = map[k] else { return nil }
+        return try Keys(v, path: key(k))
+    }
+
+    func string(_ k: String) throws -> String? {
+        guard let v = map[k] else { return nil }
+        if let s = v as? String { return s }
+        if let i = v as? Int { return String(i) }
+        throw ExperimentError.wrongType(key: key(k), expected: "a string", got: describe(v))
+    }
+
+    func int(_ k: String, min: Int = Int.min) throws -> Int? {
+        guard let v = map[k] else { return nil }
+        guard let i = v as? Int else { throw ExperimentError.wrongType(key: key(k), expected: "an integer", got: describe(v)) }
+        guard i >= min else { throw ExperimentError.badValue(key: key(k), value: "\(i)", reason: "must be at least \(min)") }
+        return i
+    }
+
+    func uint(_ k: String) throws -> UInt64? {
+        guard let i = try int(k, min: 0) else { return nil }
+        return UInt64(i)
+    }
+
+    func double(_ k: String, positive: Bool = false) throws -> Double? {
+        guard let v = map[k] else { return nil }
+        let d: Double
+        if let x = v as? Double { d = x } else if let i = v as? Int { d = Double(i) } else {
+            throw ExperimentError.wrongType(key: key(k), expected: "a number", got: describe(v))
+        }
+        guard d.isFinite, !positive || d > 0 else {
+            throw ExperimentError.badValue(key: key(k), value: "\(d)", reason: positive ? "must be a positive number" : "must be finite")
+        }
+        return d
+    }
+
+    func strings(_ k: String) throws -> [String]? {
+        guard let v = map[k] else { return nil }
+        if let s = v as? String { return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        guard let list = v as? [Any] else { throw ExperimentError.wrongType(key: key(k), expected: "a list of strings", got: describe(v)) }
+        return try list.map {
+            guard let s = $0 as? String else { throw ExperimentError.wrongType(key: key(k), expected: "a list of strings", got: describe($0)) }
+            return s
+        }
+    }
+}
+
+func describe(_ v: Any) -> String {
+    switch v {
+    case let s as String: return "the string \"\(s)\""
+    case let i as Int: return "the integer \(i)"
+    case let d as Double: return "the number \(d)"
+    case is [Any]: return "a list"
+    case is [String: Any]: return "a mapping"
+    default: return "\(type(of: v))"
+    }
+}

@@ -1,1 +1,0 @@
-// DeviceWorker: see DESIGN.md.
