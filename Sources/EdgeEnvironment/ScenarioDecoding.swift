@@ -54,6 +54,10 @@ extension Scenario {
         do { scenario = try body() } catch let error as ScenarioError {
             throw error
         } catch let error as DecodingError {
+            // Yams wraps errors thrown by our own init(from:) (unknown keys) as dataCorrupted.
+            if case .dataCorrupted(let context) = error, let inner = context.underlyingError as? ScenarioError {
+                throw inner
+            }
             throw ScenarioError(error, format: format)
         } catch {
             throw ScenarioError.malformed(format: format, reason: "\(error)")
