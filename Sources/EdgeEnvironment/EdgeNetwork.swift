@@ -61,9 +61,7 @@ public struct EdgeNetwork: Sendable {
     public mutating func setActive(_ devices: some Sequence<NodeID>) throws {
         var set = Set<NodeID>()
         for id in devices {
-            guard try topology.node(id).tier == .device else {
-                throw EdgeNetworkError.notADevice(id)
-            }
+            guard try topology.node(id).tier == .device else { throw EdgeNetworkError.notADevice(id) }
             set.insert(id)
         }
         activeDevices = set
@@ -79,8 +77,13 @@ public struct EdgeNetwork: Sendable {
 
     /// Number of active devices on an access point, counting `device` itself.
     public func sharingCount(accessPoint: NodeID, including device: NodeID) -> Int {
-        let active = topology.devices(servedBy: accessPoint).filter { activeDevices.contains($0) }
-        return active.contains(device) ? active.count : active.count + 1
+        // O(cell size), through the topology's per-AP index; always current after handovers.
+        var active = 0, counted = false
+        for id in topology.devices(servedBy: accessPoint) where activeDevices.contains(id) {
+            active += 1
+            if id == device { counted = true }
+        }
+        return counted ? active : active + 1
     }
 
     // MARK: Compute
@@ -194,6 +197,19 @@ public struct EdgeNetwork: Sendable {
             clock += try linkState(hop, at: clock).latencySeconds
         }
         return clock - time
+    }
+
+    /// Radio energy in joules the transmitters spend moving `bytes` from a to b from time t:
+    /// Σ over wireless hops of airtime × transmit power. Wired hops are not charged.
+    public func transmitEnergy(bytes: Int, from a: NodeID, to b: NodeID, at time: Double) throws -> Double {
+        var clock = time, joules = 0.0
+        for hop in try route(from: a, to: b) {
+            let state = try linkState(hop, at: clock)
+            let seconds = try airtime(bits: Double(max(bytes, 0)) * 8, on: hop, at: clock)
+            if state.kind != .backhaul { joules += seconds * Decibel.dBmToWatts(state.txPowerDBm) }
+            clock += seconds + state.latencySeconds
+        }
+        return joules
     }
 
     /// Seconds the transmitter is busy sending `bits` on one hop from time t. On a faded

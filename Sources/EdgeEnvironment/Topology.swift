@@ -62,10 +62,13 @@ public struct LinkID: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// The nodes of one edge network: one cloud, access points (edge servers) and devices.
+/// Keeps per-tier and per-access-point indexes, so lookups stay O(1) with thousands of devices.
 public struct Topology: Sendable {
     public private(set) var nodes: [NodeID: Node] = [:]
     /// Ids in insertion order, so iteration is deterministic.
     public private(set) var order: [NodeID] = []
+    private var byTier: [Tier: [NodeID]] = [:]
+    private var served: [NodeID: [NodeID]] = [:]
 
     public init(nodes: [Node] = []) {
         for node in nodes { add(node) }
@@ -73,29 +76,46 @@ public struct Topology: Sendable {
 
     /// Adds or replaces a node.
     public mutating func add(_ node: Node) {
-        if nodes[node.id] == nil { order.append(node.id) }
+        if let old = nodes[node.id] {
+            // Same tier and AP (e.g. a new load): the indexes and their order stay as they are.
+            if old.tier == node.tier && old.accessPoint == node.accessPoint {
+                nodes[node.id] = node
+                return
+            }
+            unindex(old)
+        } else {
+            order.append(node.id)
+        }
         nodes[node.id] = node
+        byTier[node.tier, default: []].append(node.id)
+        if node.tier == .device, let ap = node.accessPoint { served[ap, default: []].append(node.id) }
     }
 
-    public subscript(id: NodeID) -> Node? {
-        get { nodes[id] }
-        set {
-            if let newValue { add(newValue) } else { nodes[id] = nil; order.removeAll { $0 == id } }
-        }
+    public mutating func remove(_ id: NodeID) {
+        guard let old = nodes[id] else { return }
+        unindex(old)
+        nodes[id] = nil
+        order.removeAll { $0 == id }
     }
+
+    private mutating func unindex(_ node: Node) {
+        byTier[node.tier]?.removeAll { $0 == node.id }
+        if let ap = node.accessPoint { served[ap]?.removeAll { $0 == node.id } }
+    }
+
+    public subscript(id: NodeID) -> Node? { nodes[id] }
 
     public func node(_ id: NodeID) throws -> Node {
         guard let node = nodes[id] else { throw EdgeNetworkError.unknownNode(id) }
         return node
     }
 
-    public func ids(of tier: Tier) -> [NodeID] { order.filter { nodes[$0]?.tier == tier } }
-    public var cloud: NodeID? { ids(of: .cloud).first }
+    /// Ids of one tier, in insertion order.
+    public func ids(of tier: Tier) -> [NodeID] { byTier[tier] ?? [] }
+    public var cloud: NodeID? { byTier[.cloud]?.first }
     public var accessPoints: [NodeID] { ids(of: .edge) }
     public var devices: [NodeID] { ids(of: .device) }
 
     /// Devices served by one access point, in insertion order.
-    public func devices(servedBy accessPoint: NodeID) -> [NodeID] {
-        order.filter { nodes[$0]?.tier == .device && nodes[$0]?.accessPoint == accessPoint }
-    }
+    public func devices(servedBy accessPoint: NodeID) -> [NodeID] { served[accessPoint] ?? [] }
 }

@@ -43,6 +43,13 @@ final class EdgeNetworkTests: XCTestCase {
         XCTAssertEqual(try network.transferTime(bytes: 0, from: "edge-0", to: "cloud", at: 0), 0.005, accuracy: 1e-12)
     }
 
+    func testTransmitEnergyIsAirtimeTimesPower() throws {
+        let network = Self.cell(devices: 1)
+        // 1 MB uplink: 0.087547 s at 23 dBm = 0.19953 W → 0.017468 J; the backhaul hop is free.
+        XCTAssertEqual(try network.transmitEnergy(bytes: 1_000_000, from: "device-0", to: "cloud", at: 0),
+                       0.087547 * 0.199526, accuracy: 1e-5)
+    }
+
     func testComputeTimeScalesWithLoad() throws {
         var network = Self.cell(devices: 1)
         // 1e9 FLOPs on 10 GFLOP/s: 0.1 s; at load 0.5: 1e9 / (1e10·0.5) = 0.2 s.
@@ -99,5 +106,39 @@ final class EdgeNetworkTests: XCTestCase {
         }
         XCTAssertEqual(sent, bits, accuracy: bits * 1e-6)
         XCTAssertGreaterThan(t1, 0.2) // many blocks
+    }
+}
+
+final class EdgeNetworkScaleTests: XCTestCase {
+    func testTopologyIndexesSurviveUpdatesAndHandovers() throws {
+        var network = EdgeNetworkTests.cell(devices: 3)
+        try network.setLoad(0.3, of: "device-0")
+        XCTAssertEqual(network.topology.devices, ["device-0", "device-1", "device-2"])
+        var moved = try network.topology.node("device-1")
+        moved.accessPoint = "edge-1"
+        network.topology.add(Node(id: "edge-1", tier: .edge, position: Position(x: 500, y: 0),
+                                  flopsPerSecond: 1e11, txPowerDBm: 40, bandwidthHz: 10e6))
+        network.topology.add(moved)
+        XCTAssertEqual(network.topology.devices(servedBy: "edge-0"), ["device-0", "device-2"])
+        XCTAssertEqual(network.topology.devices(servedBy: "edge-1"), ["device-1"])
+        try network.setActive(["device-0", "device-1", "device-2"])
+        XCTAssertEqual(network.sharingCount(accessPoint: "edge-0", including: "device-0"), 2)
+        // Multi-access: device-0 reaching edge-1 joins its one active device there.
+        XCTAssertEqual(network.sharingCount(accessPoint: "edge-1", including: "device-0"), 2)
+    }
+
+    func testThousandDeviceRoundSimulatesInSeconds() throws {
+        var scenario = Scenario()
+        scenario.edges.count = 20
+        scenario.devices.count = 1000
+        let network = try scenario.build()
+        let start = Date()
+        let timeline = try network.roundTimeline(devices: network.topology.devices, start: 0,
+                                                 modelBytes: 200_000, updateBytes: 200_000) { _ in 1e9 }
+        let wall = Date().timeIntervalSince(start)
+        XCTAssertEqual(timeline.count, 1000)
+        XCTAssertEqual(timeline.map(\.arrival), timeline.map(\.arrival).sorted())
+        // Informational only (timing goals belong in benchmarks): accounted time, not slept time.
+        print("1000-device round: virtual \(timeline.last?.arrival ?? 0) s, wall \(wall) s")
     }
 }

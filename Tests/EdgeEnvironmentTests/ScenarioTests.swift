@@ -44,6 +44,13 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(scenario.channel.shadowingSigmaDB, 4)
         XCTAssertEqual(scenario.channel.deviceToDevice, .viaAccessPoint)
         XCTAssertEqual(scenario.devices.count, 3)
+        XCTAssertThrowsError(try Scenario.decode(json: Data(#"{"sed": 1}"#.utf8))) { error in
+            XCTAssertEqual(error as? ScenarioError, .unknownKey(field: "sed", allowed: ["seed", "channel", "backhaul", "cloud", "edges", "devices"]))
+        }
+        XCTAssertThrowsError(try Scenario.decode(json: Data(#"{"channel": {"deviceToDevice": "telepathy"}}"#.utf8))) { error in
+            guard case .invalidValue(let field, _, _)? = error as? ScenarioError else { return XCTFail("got \(error)") }
+            XCTAssertEqual(field, "channel.deviceToDevice")
+        }
     }
 
     func testExampleScenarioFileLoadsAndEqualsDefaults() throws {
