@@ -50,6 +50,16 @@ final class EdgeNetworkTests: XCTestCase {
                        0.087547 * 0.199526, accuracy: 1e-5)
     }
 
+    func testChannelReportGivesSNRInDecibelsAndBothRates() throws {
+        let report = try Self.cell(devices: 1).channelReport(device: "device-0", at: 0)
+        // Uplink 23 − 90.5 + 95 = 27.5 dB; downlink 40 − 90.5 + 95 = 44.5 dB → 1e7·log2(1 + 10^4.45) = 147.826 Mbit/s.
+        XCTAssertEqual(report.accessPoint, "edge-0")
+        XCTAssertEqual(report.uplinkSNRDB, 27.5, accuracy: 1e-9)
+        XCTAssertEqual(report.downlinkSNRDB, 44.5, accuracy: 1e-9)
+        XCTAssertEqual(report.uplinkBitsPerSecond, 91.3787e6, accuracy: 100)
+        XCTAssertEqual(report.downlinkBitsPerSecond, 147.8263e6, accuracy: 100)
+    }
+
     func testComputeTimeScalesWithLoad() throws {
         var network = Self.cell(devices: 1)
         // 1e9 FLOPs on 10 GFLOP/s: 0.1 s; at load 0.5: 1e9 / (1e10·0.5) = 0.2 s.

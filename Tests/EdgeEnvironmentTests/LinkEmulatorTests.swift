@@ -31,6 +31,7 @@ final class LinkEmulatorTests: XCTestCase {
         wait(for: [delivered], timeout: 5)
         let elapsed = Double((deliveries.all.first?.1 ?? 0) - start) / 1e9
         XCTAssertEqual(elapsed, 0.2, accuracy: 0.02, "measured \(elapsed) s")
+        print("emulated 1 MB at 40 Mbit/s: planned \(planned) s, measured \(elapsed) s")
         XCTAssertEqual(emulator.waitUntilIdle(timeout: 1), true)
     }
 
@@ -77,5 +78,24 @@ final class LinkEmulatorTests: XCTestCase {
         let planned = emulator.transmit(bytes: 1_000_000, on: LinkID(from: "device-0", to: "cloud")) {}
         XCTAssertEqual(planned, 0.100548 / 2, accuracy: 0.002)
         XCTAssertTrue(emulator.waitUntilIdle(timeout: 5))
+    }
+
+    func testConcurrentSendersFromManyThreadsAllDeliverInPerLinkOrder() {
+        // 8 threads, each sending 50 × 1 kB on its own 80 Mbit/s link (0.1 ms each).
+        let links = (0..<8).map { LinkID(from: "device-\($0)", to: "edge-0") }
+        let emulator = LinkEmulator(links: Dictionary(uniqueKeysWithValues: links.map { ($0, EmulatedLink(rateBitsPerSecond: 80e6)) }))
+        let deliveries = Deliveries()
+        DispatchQueue.concurrentPerform(iterations: 8) { t in
+            for i in 0..<50 {
+                emulator.transmit(bytes: 1000, on: links[t]) { deliveries.record("\(t):\(i)") }
+            }
+        }
+        XCTAssertTrue(emulator.waitUntilIdle(timeout: 10))
+        let got = deliveries.all.map(\.0)
+        XCTAssertEqual(got.count, 400)
+        for t in 0..<8 {
+            let mine = got.filter { $0.hasPrefix("\(t):") }
+            XCTAssertEqual(mine, (0..<50).map { "\(t):\($0)" })
+        }
     }
 }
