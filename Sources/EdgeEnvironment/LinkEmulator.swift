@@ -17,17 +17,14 @@ public struct EmulatedLink: Sendable, Equatable {
 /// until its previous transmission has been serialised, so back-to-back sends queue up;
 /// deliveries on one link run in send order on that link's own serial queue.
 /// Knows nothing of sockets: wrap any send with `transmit`. Usable from any thread.
+// @unchecked Sendable is safe: every mutable field is only touched while holding `condition`.
 public final class LinkEmulator: @unchecked Sendable {
-    // Safe because every mutable field below is only touched while holding `condition`.
-    /// Emulated seconds for a send: (link, bytes, emulated time of start) → (serialisation, propagation).
-    public typealias Timing = @Sendable (LinkID, Int, Double) -> (serialization: Double, propagation: Double)
-
     private struct Pending { let link: LinkID; let deliver: @Sendable () -> Void }
 
     private let condition = NSCondition()
-    private var timing: Timing
+    private let network: EdgeNetwork?
     private var links: [LinkID: EmulatedLink]
-    private var defaultLink: EmulatedLink
+    private let defaultLink: EmulatedLink
     private var busyUntil: [LinkID: UInt64] = [:]
     private var lastDelivery: [LinkID: UInt64] = [:]
     private var queues: [LinkID: DispatchQueue] = [:]
@@ -40,32 +37,23 @@ public final class LinkEmulator: @unchecked Sendable {
 
     /// Fixed per-link rates; links not listed use `defaultLink`.
     public init(links: [LinkID: EmulatedLink] = [:], defaultLink: EmulatedLink = .instant, timeScale: Double = 1) {
+        self.network = nil
         self.links = links
         self.defaultLink = defaultLink
         self.timeScale = max(timeScale, 0)
-        self.timing = { _, _, _ in (0, 0) }
-        self.timing = { [unowned self] link, bytes, _ in self.fixedTiming(link, bytes) }
     }
 
-    /// Rates from the physical model, evaluated at the emulated time each send starts
-    /// (so fading varies as the run goes on). A link the model has no route for uses `defaultLink`.
-    public convenience init(network: EdgeNetwork, defaultLink: EmulatedLink = .instant, timeScale: Double = 1) {
-        self.init(links: [:], defaultLink: defaultLink, timeScale: timeScale)
-        self.timing = { link, bytes, time in
-            guard let hops = try? network.route(from: link.from, to: link.to) else {
-                let seconds = defaultLink.rateBitsPerSecond.isInfinite ? 0 : Double(bytes) * 8 / defaultLink.rateBitsPerSecond
-                return (seconds, defaultLink.latencySeconds)
-            }
-            var serialization = 0.0, propagation = 0.0
-            for hop in hops {
-                serialization += (try? network.airtime(bits: Double(bytes) * 8, on: hop, at: time + serialization)) ?? 0
-                propagation += (try? network.linkState(hop, at: time + serialization).latencySeconds) ?? 0
-            }
-            return (serialization, propagation)
-        }
+    /// Rates from the physical model, evaluated at the emulated time each send starts (so
+    /// fading varies as the run goes on), over the model's route between the link's ends.
+    /// Links set with `setLink` take precedence; a link the model has no route for uses `defaultLink`.
+    public init(network: EdgeNetwork, defaultLink: EmulatedLink = .instant, timeScale: Double = 1) {
+        self.network = network
+        self.links = [:]
+        self.defaultLink = defaultLink
+        self.timeScale = max(timeScale, 0)
     }
 
-    /// Sets (or replaces) the rate of one link for sends from now on. Only for fixed-rate emulators.
+    /// Sets (or replaces) the rate of one link for sends from now on.
     public func setLink(_ link: LinkID, _ profile: EmulatedLink) {
         condition.lock(); defer { condition.unlock() }
         links[link] = profile
@@ -120,11 +108,19 @@ public final class LinkEmulator: @unchecked Sendable {
         return true
     }
 
-    private func fixedTiming(_ link: LinkID, _ bytes: Int) -> (serialization: Double, propagation: Double) {
-        // Called with the lock held (from transmit).
+    /// Emulated (serialisation, propagation) seconds of a send. Called with the lock held.
+    private func timing(_ link: LinkID, _ bytes: Int, _ time: Double) -> (serialization: Double, propagation: Double) {
+        let bits = Double(bytes) * 8
+        if links[link] == nil, let network, let hops = try? network.route(from: link.from, to: link.to) {
+            var serialization = 0.0, propagation = 0.0
+            for hop in hops {
+                serialization += (try? network.airtime(bits: bits, on: hop, at: time + serialization)) ?? 0
+                propagation += (try? network.linkState(hop, at: time + serialization).latencySeconds) ?? 0
+            }
+            return (serialization, propagation)
+        }
         let profile = links[link] ?? defaultLink
-        let seconds = profile.rateBitsPerSecond.isInfinite ? 0 : Double(bytes) * 8 / profile.rateBitsPerSecond
-        return (seconds, profile.latencySeconds)
+        return (profile.rateBitsPerSecond.isInfinite ? 0 : bits / profile.rateBitsPerSecond, profile.latencySeconds)
     }
 
     private func nanoseconds(_ seconds: Double) -> UInt64 {
