@@ -73,7 +73,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     /// `initial`: the adapter round 1 starts from (AdapterWire.initialAdapter); a checkpoint in `options.checkpoint` wins.
     public init(_ options: Options, initial: LoRAAdapter, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
         self.options = options
-        self.cost = cost ?? options.experiment.scenario
+        self.cost = try cost ?? EdgeNetworkCost(scenario: options.experiment.scenario, devices: options.experiment.data.devices)
         loop = ServiceLoop(name: options.id)
         router = try Socket(.router, context: context)
         try router.set(.routerMandatory(true))
@@ -103,7 +103,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         }
         coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: completed, quorum: f.quorum)
         writer = try options.metrics.map { try MetricsWriter(directory: URL(fileURLWithPath: $0)) }
-        if !options.evaluate && phase == .starting { phase = .idle }
+        if !options.evaluate, case .starting = phase { phase = .idle }
         if completed > 0 { telemetry.event(.info, "resume", "resuming after round \(completed) at version \(global.version)") }
 
         loop.add(router) { [unowned self] _, frames in handleRouter(frames) }
@@ -195,8 +195,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             guard let participants = coordinator.open(available: alive, now: now, deadlineS: f.deadlineS) else { return }
             roundStartWall = now
             roundBytesUp = 0; roundBytesDown = 0
-            publishRound()
-            roundBytesDown += modelBytes * participants.count
+            publishRound(to: participants)
             phase = .training
             lastRepublish = now
         case .training:
@@ -204,14 +203,16 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
                 closeRound(now: now)
             } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
                 lastRepublish = now
-                if let r = coordinator.current { publish(.round(announcement(r)), topic: "round/0") }
+                if let r = coordinator.current {
+                    for d in r.participants where !r.accepted.contains(d) { send(.round(announcement(r)), to: d) }
+                }
             }
         case .evaluating(let round, let deadline):
             if evalExpected.isSubset(of: Set(evalResults.keys)) || now >= deadline {
                 recordRound(round)
             } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
                 lastRepublish = now
-                publish(.evalRequest(EvalRequest(round: round)), topic: "round/0")
+                for d in evalExpected.subtracting(evalResults.keys) { send(.evalRequest(EvalRequest(round: round)), to: d) }
             }
         case .finished:
             return
@@ -240,17 +241,37 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             tensors: AdapterWire.tensors(coordinator.global.parameters, layout: coordinator.global.layout))))
     }
 
-    func publishRound() {
+    /// Announcement and model go to each participant over the ROUTER (routing id = node id), so a device that
+    /// connects late still gets them on the next resend; the PUB carries the announcement for observers.
+    func publishRound(to participants: [String]) {
         guard let r = coordinator.current else { return }
-        publish(.round(announcement(r)), topic: "round/0")
-        publishModel(round: r.round)
+        let ann = announcement(r)
+        publish(.round(ann), topic: "round/0")
+        sendModel(round: r.round, to: participants, before: .round(ann))
     }
 
-    func publishModel(round: UInt64) {
+    /// Encodes the model once and sends the same frames (zero-copy) to every device.
+    func sendModel(round: UInt64, to devices: [String], before: Body? = nil, after: Body? = nil) {
         seq += 1
         var env = modelEnvelope(round: round)
         env.seq = seq
-        try? pub.send(env, prefix: [Array("model/0/device".utf8)], dontWait: true)
+        let frames = env.encodeFrames()
+        let size = frames.reduce(0) { $0 + $1.count }
+        for d in devices {
+            if let before { send(before, to: d) }
+            do {
+                try router.send([Array(d.utf8)] + frames, dontWait: true)
+                roundBytesDown += size
+            } catch {
+                // Not connected (yet): the resend timer or the device's ModelRequest covers it.
+            }
+            if let after { send(after, to: d) }
+        }
+    }
+
+    func send(_ body: Body, to device: String) {
+        seq += 1
+        try? router.send(Envelope(sender: options.id, seq: seq, body: body), prefix: [Array(device.utf8)], dontWait: true)
     }
 
     func publish(_ body: Body, topic: String) {
@@ -294,9 +315,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     func startEval(round: UInt64, now: Double) {
         evalResults = [:]
         evalExpected = Set(alive)
-        publishModel(round: round)
-        roundBytesDown += modelBytes * evalExpected.count
-        publish(.evalRequest(EvalRequest(round: round)), topic: "round/0")
+        sendModel(round: round, to: evalExpected.sorted(), after: .evalRequest(EvalRequest(round: round)))
         lastRepublish = now
         phase = .evaluating(round: round, deadline: now + options.experiment.federation.deadlineS)
     }
@@ -327,7 +346,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
                                      devices: deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
                                      wallSeconds: Self.now() - startWall, simTimeSeconds: simTime,
                                      notes: ["name": options.experiment.name, "seed": "\(options.experiment.seed)",
-                                             "model": options.experiment.model, "scenario": options.experiment.scenario.name,
+                                             "model": options.experiment.model, "scenario": options.experiment.scenarioName,
                                              "rejected": "\(coordinator.rejections.values.reduce(0, +))",
                                              "initial_val_loss": records.first(where: { $0.round == 0 })
                                                 .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""])

@@ -1,3 +1,4 @@
+import EdgeEnvironment
 import Foundation
 import Yams
 
@@ -61,13 +62,21 @@ public struct Experiment: Sendable, Equatable {
     public var data = DataSection()
     public var lora = LoRASection()
     public var federation = FederationSection()
-    public var scenario = Scenario()
+    public var scenario = EdgeEnvironment.Scenario()
+    public var scenarioName = "builtin-default"
     /// Folder the file was read from: relative paths resolve against the working directory, not this.
     public var sourcePath: String?
 
     public init() {}
 
     public static let paradigms = ["fedavg"]
+    public static let defaultScenarioPath = "examples/scenarios/default.yaml"
+
+    static func loadScenario(_ path: String) throws -> EdgeEnvironment.Scenario {
+        do { return try EdgeEnvironment.Scenario.load(URL(fileURLWithPath: path)) } catch {
+            throw ExperimentError.badValue(key: "scenario", value: path, reason: "\(error)")
+        }
+    }
 
     /// Reads and validates an experiment file.
     public static func load(path: String) throws -> Experiment {
@@ -130,12 +139,20 @@ public struct Experiment: Sendable, Equatable {
         }
         if let s = r.raw("scenario") {
             if let path = s as? String {
-                e.scenario = try Scenario.load(path: path)
+                e.scenario = try Experiment.loadScenario(path)
+                e.scenarioName = path
             } else {
-                e.scenario = try Scenario.parse(try Keys(s, path: "scenario"))
+                _ = try Keys(s, path: "scenario")
+                do {
+                    e.scenario = try EdgeEnvironment.Scenario.decode(yaml: try Yams.dump(object: s))
+                } catch {
+                    throw ExperimentError.badValue(key: "scenario", value: "(inline)", reason: "\(error)")
+                }
+                e.scenarioName = "inline"
             }
-        } else if FileManager.default.fileExists(atPath: Scenario.defaultPath) {
-            e.scenario = try Scenario.load(path: Scenario.defaultPath)
+        } else if FileManager.default.fileExists(atPath: Experiment.defaultScenarioPath) {
+            e.scenario = try Experiment.loadScenario(Experiment.defaultScenarioPath)
+            e.scenarioName = Experiment.defaultScenarioPath
         }
         return e
     }

@@ -1,5 +1,5 @@
+import EdgeEnvironment
 import Foundation
-import Yams
 
 /// What the round accounting needs from the edge environment: time to move bytes over a device's links and to
 /// run FLOPs on it, on the virtual clock. EdgeEnvironment's cost model plugs in behind this protocol.
@@ -9,75 +9,33 @@ public protocol EdgeCostModel: Sendable {
     func computeSeconds(flops: Double, device: Int) -> Double
 }
 
-/// A simple scenario: device i has profile i mod count (FLOP/s, up/down rates, one-way latency).
-public struct Scenario: EdgeCostModel, Equatable {
-    public struct Profile: Sendable, Equatable {
-        public var flops: Double
-        public var uplinkBps: Double
-        public var downlinkBps: Double
-        public var latencyS: Double
-        public init(flops: Double, uplinkBps: Double, downlinkBps: Double, latencyS: Double) {
-            self.flops = flops; self.uplinkBps = uplinkBps; self.downlinkBps = downlinkBps; self.latencyS = latencyS
-        }
+/// EdgeEnvironment's network as the round cost model: device i is scenario node "device-i", the aggregator sits in
+/// the cloud, so a download is cloud → edge → device and an upload the way back (channel and band sharing included).
+public struct EdgeNetworkCost: EdgeCostModel {
+    public let network: EdgeNetwork
+    let devices: [NodeID]
+
+    /// Builds the scenario with at least `devices` devices.
+    public init(scenario: EdgeEnvironment.Scenario, devices: Int) throws {
+        var s = scenario
+        s.devices.count = max(s.devices.count, devices, 1)
+        network = try s.build()
+        self.devices = network.topology.devices
     }
 
-    public static let defaultPath = "examples/scenarios/default.yaml"
-
-    public var name: String
-    public var profiles: [Profile]
-
-    /// Phones to laptops on 4G/Wi-Fi: 2–20 GFLOP/s, 5–50 Mbit/s up.
-    public init(name: String = "builtin-default", profiles: [Profile] = [
-        Profile(flops: 2e9, uplinkBps: 5e6, downlinkBps: 20e6, latencyS: 0.03),
-        Profile(flops: 5e9, uplinkBps: 10e6, downlinkBps: 40e6, latencyS: 0.02),
-        Profile(flops: 10e9, uplinkBps: 20e6, downlinkBps: 80e6, latencyS: 0.01),
-        Profile(flops: 20e9, uplinkBps: 50e6, downlinkBps: 200e6, latencyS: 0.005),
-    ]) {
-        self.name = name; self.profiles = profiles
-    }
-
-    public func profile(_ device: Int) -> Profile { profiles[((device % profiles.count) + profiles.count) % profiles.count] }
+    func node(_ i: Int) -> NodeID { devices[((i % devices.count) + devices.count) % devices.count] }
+    var cloud: NodeID { network.topology.cloud ?? "cloud" }
 
     public func downloadSeconds(bytes: Int, device: Int, at time: Double) -> Double {
-        let p = profile(device)
-        return p.latencyS + Double(bytes) * 8 / p.downlinkBps
+        (try? network.transferTime(bytes: bytes, from: cloud, to: node(device), at: time)) ?? 0
     }
 
     public func uploadSeconds(bytes: Int, device: Int, at time: Double) -> Double {
-        let p = profile(device)
-        return p.latencyS + Double(bytes) * 8 / p.uplinkBps
+        (try? network.transferTime(bytes: bytes, from: node(device), to: cloud, at: time)) ?? 0
     }
 
-    public func computeSeconds(flops: Double, device: Int) -> Double { flops / profile(device).flops }
-
-    public static func load(path: String) throws -> Scenario {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ExperimentError.unreadable(path: path, reason: error.localizedDescription)
-        }
-        let root: Any?
-        do { root = try Yams.load(yaml: text) } catch { throw ExperimentError.malformedYAML(reason: "\(path): \(error)") }
-        var s = try parse(try Keys(root ?? [String: Any](), path: "scenario"))
-        if s.name == "inline" { s.name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent }
-        return s
-    }
-
-    /// `{name, devices: [{flops, uplink_bps, downlink_bps, latency_s}]}`. Unknown keys are left for EdgeEnvironment.
-    static func parse(_ k: Keys) throws -> Scenario {
-        var s = Scenario()
-        s.name = try k.string("name") ?? "inline"
-        guard let list = k.raw("devices") else { return s }
-        guard let items = list as? [Any], !items.isEmpty else {
-            throw ExperimentError.wrongType(key: "scenario.devices", expected: "a non-empty list of device profiles", got: describe(list))
-        }
-        s.profiles = try items.enumerated().map { i, item in
-            let p = try Keys(item, path: "scenario.devices[\(i)]")
-            return Profile(flops: try p.double("flops", positive: true) ?? 5e9,
-                           uplinkBps: try p.double("uplink_bps", positive: true) ?? 10e6,
-                           downlinkBps: try p.double("downlink_bps", positive: true) ?? 40e6,
-                           latencyS: try p.double("latency_s") ?? 0.02)
-        }
-        return s
+    public func computeSeconds(flops: Double, device: Int) -> Double {
+        (try? network.computeTime(flops: flops, node: node(device))) ?? 0
     }
 }
 
@@ -95,4 +53,12 @@ public func simulatedArrival(device: String, index: Int, modelBytes: Int, update
     let down = cost.downloadSeconds(bytes: modelBytes, device: index, at: roundStart)
     let up = cost.uploadSeconds(bytes: updateBytes, device: index, at: roundStart + down + computeS)
     return SimulatedArrival(device: device, seconds: down + max(0, computeS) + up)
+}
+
+/// The scenario index of a node: the number in "device-N", else a stable hash (so both ends agree without talking).
+public func deviceOrdinal(_ id: String) -> Int {
+    if let n = Int(id.split(separator: "-").last ?? "") { return max(0, n) }
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+    return Int(h % 1_000_003)
 }
