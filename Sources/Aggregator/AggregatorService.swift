@@ -38,6 +38,9 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         public var global: [Float]
         public var finished: Bool
         public var records: [MetricRecord]
+        /// The open training round and its participants that have not delivered yet.
+        public var openRound: UInt64?
+        public var waitingFor: [String]
     }
 
     enum Phase { case starting, idle, training, evaluating(round: UInt64, deadline: Double), finished }
@@ -142,7 +145,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             if case .finished = self.phase { done = true }
             return Status(completedRound: self.coordinator.completedRound, version: self.coordinator.global.version,
                           rejections: self.coordinator.rejections, global: self.coordinator.global.parameters,
-                          finished: done, records: self.records)
+                          finished: done, records: self.records, openRound: self.coordinator.current?.round,
+                          waitingFor: self.coordinator.current.map { r in r.participants.filter { !r.accepted.contains($0) } } ?? [])
         }
     }
 

@@ -46,6 +46,8 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
     var pendingEval: UInt64?
     var evaluatedRound: UInt64?
     var upload: (round: UInt64, envelope: Envelope, sentAt: Double)?
+    /// The last upload, kept after its ack: an aggregator that restarted from a checkpoint asks again for the round.
+    var lastUpload: (round: UInt64, envelope: Envelope)?
     var lastModelRequest = 0.0
     public private(set) var uploadsSent = 0
 
@@ -155,6 +157,10 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         case .round(let r):
             if r.round > (announcement?.round ?? 0) || announcement == nil { announcement = r }
             if let u = upload, u.round < r.round { upload = nil }
+            if upload == nil, let last = lastUpload, last.round == r.round, r.participants.contains(nodeId) {
+                upload = (last.round, last.envelope, Self.now())
+                try? aggregator?.send(last.envelope, dontWait: true)
+            }
         case .model(let m):
             if m.modelVersion >= (model?.modelVersion ?? 0) { model = m }
         case .evalRequest(let e):
@@ -208,6 +214,7 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
                     seq += 1
                     let env = Envelope(sender: nodeId, seq: seq, body: .update(body))
                     upload = (r.round, env, Self.now())
+                    lastUpload = (r.round, env)
                     uploadsSent += 1
                     try? aggregator?.send(env, dontWait: true)
                 case .failure(let error):

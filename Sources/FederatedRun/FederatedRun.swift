@@ -123,9 +123,7 @@ public enum FederatedRun {
         let bar = s.showProgress ? ProgressBar(total: total, label: "rounds") : nil
         let metrics = URL(fileURLWithPath: s.out).appendingPathComponent(RunFiles.metrics).path
         var shown = 0
-        while !finished() {
-            if let error = failed() { bar?.finish(status: "failed"); throw error }
-            if Date().timeIntervalSince(start) > limit { bar?.finish(status: "timed out"); throw RunError.timedOut(seconds: limit) }
+        func show() {
             let lines = (try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n") ?? []
             if lines.count != shown, let last = lines.last,
                let r = try? JSONDecoder().decode(MetricRecord.self, from: Foundation.Data(last.utf8)) {
@@ -134,7 +132,13 @@ public enum FederatedRun {
                 bar?.set(completed: min(total, shown), status: String(format: "round %d val %.4f", r.round, val))
             }
         }
-        bar?.finish(status: "done")
+        while !finished() {
+            if let error = failed() { bar?.finish(status: "failed"); throw error }
+            if Date().timeIntervalSince(start) > limit { bar?.finish(status: "timed out"); throw RunError.timedOut(seconds: limit) }
+            show()
+        }
+        show()
+        bar?.finish()
     }
 
     static func readSummary(_ out: String) throws -> RunSummary {

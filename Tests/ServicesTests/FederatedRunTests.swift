@@ -1,0 +1,136 @@
+import Aggregator
+import Bus
+import ClusterManager
+import DeviceWorker
+import FederatedRun
+import Foundation
+import Reports
+import XCTest
+
+final class FederatedRunTests: XCTestCase {
+    func testEmbeddedRunLowersValidationLoss() throws {
+        let s = try Kit.setup("embedded", devices: 3, rounds: 3)
+        var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
+        settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
+        let summary = try FederatedRun.embedded(settings, dataDir: try FederatedRun.prepareData(settings))
+        let lines = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+        let records = try lines.map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        XCTAssertEqual(records.map(\.round), [0, 1, 2, 3])
+        XCTAssertEqual(Set(records[0].valLoss.keys), ["vowels", "digits"])
+        let before = Kit.meanVal(records[0].valLoss), after = Kit.meanVal(summary.finalValLoss)
+        XCTAssertLessThan(after, before, "validation loss should fall: \(before) -> \(after)")
+        XCTAssertEqual(summary.rounds, 3)
+        XCTAssertEqual(records[1].participants, 3)
+        XCTAssertEqual(records[1].dropped, 0)
+        XCTAssertGreaterThan(records[1].bytesUp, 0)
+        XCTAssertGreaterThan(records[1].bytesDown, 0)
+        XCTAssertGreaterThan(records[3].simTimeSeconds, records[1].simTimeSeconds)
+    }
+
+    func testSeparateProcessesRunLowersValidationLoss() throws {
+        let bin = try Kit.requireExecutables()
+        let s = try Kit.setup("processes", devices: 2, rounds: 2)
+        var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
+        settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
+        let summary = try FederatedRun.processes(settings, configPath: s.configPath, dataDir: s.data, binDir: bin)
+        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        XCTAssertEqual(records.map(\.round), [0, 1, 2])
+        XCTAssertLessThan(Kit.meanVal(summary.finalValLoss), Kit.meanVal(records[0].valLoss))
+        XCTAssertEqual(records[2].participants, 2)
+    }
+
+    func testKilledWorkerRoundClosesAtDeadlineAndRunFinishes() async throws {
+        let bin = try Kit.requireExecutables()
+        let s = try Kit.setup("kill", devices: 3, rounds: 2, quorum: 1, deadline: 3, steps: 30)
+        let context = BusContext()
+        let ports = try FederatedRun.freePorts(4)
+        let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
+                                                      heartbeatMs: 200, liveness: 4, partitions: 3), context: context)
+        var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "tcp://127.0.0.1:\(ports[2])", pub: "tcp://127.0.0.1:\(ports[3])",
+                                          experiment: s.experiment)
+        o.heartbeatMs = 200; o.quiet = true; o.evaluate = false
+        let aggregator = try AggregatorService(o, initial: try AdapterWire.initialAdapter(modelDir: s.model, lora: s.experiment.lora, seed: 5), context: context)
+        manager.start(); aggregator.start()
+        defer { aggregator.stop(); manager.stop() }
+        var children = ChildProcesses()
+        defer { children.killAll() }
+        var pids: [String: Int32] = [:]
+        for i in 0..<3 {
+            let p = try children.spawn("device-worker", bin, ["--manager", manager.routerEndpoint, "--config", s.configPath, "--data", s.data,
+                                                              "--id", "device-\(i)", "--heartbeat-ms", "200", "--quiet"])
+            pids["device-\(i)"] = p.processIdentifier
+        }
+        // Kill a participant while round 1 waits for it.
+        var victim: String?
+        let sawRound = try await eventually(30) {
+            let st = try await aggregator.status()
+            if st.openRound == 1, let d = st.waitingFor.first { victim = d; return true }
+            return false
+        }
+        XCTAssertTrue(sawRound, "round 1 never opened")
+        let name = try XCTUnwrap(victim)
+        kill(try XCTUnwrap(pids[name]), SIGKILL)
+        let finished = try await eventually(40) { try await aggregator.status().finished }
+        XCTAssertTrue(finished, "the run did not finish after a worker died")
+        let st = try await aggregator.status()
+        XCTAssertEqual(st.completedRound, 2)
+        let round1 = try XCTUnwrap(st.records.first { $0.round == 1 })
+        XCTAssertGreaterThanOrEqual(round1.dropped, 1, "the killed worker must be dropped and counted")
+        XCTAssertGreaterThanOrEqual(round1.wallSeconds, 2.5, "round 1 should close at its 3 s deadline")
+        let round2 = try XCTUnwrap(st.records.first { $0.round == 2 })
+        XCTAssertEqual(round2.dropped, 0, "a dead worker is not sampled again")
+    }
+
+    func testRestartedAggregatorResumesFromCheckpoint() async throws {
+        let s = try Kit.setup("restart", devices: 2, rounds: 4, steps: 4)
+        let context = BusContext()
+        let ports = try FederatedRun.freePorts(4)
+        let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
+                                                      heartbeatMs: 200, liveness: 4, partitions: 2), context: context)
+        manager.start()
+        defer { manager.stop() }
+        var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "tcp://127.0.0.1:\(ports[2])", pub: "tcp://127.0.0.1:\(ports[3])",
+                                          experiment: s.experiment)
+        o.heartbeatMs = 200; o.quiet = true; o.evaluate = false
+        o.checkpoint = s.dir.appendingPathComponent("ckpt").path
+        let initial = try AdapterWire.initialAdapter(modelDir: s.model, lora: s.experiment.lora, seed: 5)
+        var devices: [DeviceWorkerService] = []
+        for _ in 0..<2 {
+            var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: s.model, data: s.data, experiment: s.experiment)
+            d.heartbeatMs = 200; d.retryMs = 500; d.quiet = true
+            devices.append(try DeviceWorkerService(d, context: context))
+        }
+        defer { devices.forEach { $0.stop() } }
+        let first = try AggregatorService(o, initial: initial, context: context)
+        first.start(); devices.forEach { $0.start() }
+        let reached = try await eventually(30) { try await first.status().completedRound >= 2 }
+        XCTAssertTrue(reached)
+        first.stop()
+        let saved = try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: o.checkpoint!)).load(layers: 2, width: 32))
+        let stopped = saved.state.round
+        XCTAssertGreaterThanOrEqual(stopped, 2)
+        XCTAssertLessThan(stopped, 4)
+
+        // The old sockets release the port within their linger time.
+        var maybeSecond: AggregatorService?
+        for _ in 0..<30 where maybeSecond == nil {
+            maybeSecond = try? AggregatorService(o, initial: initial, context: context)
+            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let second = try XCTUnwrap(maybeSecond)
+        let resumed = try await {
+            second.start()
+            return try await second.status()
+        }()
+        XCTAssertEqual(resumed.completedRound, stopped, "the restarted aggregator starts from its checkpoint")
+        XCTAssertEqual(resumed.version, stopped, "one version per aggregated round")
+        XCTAssertNotEqual(resumed.global, initial.flatten())
+        let finished = try await eventually(40) { try await second.status().finished }
+        XCTAssertTrue(finished)
+        let st = try await second.status()
+        second.stop()
+        XCTAssertEqual(st.completedRound, 4)
+        XCTAssertEqual(st.records.first?.round, Int(stopped) + 1, "no round is run twice")
+    }
+}

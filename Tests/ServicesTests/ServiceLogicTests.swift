@@ -1,0 +1,90 @@
+import Aggregator
+import ClusterManager
+import Federation
+import Messages
+import XCTest
+
+final class ServiceLogicTests: XCTestCase {
+    func testDirectoryDealsPartitionsInRegistrationOrderAndKeepsThemOnReRegistration() {
+        var d = Directory(partitions: 2)
+        let a = d.register(Register(role: .device))
+        let b = d.register(Register(role: .device))
+        let c = d.register(Register(role: .device))
+        XCTAssertEqual([a.partition, b.partition, c.partition], [0, 1, 0])
+        XCTAssertEqual(a.aggregatorEndpoint, "", "no aggregator registered yet")
+        _ = d.register(Register(role: .cloudAggregator, nodeId: "agg", endpoint: "tcp://x:1"))
+        let again = d.register(Register(role: .device, nodeId: b.nodeId))
+        XCTAssertEqual(again.partition, 1)
+        XCTAssertEqual(again.aggregatorEndpoint, "tcp://x:1")
+        let seq = d.mapSeq
+        XCTAssertTrue(d.markDead([a.nodeId]))
+        XCTAssertEqual(d.mapSeq, seq + 1)
+        XCTAssertFalse(d.map().members.first { $0.nodeId == a.nodeId }!.alive)
+        XCTAssertTrue(d.heartbeat(a.nodeId, load: 0.5, round: 1))
+        XCTAssertTrue(d.map().members.first { $0.nodeId == a.nodeId }!.alive)
+    }
+
+    func testRoundClosesAtDeadlineDroppingSilentParticipantsAndRetriesAreIdempotent() throws {
+        let layout = Federation.ParameterLayout.flat(2)
+        var c = RoundCoordinator(strategy: FedAvg(quorum: 1), global: GlobalModel(layout: layout), quorum: 1)
+        XCTAssertNil(c.open(available: [], now: 0, deadlineS: 5), "below quorum no round opens")
+        let p = try XCTUnwrap(c.open(available: ["a", "b"], now: 0, deadlineS: 5))
+        XCTAssertEqual(p, ["a", "b"])
+        XCTAssertEqual(c.submit(ModelUpdate(device: "a", round: 1, samples: 1, baseVersion: 0, delta: [1, 2])), .accepted)
+        XCTAssertEqual(c.submit(ModelUpdate(device: "a", round: 1, samples: 1, baseVersion: 0, delta: [1, 2])), .duplicate)
+        XCTAssertFalse(c.shouldClose(now: 4.9))
+        XCTAssertTrue(c.shouldClose(now: 5))
+        let closed = try XCTUnwrap(c.close())
+        XCTAssertEqual(closed.dropped, ["b"])
+        XCTAssertEqual(c.global.parameters, [1, 2])
+        if case .rejected(let kind, _) = c.submit(ModelUpdate(device: "b", round: 1, samples: 1, baseVersion: 0, delta: [1, 1])) {
+            XCTAssertEqual(kind, "wrong_round")
+        } else { XCTFail("a late update must be rejected") }
+    }
+
+    func testSimulatedArrivalAddsDownloadComputeAndUpload() throws {
+        struct Fixed: EdgeCostModel {
+            func downloadSeconds(bytes: Int, device: Int, at time: Double) -> Double { Double(bytes) / 100 }
+            func uploadSeconds(bytes: Int, device: Int, at time: Double) -> Double { Double(bytes) / 50 }
+            func computeSeconds(flops: Double, device: Int) -> Double { flops / 10 }
+        }
+        let a = simulatedArrival(device: "d", index: 0, modelBytes: 200, updateBytes: 100, computeS: 3, cost: Fixed(), roundStart: 0)
+        XCTAssertEqual(a.seconds, 2 + 3 + 2, accuracy: 1e-12)
+        XCTAssertEqual(deviceOrdinal("device-12"), 12)
+    }
+
+    func testExperimentErrorsNameTheKey() {
+        XCTAssertThrowsError(try Experiment.parse(yaml: "federation: {rounds: many}")) { e in
+            XCTAssertEqual(e as? ExperimentError, .wrongType(key: "federation.rounds", expected: "an integer", got: "the string \"many\""))
+        }
+        XCTAssertThrowsError(try Experiment.parse(yaml: "federaton: {}")) { e in
+            XCTAssertTrue("\(e)".contains("federaton"))
+        }
+        XCTAssertThrowsError(try Experiment.parse(yaml: "federation: {fraction: 2}")) { e in
+            XCTAssertTrue("\(e)".contains("federation.fraction"))
+        }
+        XCTAssertThrowsError(try Experiment.parse(yaml: "a: [b")) { e in
+            guard case .malformedYAML = e as? ExperimentError else { return XCTFail("\(e)") }
+        }
+        XCTAssertThrowsError(try Experiment.parse(yaml: "federation: {paradigm: gossip}")) { e in
+            XCTAssertTrue("\(e)".contains("federation.paradigm"))
+        }
+    }
+}
+
+final class ExecutableCLITests: XCTestCase {
+    func testBadFlagsEnvValuesAndYAMLExitNonZeroNamingTheProblem() throws {
+        var (status, err) = try Kit.runExecutable("aggregator", ["--heartbeat-ms", "soon", "--health"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("--heartbeat-ms"), err)
+        (status, err) = try Kit.runExecutable("device-worker", ["--health"], env: ["FI_MANAGER": "http://nowhere"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("FI_MANAGER"), err)
+        (status, err) = try Kit.runExecutable("cluster-manager", ["--liveness", "0", "--health"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("--liveness"), err)
+        let bad = Kit.tempDir("cli").appendingPathComponent("bad.yaml")
+        try "federation:\n  rounds: -3\n".write(to: bad, atomically: true, encoding: .utf8)
+        (status, err) = try Kit.runExecutable("cluster-manager", ["--config", bad.path, "--health"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("federation.rounds"), err)
+        (status, err) = try Kit.runExecutable("device-worker", ["--model", "/nonexistent/model", "--health"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("fi pretrain"), err)
+    }
+}
