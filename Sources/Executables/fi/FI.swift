@@ -13,6 +13,8 @@ struct FI: AsyncParsableCommand {
             Eval.self,
             Pretrain.self,
             Run.self,
+            Proxy.self,
+            TapCommand.self,
         ]
     )
 }
