@@ -2,29 +2,20 @@ import Bus
 import Foundation
 import Messages
 
-/// A service's optional telemetry PUB (connected to the proxy's XSUB): topic "telemetry/<kind>/<sender>", own seq.
-/// Owned by the service's loop thread. Events are also written to stderr so a run without a proxy still logs them.
-public final class TelemetryOut: @unchecked Sendable {  // safe: used only on its service's loop thread
-    let socket: Socket?
+/// A service's optional telemetry (Bus.TelemetryPublisher to the proxy's XSUB). Events also go to stderr, so a run
+/// without a proxy still logs them.
+public final class TelemetryOut: @unchecked Sendable {  // safe: TelemetryPublisher locks; `quiet` is set before use
+    let publisher: TelemetryPublisher?
     let sender: String
-    var seq: UInt64 = 0
     public var quiet = false
 
     public init(endpoint: String?, sender: String, context: BusContext) throws {
         self.sender = sender
-        if let endpoint, !endpoint.isEmpty {
-            let s = try Socket(.pub, context: context)
-            try s.connect(endpoint)
-            socket = s
-        } else {
-            socket = nil
-        }
+        publisher = try endpoint.flatMap { $0.isEmpty ? nil : try TelemetryPublisher(connect: $0, sender: sender, context: context) }
     }
 
     public func publish(_ t: Telemetry, kind: String) {
-        guard let socket else { return }
-        seq += 1
-        try? socket.send(Envelope(sender: sender, seq: seq, body: .telemetry(t)), prefix: [Array("telemetry/\(kind)/\(sender)".utf8)], dontWait: true)
+        _ = try? publisher?.publish(t)
     }
 
     public func event(_ severity: Severity, _ kind: String, _ text: String) {
@@ -34,7 +25,7 @@ public final class TelemetryOut: @unchecked Sendable {  // safe: used only on it
         publish(.event(Event(severity: severity, kind: kind, text: text)), kind: "event")
     }
 
-    public func close() { socket?.close() }
+    public func close() { publisher?.close() }
 }
 
 /// Messages on the bus are bounded: adapters up to 64 MB.

@@ -26,6 +26,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             BenchBus.self,
             BenchEngine.self,
+            BenchFederation.self,
         ]
     )
 }
