@@ -26,6 +26,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         /// Ask devices for validation loss before the first and after every round.
         public var evaluate = true
         public var quiet = false
+        /// Overrides the strategy the experiment's paradigm names (Federation registry).
+        public var strategy: (any AggregationStrategy)?
         public init(manager: String, router: String, pub: String, experiment: Experiment) {
             self.manager = manager; self.router = router; self.pub = pub; self.experiment = experiment
         }
@@ -91,8 +93,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         telemetry.quiet = options.quiet
         template = initial
         let f = options.experiment.federation
-        let strategy = FedAvg(fraction: f.fraction, minDevices: 1, quorum: f.quorum, seed: options.experiment.seed,
-                              validator: UpdateValidator(maxParameters: initial.parameterCount, maxStaleness: 0))
+        let strategy = try options.strategy ?? Self.strategy(for: options.experiment)
         var global = GlobalModel(layout: try AdapterWire.layout(of: initial), parameters: initial.flatten())
         var completed: UInt64 = 0
         checkpoints = options.checkpoint.map { CheckpointStore(directory: URL(fileURLWithPath: $0)) }
@@ -114,6 +115,17 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         loop.add(pub) { _, _ in }
         loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
         loop.every(.milliseconds(20)) { [unowned self] in drive() }
+    }
+
+    /// The experiment's paradigm as a Federation strategy: fedavg → FedAvg (sample-weighted, sync, staleness 0).
+    /// FedAsync/FedBuff/hierarchical plug in here by name once their round drivers exist.
+    public static func strategy(for e: Experiment) throws -> any AggregationStrategy {
+        var spec = StrategySpec(name: e.federation.paradigm)
+        spec.fraction = e.federation.fraction
+        spec.quorum = e.federation.quorum
+        spec.minDevices = 1
+        spec.seed = e.seed
+        return try makeAggregationStrategy(spec)
     }
 
     static func width(of adapter: LoRAAdapter) -> Int {

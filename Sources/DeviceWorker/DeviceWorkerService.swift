@@ -45,6 +45,7 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
     var trainedRound: UInt64 = 0
     var pendingEval: UInt64?
     var evaluatedRound: UInt64?
+    var evaluatingRound: UInt64?
     var upload: (round: UInt64, envelope: Envelope, sentAt: Double)?
     /// The last upload, kept after its ack: an aggregator that restarted from a checkpoint asks again for the round.
     var lastUpload: (round: UInt64, envelope: Envelope)?
@@ -80,6 +81,8 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
             telemetry.close()
         }
         loop.stop()
+        // Let a running training/evaluation job finish: the process may exit right after (and free BLAS buffers).
+        work.sync {}
     }
 
     public var assignedId: String { get async { (try? await loop.perform { self.nodeId }) ?? "" } }
@@ -164,7 +167,8 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         case .model(let m):
             if m.modelVersion >= (model?.modelVersion ?? 0) { model = m }
         case .evalRequest(let e):
-            if evaluatedRound != e.round { pendingEval = e.round }
+            // A resent request for a round being (or already) evaluated is a no-op.
+            if evaluatedRound != e.round && evaluatingRound != e.round { pendingEval = e.round }
         case .ack(let a):
             if let u = upload, a.round == u.round {
                 upload = nil
@@ -228,12 +232,15 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
     func startEval(_ round: UInt64, _ m: ModelBroadcast) {
         busy = true
         pendingEval = nil
+        evaluatingRound = round
         work.async { [self] in
             let result = Result { try gate.run { try trainer!.evaluate(global: m.tensors) } }
             let domain = trainer?.domain ?? ""
             loop.post { [self] in
                 busy = false
                 evaluatedRound = round
+                evaluatingRound = nil
+                if pendingEval == round { pendingEval = nil }
                 switch result {
                 case .success(let out):
                     sendToAggregator(.evalResult(EvalResult(round: round, domain: domain, valLoss: out.loss, tokens: UInt64(out.tokens))))

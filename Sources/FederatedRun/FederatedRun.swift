@@ -149,10 +149,12 @@ public enum FederatedRun {
 
     /// Ports the kernel reports free on 127.0.0.1 (bound once, then released).
     public static func freePorts(_ n: Int) throws -> [Int] {
+        // A private context: its teardown waits until the listeners are really closed, so the ports are free on return.
+        let context = BusContext()
         var sockets: [Socket] = []
         defer { sockets.forEach { $0.close() } }
         return try (0..<n).map { _ in
-            let s = try Socket(.router, linger: 0)
+            let s = try Socket(.router, context: context, linger: 0)
             sockets.append(s)
             let ep = try s.bind("tcp://127.0.0.1:*")
             return Int(ep.split(separator: ":").last ?? "") ?? 0

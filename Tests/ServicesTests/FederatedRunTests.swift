@@ -83,7 +83,7 @@ final class FederatedRunTests: XCTestCase {
     }
 
     func testRestartedAggregatorResumesFromCheckpoint() async throws {
-        let s = try Kit.setup("restart", devices: 2, rounds: 4, steps: 4)
+        let s = try Kit.setup("restart", devices: 2, rounds: 6, steps: 80)
         let context = BusContext()
         let ports = try FederatedRun.freePorts(4)
         let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
@@ -110,7 +110,7 @@ final class FederatedRunTests: XCTestCase {
         let saved = try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: o.checkpoint!)).load(layers: 2, width: 32))
         let stopped = saved.state.round
         XCTAssertGreaterThanOrEqual(stopped, 2)
-        XCTAssertLessThan(stopped, 4)
+        XCTAssertLessThan(stopped, 6)
 
         // The old sockets release the port within their linger time.
         var maybeSecond: AggregatorService?
@@ -130,7 +130,7 @@ final class FederatedRunTests: XCTestCase {
         XCTAssertTrue(finished)
         let st = try await second.status()
         second.stop()
-        XCTAssertEqual(st.completedRound, 4)
+        XCTAssertEqual(st.completedRound, 6)
         XCTAssertEqual(st.records.first?.round, Int(stopped) + 1, "no round is run twice")
     }
 }
