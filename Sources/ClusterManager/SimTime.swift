@@ -37,6 +37,12 @@ public struct EdgeNetworkCost: EdgeCostModel {
     public func computeSeconds(flops: Double, device: Int) -> Double {
         (try? network.computeTime(flops: flops, node: node(device))) ?? 0
     }
+
+    /// The device's first uplink hop now (for its channel reports): link name, rate, SNR in dB.
+    public func uplinkState(device: Int, at time: Double) -> (link: String, rateBps: Double, snrDb: Double)? {
+        guard let hop = try? network.route(from: node(device), to: cloud).first, let st = try? network.linkState(hop, at: time) else { return nil }
+        return (hop.description, st.rateBitsPerSecond, st.snr.isFinite && st.snr > 0 ? 10 * log10(st.snr) : 0)
+    }
 }
 
 /// Training FLOPs of LoRA fine-tuning: forward 2N per token, backward ≈ 2N more (no weight gradients of the frozen base).

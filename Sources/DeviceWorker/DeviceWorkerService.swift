@@ -51,6 +51,7 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
     var lastUpload: (round: UInt64, envelope: Envelope)?
     var lastModelRequest = 0.0
     public private(set) var uploadsSent = 0
+    let started = DeviceWorkerService.now()
 
     public init(_ options: Options, gate: TrainingGate = .shared, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
         self.options = options
@@ -104,6 +105,10 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         guard let a = assignment, !a.aggregatorEndpoint.isEmpty else { register(); return }
         sendToManager(.heartbeat(Heartbeat(round: trainedRound, load: busy ? 1 : 0)))
         telemetry.publish(.load(LoadReport(load: busy ? 1 : 0)), kind: "load")
+        // Channel state from the edge environment at this wall instant (the virtual clock starts with the run).
+        if let edge = cost as? EdgeNetworkCost, let ch = edge.uplinkState(device: deviceOrdinal(nodeId), at: Self.now() - started) {
+            telemetry.publish(.channel(ChannelState(link: ch.link, rateBps: ch.rateBps, snrDb: ch.snrDb)), kind: "channel")
+        }
     }
 
     func handleManager(_ frames: [[UInt8]]) {
