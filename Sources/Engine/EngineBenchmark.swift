@@ -48,8 +48,9 @@ public enum EngineBenchmark {
 
     /// Runs the benchmark; `log` receives progress lines.
     public static func run(steps: Int = 0, only: Set<String>? = nil, log: (String) -> Void = { _ in }) throws(EngineError) -> Report {
+        BLASThreads.configure()
         let peak = sgemmPeak()
-        log(String(format: "cblas_sgemm peak: %.1f GFLOP/s", peak))
+        log(String(format: "cblas_sgemm peak: %.1f GFLOP/s (%d OpenBLAS threads)", peak, BLASThreads.count))
         var rows: [Row] = []
         let configs: [(String, GPT2Config, Int, Bool)] = [
             ("tiny", GPT2Config(vocabSize: 256, contextLength: 128, layers: 2, heads: 2, width: 32), 30, false),

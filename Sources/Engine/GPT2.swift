@@ -14,6 +14,7 @@ public final class GPT2 {
     /// Random GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/√(2L), LayerNorm at (1, 0).
     public init(config: GPT2Config, seed: UInt64 = 0) throws(EngineError) {
         try config.validate()
+        BLASThreads.configure()
         self.config = config
         layout = ParameterLayout(config)
         params = Arena(count: layout.count)
