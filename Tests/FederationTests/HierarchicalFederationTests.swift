@@ -134,3 +134,29 @@ final class HierarchicalFederationTests: XCTestCase {
         }
     }
 }
+
+final class ParadigmSettingsTests: XCTestCase {
+    func testSettingsBuildTheConfiguredStrategiesAndNameBadKeys() throws {
+        var a = AsyncSettings()
+        let fedasync = try XCTUnwrap(a.strategy() as? FedAsync)
+        XCTAssertEqual(fedasync.historyDepth, 128)
+        XCTAssertEqual(fedasync.mixingWeight(staleness: 3), 0.6 * 0.5, accuracy: 1e-12)
+        a.mode = "fedbuff"; a.buffer = 3
+        XCTAssertEqual((try a.strategy() as? FedBuff)?.bufferSize, 3)
+        a.mode = "sometimes"
+        XCTAssertThrowsError(try a.strategy()) {
+            XCTAssertEqual($0 as? RegistryError, .unknown(kind: "async mode", name: "sometimes", known: ["fedasync", "fedbuff"]))
+        }
+        var c = ClusteredSettings()
+        c.reclusterEvery = 5; c.sketchDim = 256; c.method = "cfl_bipartition"
+        let config = try c.config(seed: 7)
+        XCTAssertEqual(config.reclusterEvery, 5)
+        XCTAssertEqual(config.sketchDimension, 256)
+        XCTAssertEqual(config.method.name, "cfl_bipartition")
+        c.initialisation = "random"
+        XCTAssertThrowsError(try c.config(seed: 7))
+        let h = HierarchicalSettings()
+        XCTAssertEqual(h.edgeAssignment(devices: ["d0", "d1", "d2", "d3", "d4"]),
+                       ["edge-0": ["d0", "d2", "d4"], "edge-1": ["d1", "d3"]])
+    }
+}
