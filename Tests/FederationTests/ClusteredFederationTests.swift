@@ -167,3 +167,17 @@ final class ClusteredFederationTests: XCTestCase {
         }
     }
 }
+
+final class ClusteredFederationMethodTests: XCTestCase {
+    func testCFLBipartitionAlsoFindsTheFourDomainsOnCenteredDeltas() throws {
+        let f = DomainFixture()
+        var spec = ClusteringSpec(name: "cfl_bipartition")
+        spec.seed = 1
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, method: try makeClusteringMethod(spec)),
+                                          trueLabels: f.truth)
+        let event = try XCTUnwrap(fed.aggregate(f.updates(round: 1)).recluster)
+        XCTAssertEqual(event.k, 4)
+        XCTAssertEqual(event.ari ?? 0, 1, accuracy: 1e-12)
+    }
+}
