@@ -161,6 +161,9 @@ final class ClusteredFederationTests: XCTestCase {
         let round = fed.aggregate([ModelUpdate(device: "x", samples: 1, baseVersion: 0, delta: [1, 1]),
                                    ModelUpdate(device: "a", samples: 1, baseVersion: 0, delta: [1, 2, 3])])
         XCTAssertEqual(round.rejected.map(\.kind), ["unknown_device", "wrong_length"])
+        XCTAssertEqual(fed.check(ModelUpdate(device: "x", samples: 1, baseVersion: 0, delta: [1, 1]))?.kind, "unknown_device")
+        XCTAssertEqual(fed.check(ModelUpdate(device: "a", samples: 1, baseVersion: 1, delta: [1, 1]))?.kind, "from_future")
+        XCTAssertNil(fed.check(ModelUpdate(device: "a", samples: 1, baseVersion: 0, delta: [1, 1])))
         XCTAssertEqual(fed.models[0]?.parameters, [0, 0])
         XCTAssertThrowsError(try ClusteredFederation(devices: ["a", "b"], initial: flatGlobal([0]), mode: .oracle(["a": 0]))) {
             XCTAssertEqual($0 as? ParadigmError, .missingOracleCluster(device: "b"))

@@ -139,6 +139,18 @@ public struct ClusteredFederation: Sendable {
         return adjustedRandIndex(labelled.map { ids[truth[$0]!]! }, labelled.map { assignment[$0]! })
     }
 
+    /// Checks one update at upload time (for the acknowledgement) against its device's cluster model, without
+    /// keeping it: nil when `aggregate` would accept it.
+    public func check(_ update: ModelUpdate) -> RejectedUpdate? {
+        guard let model = model(forDevice: update.device) else {
+            return RejectedUpdate(device: update.device, kind: "unknown_device", reason: ParadigmError.unknownDevice(update.device).description)
+        }
+        do { try config.validator.validate(update, against: model) } catch {
+            return RejectedUpdate(device: update.device, kind: error.kind, reason: error.description)
+        }
+        return nil
+    }
+
     /// Aggregates one round: each update goes to its device's cluster, FedAvg (sample-weighted) per cluster.
     /// When due, re-clusters on this round's accepted deltas afterwards.
     public mutating func aggregate(_ updates: [ModelUpdate]) -> ClusteredRound {
