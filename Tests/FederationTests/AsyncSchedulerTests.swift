@@ -121,3 +121,45 @@ final class AsyncSchedulerTests: XCTestCase {
         XCTAssertEqual(scheduler.cancel("b").map(\.device), ["a"])
     }
 }
+
+final class AsyncVersusSyncTests: XCTestCase {
+    /// 10 devices, 2 of them 10× slower; every device takes a half step toward c = (1, −1) from the model it got.
+    func testFedAsyncReachesSyncFedAvgsFinalLossInFarLessSimTimeWithStragglers() throws {
+        let c: [Float] = [1, -1]
+        func loss(_ x: [Float]) -> Double { zip(x, c).reduce(0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) } }
+        func step(_ x: [Float]) -> [Float] { zip(x, c).map { 0.5 * ($1 - $0) } }
+        let devices = (0..<10).map { "d\($0)" }
+        let seconds = Dictionary(uniqueKeysWithValues: devices.enumerated().map { ($1, $0 < 2 ? 10.0 : 1.0) })
+
+        // Sync FedAvg: a round lasts as long as its slowest device.
+        var global = flatGlobal([0, 0])
+        var fedavg = FedAvg()
+        for r in 1...5 {
+            for d in devices {
+                _ = try fedavg.submit(ModelUpdate(device: d, round: UInt64(r), samples: 1, baseVersion: global.version,
+                                                  delta: step(global.parameters)), to: &global)
+            }
+            _ = fedavg.closeRound(&global)
+        }
+        let syncTime = 5 * (seconds.values.max() ?? 0)
+        let target = loss(global.parameters)
+
+        // FedAsync on the virtual clock: the first sim time its global is at least as good.
+        var scheduler = AsyncScheduler(strategy: FedAsync(alpha: 0.6, staleness: .polynomial(a: 0.5), historyDepth: 256),
+                                       global: flatGlobal([0, 0]), stop: .simTime(syncTime))
+        var models: [UInt64: [Float]] = [0: [0, 0]]
+        var outstanding = scheduler.start(devices: devices)
+        var reached: Double? = nil
+        while !outstanding.isEmpty && !scheduler.isFinished && reached == nil {
+            let d = outstanding.removeFirst()
+            let u = ModelUpdate(device: d.device, round: d.sequence, samples: 1, baseVersion: d.version, delta: step(models[d.version]!))
+            for a in try scheduler.report(u, durations: TaskDurations(compute: seconds[d.device]!)) {
+                models[scheduler.global.version] = scheduler.global.parameters
+                if reached == nil, loss(scheduler.global.parameters) <= target { reached = a.arrival }
+                if let next = a.next { models[next.version] = scheduler.global.parameters; outstanding.append(next) }
+            }
+        }
+        let asyncTime = try XCTUnwrap(reached, "async never reached the sync loss \(target)")
+        XCTAssertLessThanOrEqual(asyncTime / syncTime, 0.5, "async \(asyncTime) s vs sync \(syncTime) s")
+    }
+}
