@@ -1,119 +1,85 @@
 import COpenBLAS
 
-/// Tensor-parallel shares of one block, for multi-access split inference: a share owns a range of
-/// attention heads (and their columns of the output projection) and a range of MLP hidden columns.
-/// Each share returns its contribution to the block's residual update; the requester sums them:
-///   x'  = x  + Σ partialAttention(x)     (one share adds the projection bias)
-///   x'' = x' + Σ partialMLP(x')
-/// Every projection is linear in the split dimension, LoRA included, so the shares sum to the full block.
+/// One block split across workers (multi-access split inference). A block is
+///   x' = x + Σ_heads attnPartial(x),   x'' = x' + Σ_columns mlpPartial(x'),
+/// because attention heads and MLP hidden columns contribute additively through c_proj.
+/// Exactly one worker per phase passes includeBias = true. The adapter must be merged first.
 extension GPT2 {
-    /// Heads `heads` of block `layer` on residual input x [T, C] at positions startPosition..<+T: writes their
-    /// keys/values into `cache` (only those heads' columns) and returns attn_out[:, heads]·W_projᵀ [T, C]
-    /// (+ bias when the share starts at head 0).
-    public func partialAttention(layer l: Int, heads: Range<Int>, hidden x: [Float], cache: KVCache,
-                                 startPosition: Int) throws(EngineError) -> [Float] {
-        let C = config.width, NH = config.heads, hs = config.headSize
-        try checkPartial(layer: l, hidden: x)
-        guard heads.lowerBound >= 0, heads.upperBound <= NH, !heads.isEmpty else {
-            throw .badInput("head share \(heads) outside 0..<\(NH)")
+    /// Attention contribution [T, C] of heads `heads` of block `layer` for hidden [T, C] at startPosition;
+    /// fills those heads' columns of `cache` (a KVCache covering `layer`).
+    public func attentionPartial(layer: Int, heads: Range<Int>, hidden: [Float], cache: KVCache,
+                                 startPosition: Int, includeBias: Bool) throws(EngineError) -> [Float] {
+        let C = config.width, hs = config.headSize
+        let T = try checkPartial(layer: layer, hidden: hidden)
+        guard heads.lowerBound >= 0, heads.upperBound <= config.heads, !heads.isEmpty else {
+            throw .badInput("heads \(heads) outside 0..<\(config.heads)")
         }
-        guard cache.layers.contains(l), cache.width == C else { throw .badInput("KV cache covers blocks \(cache.layers), need block \(l)") }
-        let T = x.count / C, Tk = startPosition + T
-        guard startPosition >= 0, startPosition <= cache.length, Tk <= config.contextLength else {
-            throw .badInput("positions \(startPosition)..<\(Tk) invalid for cache length \(cache.length), context \(config.contextLength)")
+        guard cache.layers.contains(layer), startPosition >= 0, startPosition + T <= config.contextLength else {
+            throw .badInput("cache for \(cache.layers) cannot hold block \(layer) positions \(startPosition)..<\(startPosition + T)")
         }
-        let S = heads.count * hs, h0 = heads.lowerBound * hs, r = lora?.config.rank ?? 1
-        let scratch = Arena(count: T * C + 3 * T * S + heads.count * T * Tk + T * S + T * r + T * C)
-        let ln = scratch.base, q = ln + T * C, k = q + T * S, v = k + T * S, att = v + T * S
-        let atty = att + heads.count * T * Tk, u = atty + T * S, out = u + T * r
-        var xs = x
-        xs.withUnsafeMutableBufferPointer { xb in
-            Layers.layerNormForward(ln, nil, nil, xb.baseAddress!, p.ln1w + l * C, p.ln1b + l * C, N: T, C: C, eps: config.layerNormEpsilon)
+        let nh = heads.count, Cp = nh * hs, h0 = heads.lowerBound * hs, Tk = startPosition + T
+        let ci = layer - cache.layers.lowerBound
+        let kc = cache.keys.base + ci * cache.contextLength * C + h0, vc = cache.values.base + ci * cache.contextLength * C + h0
+        let scratch = Arena(count: T * C + 3 * T * Cp + nh * T * Tk + T * Cp)
+        let ln = scratch.base, q = ln + T * C, k = q + T * Cp, v = k + T * Cp, att = v + T * Cp, atty = att + nh * T * Tk
+        var x = hidden
+        var out = [Float](repeating: 0, count: T * C)
+        x.withUnsafeMutableBufferPointer { xb in
+            Layers.layerNormForward(ln, nil, nil, xb.baseAddress!, p.ln1w + layer * C, p.ln1b + layer * C, N: T, C: C, eps: config.layerNormEpsilon)
         }
-        // q, k, v rows of c_attn for these heads: rows part·C + h0 ..< part·C + h0 + S.
-        let w = p.qkvw + l * 3 * C * C, bias = p.qkvb + l * 3 * C
-        let qkvLoRA = lora?.slot(l, .attnQKV)
-        if let s = qkvLoRA, let lw = lora { gemmNT(u, r, ln, C, lw.params.base + s.a, C, M: T, N: r, K: C, alpha: 1, beta: 0) }
-        for (part, dst) in [q, k, v].enumerated() {
-            let row0 = part * C + h0
-            for t in 0..<T { (dst + t * S).update(from: bias + row0, count: S) }
-            gemmNT(dst, S, ln, C, w + row0 * C, C, M: T, N: S, K: C, alpha: 1, beta: 1)
-            if let s = qkvLoRA, let lw = lora {
-                gemmNT(dst, S, u, r, lw.params.base + s.b + row0 * r, r, M: T, N: S, K: r, alpha: lw.config.scaling, beta: 1)
-            }
+        let w = p.qkvw + layer * 3 * C * C, b = p.qkvb + layer * 3 * C
+        for (i, dst) in [q, k, v].enumerated() {  // rows of q, k, v for these heads
+            Layers.matmulForward(dst, ln, w + (i * C + h0) * C, b + i * C + h0, N: T, C: C, OC: Cp)
         }
-        let ci = l - cache.layers.lowerBound
-        let kc = cache.keys.base + ci * cache.contextLength * C, vc = cache.values.base + ci * cache.contextLength * C
         for t in 0..<T {
-            (kc + (startPosition + t) * C + h0).update(from: k + t * S, count: S)
-            (vc + (startPosition + t) * C + h0).update(from: v + t * S, count: S)
+            (kc + (startPosition + t) * C).update(from: k + t * Cp, count: Cp)
+            (vc + (startPosition + t) * C).update(from: v + t * Cp, count: Cp)
         }
-        Layers.attentionForward(atty, att, q: q, qs: S, k: kc + h0, v: vc + h0, ks: C,
-                                B: 1, T: T, Tk: Tk, C: S, NH: heads.count, start: startPosition)
-        // Output projection restricted to these heads' input columns.
-        let pw = p.attprojw + l * C * C
-        if heads.lowerBound == 0 {
-            for t in 0..<T { (out + t * C).update(from: p.attprojb + l * C, count: C) }
-        } else {
-            out.update(repeating: 0, count: T * C)
-        }
-        gemmNT(out, C, atty, S, pw + h0, C, M: T, N: C, K: S, alpha: 1, beta: 1)
-        if let s = lora?.slot(l, .attnProj), let lw = lora {
-            gemmNT(u, r, atty, S, lw.params.base + s.a + h0, C, M: T, N: r, K: S, alpha: 1, beta: 0)
-            gemmNT(out, C, u, r, lw.params.base + s.b, r, M: T, N: C, K: r, alpha: lw.config.scaling, beta: 1)
+        Layers.attentionForward(atty, att, q: q, qs: Cp, k: kc, v: vc, ks: C, B: 1, T: T, Tk: Tk, C: Cp, NH: nh, start: startPosition)
+        out.withUnsafeMutableBufferPointer { ob in
+            let o = ob.baseAddress!
+            if includeBias { for t in 0..<T { (o + t * C).update(from: p.attprojb + layer * C, count: C) } }
+            // o[T,C] += atty[T,Cp] · Wproj[:, h0..<h0+Cp]ᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(C), Int32(Cp), 1, atty, Int32(Cp),
+                        p.attprojw + layer * C * C + h0, Int32(C), 1, o, Int32(C))
         }
         cache.length = max(cache.length, Tk)
-        return Array(UnsafeBufferPointer(start: out, count: T * C))
+        return out
     }
 
-    /// MLP hidden columns `columns` (of 4C) of block `layer` on x [T, C] (the residual after attention):
-    /// returns gelu(ln2(x)·W_fc[columns]ᵀ)·W_proj[:, columns]ᵀ [T, C] (+ bias when the share starts at column 0).
-    public func partialMLP(layer l: Int, columns: Range<Int>, hidden x: [Float]) throws(EngineError) -> [Float] {
+    /// MLP contribution [T, C] of hidden columns `columns` (of 4C) of block `layer` for hidden [T, C]
+    /// (the residual stream after attention).
+    public func mlpPartial(layer: Int, columns: Range<Int>, hidden: [Float], includeBias: Bool) throws(EngineError) -> [Float] {
         let C = config.width
-        try checkPartial(layer: l, hidden: x)
+        let T = try checkPartial(layer: layer, hidden: hidden)
         guard columns.lowerBound >= 0, columns.upperBound <= 4 * C, !columns.isEmpty else {
-            throw .badInput("MLP column share \(columns) outside 0..<\(4 * C)")
+            throw .badInput("MLP columns \(columns) outside 0..<\(4 * C)")
         }
-        let T = x.count / C, M = columns.count, c0 = columns.lowerBound, r = lora?.config.rank ?? 1
-        let scratch = Arena(count: T * C + 2 * T * M + T * r + T * C)
-        let ln = scratch.base, h = ln + T * C, g = h + T * M, u = g + T * M, out = u + T * r
-        var xs = x
-        xs.withUnsafeMutableBufferPointer { xb in
-            Layers.layerNormForward(ln, nil, nil, xb.baseAddress!, p.ln2w + l * C, p.ln2b + l * C, N: T, C: C, eps: config.layerNormEpsilon)
+        let n = columns.count, c0 = columns.lowerBound
+        let scratch = Arena(count: T * C + 2 * T * n)
+        let ln = scratch.base, fch = ln + T * C, gel = fch + T * n
+        var x = hidden
+        var out = [Float](repeating: 0, count: T * C)
+        x.withUnsafeMutableBufferPointer { xb in
+            Layers.layerNormForward(ln, nil, nil, xb.baseAddress!, p.ln2w + layer * C, p.ln2b + layer * C, N: T, C: C, eps: config.layerNormEpsilon)
         }
-        let fw = p.fcw + l * 4 * C * C, fb = p.fcb + l * 4 * C
-        for t in 0..<T { (h + t * M).update(from: fb + c0, count: M) }
-        gemmNT(h, M, ln, C, fw + c0 * C, C, M: T, N: M, K: C, alpha: 1, beta: 1)
-        if let s = lora?.slot(l, .mlpFC), let lw = lora {
-            gemmNT(u, r, ln, C, lw.params.base + s.a, C, M: T, N: r, K: C, alpha: 1, beta: 0)
-            gemmNT(h, M, u, r, lw.params.base + s.b + c0 * r, r, M: T, N: M, K: r, alpha: lw.config.scaling, beta: 1)
+        Layers.matmulForward(fch, ln, p.fcw + layer * 4 * C * C + c0 * C, p.fcb + layer * 4 * C + c0, N: T, C: C, OC: n)
+        Layers.geluForward(gel, fch, N: T * n)
+        out.withUnsafeMutableBufferPointer { ob in
+            let o = ob.baseAddress!
+            if includeBias { for t in 0..<T { (o + t * C).update(from: p.fcprojb + layer * C, count: C) } }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(C), Int32(n), 1, gel, Int32(n),
+                        p.fcprojw + layer * C * 4 * C + c0, Int32(4 * C), 1, o, Int32(C))
         }
-        Layers.geluForward(g, h, N: T * M)
-        let pw = p.fcprojw + l * 4 * C * C
-        if c0 == 0 {
-            for t in 0..<T { (out + t * C).update(from: p.fcprojb + l * C, count: C) }
-        } else {
-            out.update(repeating: 0, count: T * C)
-        }
-        gemmNT(out, C, g, M, pw + c0, 4 * C, M: T, N: C, K: M, alpha: 1, beta: 1)
-        if let s = lora?.slot(l, .mlpProj), let lw = lora {
-            gemmNT(u, r, g, M, lw.params.base + s.a + c0, 4 * C, M: T, N: r, K: M, alpha: 1, beta: 0)
-            gemmNT(out, C, u, r, lw.params.base + s.b, r, M: T, N: C, K: r, alpha: lw.config.scaling, beta: 1)
-        }
-        return Array(UnsafeBufferPointer(start: out, count: T * C))
+        return out
     }
 
-    private func checkPartial(layer l: Int, hidden x: [Float]) throws(EngineError) {
-        guard l >= 0, l < config.layers else { throw .badInput("block \(l) outside 0..<\(config.layers)") }
-        guard !x.isEmpty, x.count % config.width == 0 else {
-            throw .badInput("hidden has \(x.count) values, not a multiple of width \(config.width)")
+    func checkPartial(layer: Int, hidden: [Float]) throws(EngineError) -> Int {
+        guard lora == nil else { throw .badInput("partial blocks run on base weights; merge the adapter first (mergeAdapter)") }
+        guard layer >= 0, layer < config.layers else { throw .badInput("block \(layer) outside 0..<\(config.layers)") }
+        guard !hidden.isEmpty, hidden.count % config.width == 0 else {
+            throw .badInput("hidden has \(hidden.count) values, not a multiple of width \(config.width)")
         }
+        return hidden.count / config.width
     }
-}
-
-/// out[M,N] = alpha · a[M,K] · b[N,K]ᵀ + beta · out, with explicit row strides (sub-blocks of weights).
-func gemmNT(_ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ a: UnsafePointer<Float>, _ lda: Int,
-            _ b: UnsafePointer<Float>, _ ldb: Int, M: Int, N: Int, K: Int, alpha: Float, beta: Float) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
-                alpha, a, Int32(lda), b, Int32(ldb), beta, out, Int32(ldo))
 }

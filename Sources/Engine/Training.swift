@@ -104,7 +104,9 @@ extension GPT2 {
         a.dres.update(repeating: 0, count: N * C)
         let last = a.res3 + (L - 1) * N * C
         Layers.layerNormBackward(a.dres, g?.lnfw, g?.lnfb, a.dln, last, p.lnfw, a.lnfMean, a.lnfRstd, N: N, C: C)
-        for l in stride(from: L - 1, through: 0, by: -1) {
+        // Adapter mode: nothing below the lowest adapted block trains, so stop there and skip its input gradient.
+        let lowest = full ? 0 : (lora?.slots.first?.layer ?? 0)
+        for l in stride(from: L - 1, through: lowest, by: -1) {
             let x = l == 0 ? a.encoded : a.res3 + (l - 1) * N * C
             let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C, atty = a.atty + l * N * C
             let att = a.att + l * B * NH * T * T, res2 = a.res2 + l * N * C, ln2 = a.ln2 + l * N * C
@@ -123,10 +125,11 @@ extension GPT2 {
             linearBackward(a.datty, a.dres, atty, l, .attnProj, N: N, a: a, g: g)
             a.dqkv.update(repeating: 0, count: N * 3 * C)
             Layers.attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B: B, T: T, C: C, NH: NH)
-            a.dln.update(repeating: 0, count: N * C)
-            linearBackward(a.dln, a.dqkv, ln1, l, .attnQKV, N: N, a: a, g: g)
-            Layers.layerNormBackward(a.dres, g.map { $0.ln1w + l * C }, g.map { $0.ln1b + l * C }, a.dln, x,
-                                     p.ln1w + l * C, a.ln1Mean + l * N, a.ln1Rstd + l * N, N: N, C: C)
+            let needInput = full || l > lowest
+            if needInput { a.dln.update(repeating: 0, count: N * C) }
+            linearBackward(needInput ? a.dln : nil, a.dqkv, ln1, l, .attnQKV, N: N, a: a, g: g)
+            if needInput { Layers.layerNormBackward(a.dres, g.map { $0.ln1w + l * C }, g.map { $0.ln1b + l * C }, a.dln, x,
+                                     p.ln1w + l * C, a.ln1Mean + l * N, a.ln1Rstd + l * N, N: N, C: C) }
         }
         if let g { Layers.embedBackward(g.wte, g.wpe, a.dres, a.tokens, B: B, T: T, C: C) }
     }
@@ -156,7 +159,7 @@ extension GPT2 {
     }
 
     /// dinp += dout·W (+ LoRA path); base grads when g is given, LoRA grads whenever adapted.
-    func linearBackward(_ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>,
+    func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dout: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>,
                         _ l: Int, _ t: LoRATarget, N: Int, a: Activations, g: ParameterTensors?) {
         let pr = projection(l, t, p)
         let gp = g.map { projection(l, t, $0) }

@@ -99,3 +99,26 @@ final class LoRAInferenceTests: XCTestCase {
         XCTAssertThrowsError(try m.forwardBlocks(range: 0..<2, hidden: [Float](repeating: 0, count: 8), cache: front, startPosition: 0))
     }
 }
+
+final class PartialBlockTests: XCTestCase {
+    func testHeadAndColumnPartialsSumToTheFullBlockAcrossDecodingSteps() throws {
+        let c = GPT2Config(vocabSize: 16, contextLength: 8, layers: 2, heads: 4, width: 16)
+        let m = try Fixture.model(c)
+        let tokens = Fixture.tokens(5, vocab: 16, seed: 2)
+        let fullCache = KVCache(config: c, layers: 1..<2)
+        let cacheA = KVCache(config: c, layers: 1..<2), cacheB = KVCache(config: c, layers: 1..<2)
+        let warm = KVCache(config: c, layers: 0..<1)
+        for (start, end) in [(0, 3), (3, 4), (4, 5)] {
+            let h = try m.forwardBlocks(range: 0..<1, hidden: m.embed(tokens: Array(tokens[start..<end]), startPosition: start),
+                                        cache: warm, startPosition: start)
+            let full = try m.forwardBlocks(range: 1..<2, hidden: h, cache: fullCache, startPosition: start)
+            let a1 = try m.attentionPartial(layer: 1, heads: 0..<1, hidden: h, cache: cacheA, startPosition: start, includeBias: true)
+            let a2 = try m.attentionPartial(layer: 1, heads: 1..<4, hidden: h, cache: cacheB, startPosition: start, includeBias: false)
+            let mid = zip(h, zip(a1, a2)).map { $0 + $1.0 + $1.1 }
+            let m1 = try m.mlpPartial(layer: 1, columns: 0..<40, hidden: mid, includeBias: true)
+            let m2 = try m.mlpPartial(layer: 1, columns: 40..<64, hidden: mid, includeBias: false)
+            let out = zip(mid, zip(m1, m2)).map { $0 + $1.0 + $1.1 }
+            XCTAssertLessThanOrEqual(zip(full, out).map { abs($0 - $1) }.max()!, 1e-5)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// EdgeEnvironment: see DESIGN.md.
