@@ -1,5 +1,6 @@
 import Bus
 import Dispatch
+import EdgeEnvironment
 import Engine
 import Foundation
 import Messages
@@ -56,29 +57,29 @@ extension InferenceRouter {
         seq += 1
         let id = seq
         let frames = Envelope(sender: "router", seq: id, body: .activation(activation)).encodeFrames()
-        let delay = linkDelay(from, nodeId, bytes: frames.reduce(0) { $0 + $1.count })
-        let timeout = options.stepTimeout + .milliseconds(Int(delay * 1000))
+        let bytes = frames.reduce(0) { $0 + $1.count }
+        let timeout = options.stepTimeout + .milliseconds(Int(expectedDelay(from, nodeId, bytes: bytes) * 1000))
         let timer = loop.after(timeout) { [weak self] in
             guard let self, let p = pending.removeValue(forKey: id), let s = sessions[p.requestId], s.attempt == p.attempt else { return }
             nodeFailed(p.node)
         }
         pending[id] = PendingCall(requestId: s.requestId, attempt: s.attempt, stage: stage, node: nodeId, sentAt: Self.now(), timer: timer)
         let socket = entry.socket
-        later(delay) { [weak self] in
+        transmit(bytes: bytes, from: from, to: nodeId) { [weak self] in
             guard let self, pending[id] != nil else { return }
             do { try socket.send(frames, dontWait: true) } catch { nodeFailed(nodeId) }
         }
     }
 
-    /// Runs `work` on the loop after `seconds` (a dispatch timer, finer than the loop's millisecond timers).
-    func later(_ seconds: Double, _ work: @escaping @Sendable () -> Void) {
-        if seconds <= 0 { work(); return }
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [loop] in loop.post(work) }
+    /// Runs `work` on the loop once `bytes` have crossed the emulated link from → to (at once without emulation).
+    func transmit(bytes: Int, from: String, to: String, _ work: @escaping @Sendable () -> Void) {
+        guard let emulator, from != to else { return work() }
+        emulator.transmit(bytes: bytes, on: LinkID(from: from, to: to)) { [loop] in loop.post(work) }
     }
 
-    func linkDelay(_ from: String, _ to: String, bytes: Int) -> Double {
-        guard let emulated, from != to else { return 0 }
-        return (emulated[NetworkView.key(from, to)] ?? options.defaultLink).seconds(bytes: bytes)
+    func expectedDelay(_ from: String, _ to: String, bytes: Int) -> Double {
+        guard emulator != nil, from != to else { return 0 }
+        return (links[NetworkView.key(from, to)] ?? options.defaultLink).seconds(bytes: bytes)
     }
 
     func receiveNode(_ nodeId: String, _ frames: [[UInt8]]) {
@@ -96,9 +97,8 @@ extension InferenceRouter {
             }
             // Output goes back to the requester after the last stage and after every multi-access call.
             let toRequester = s.plan.kind == .multiAccess || p.stage == s.plan.stages.count - 1
-            let delay = toRequester ? linkDelay(nodeId, s.device, bytes: frames.reduce(0) { $0 + $1.count }) : 0
             let (requestId, attempt) = (s.requestId, s.attempt)
-            later(delay) { [weak self] in
+            transmit(bytes: frames.reduce(0) { $0 + $1.count }, from: nodeId, to: toRequester ? s.device : nodeId) { [weak self] in
                 guard let self, let s = sessions[requestId], s.attempt == attempt else { return }
                 s.stageSeconds[p.stage] += Double(Self.now() - p.sentAt) / 1e9
                 advance(s, stage: p.stage, name: t.name, values: values)

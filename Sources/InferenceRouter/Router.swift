@@ -1,5 +1,6 @@
 import Bus
 import Dispatch
+import EdgeEnvironment
 import Engine
 import Foundation
 import Messages
@@ -14,7 +15,7 @@ public struct RouterOptions: Sendable {
     /// A stage call without a reply after this long (plus its emulated link delay) counts as a node failure.
     public var stepTimeout: Duration = .seconds(5)
     /// Planner's view for links nobody reported.
-    public var defaultLink = LinkState(rateBps: 100e6, latencySeconds: 0.005)
+    public var defaultLink = LinkProfile(rateBps: 100e6, latencySeconds: 0.005)
     public var stageOverheadSeconds = 0.0004
     /// Devices allowed to ask besides registered device nodes.
     public var knownDevices: Set<String> = []
@@ -59,8 +60,9 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
     var planner: Planner
     var nodes: [String: NodeEntry] = [:]
     var liveness: PeerLiveness<String>
-    var links: [String: LinkState] = [:]
-    var emulated: [String: LinkState]?
+    var links: [String: LinkProfile] = [:]
+    /// Delays each hop by its link (bench); nil = deliver at once.
+    var emulator: LinkEmulator?
     var clusters: [String: UInt32] = [:]
     var sessions: [String: Session] = [:]
     var pending: [UInt64: PendingCall] = [:]
@@ -98,11 +100,20 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         return stream
     }
 
-    /// The planner's view of links (reported channel state); with `emulate`, hops are also delayed by them.
-    public func setLinks(_ links: [String: LinkState], emulate: Bool) async throws {
+    /// The planner's view of links (reported channel state); with `emulate`, each hop is also really delayed
+    /// by its link through an EdgeEnvironment LinkEmulator (links not listed use the default link).
+    public func setLinks(_ links: [String: LinkProfile], emulate: Bool) async throws {
+        var table: [LinkID: EmulatedLink] = [:]
+        for (key, l) in links {
+            let ends = key.components(separatedBy: "->")
+            guard ends.count == 2 else { continue }
+            table[LinkID(from: ends[0], to: ends[1])] = EmulatedLink(rateBitsPerSecond: l.rateBps, latencySeconds: l.latencySeconds)
+        }
+        let d = options.defaultLink
+        let emulator = emulate ? LinkEmulator(links: table, defaultLink: EmulatedLink(rateBitsPerSecond: d.rateBps, latencySeconds: d.latencySeconds)) : nil
         try await loop.perform { [self] in
             self.links = links
-            emulated = emulate ? links : nil
+            self.emulator = emulator
         }
     }
 
@@ -141,7 +152,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
             liveness.heard(from: id)
             nodes[id]?.state.load = min(max(h.load, 0), 1)
         case .telemetry(.channel(let c)):
-            links[c.link] = LinkState(rateBps: c.rateBps, latencySeconds: c.rttS / 2)
+            links[c.link] = LinkProfile(rateBps: c.rateBps, latencySeconds: c.rttS / 2)
         case .telemetry(.load(let l)):
             nodes[env.sender]?.state.load = min(max(l.load, 0), 1)
         case .inferRequest(let req):

@@ -16,14 +16,14 @@ public struct NodeState: Sendable, Equatable {
 }
 
 /// One direction of a link: rate and one-way latency. Transfer time = latency + bytes·8 / rate.
-public struct LinkState: Sendable, Equatable, Codable {
+public struct LinkProfile: Sendable, Equatable, Codable {
     public var rateBps: Double
     public var latencySeconds: Double
 
     public init(rateBps: Double, latencySeconds: Double) { self.rateBps = rateBps; self.latencySeconds = latencySeconds }
 
     /// Same node: no transfer.
-    public static let local = LinkState(rateBps: .infinity, latencySeconds: 0)
+    public static let local = LinkProfile(rateBps: .infinity, latencySeconds: 0)
 
     public func seconds(bytes: Int) -> Double {
         rateBps.isInfinite ? latencySeconds : latencySeconds + Double(bytes) * 8 / max(rateBps, 1)
@@ -34,17 +34,17 @@ public struct LinkState: Sendable, Equatable, Codable {
 public struct NetworkView: Sendable, Equatable {
     public var nodes: [NodeState]
     /// Keyed by `NetworkView.key(from, to)`.
-    public var links: [String: LinkState]
+    public var links: [String: LinkProfile]
     /// For pairs without a report.
-    public var defaultLink: LinkState
+    public var defaultLink: LinkProfile
 
-    public init(nodes: [NodeState], links: [String: LinkState] = [:], defaultLink: LinkState = LinkState(rateBps: 100e6, latencySeconds: 0.005)) {
+    public init(nodes: [NodeState], links: [String: LinkProfile] = [:], defaultLink: LinkProfile = LinkProfile(rateBps: 100e6, latencySeconds: 0.005)) {
         self.nodes = nodes; self.links = links; self.defaultLink = defaultLink
     }
 
     public static func key(_ from: String, _ to: String) -> String { "\(from)->\(to)" }
 
-    public func link(_ from: String, _ to: String) -> LinkState {
+    public func link(_ from: String, _ to: String) -> LinkProfile {
         from == to ? .local : links[Self.key(from, to)] ?? defaultLink
     }
 
