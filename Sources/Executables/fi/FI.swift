@@ -12,6 +12,7 @@ struct FI: AsyncParsableCommand {
             DataCommand.self,
             Eval.self,
             Pretrain.self,
+            Infer.self,
         ]
     )
 }
