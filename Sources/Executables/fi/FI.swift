@@ -24,6 +24,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             BenchBus.self,
             BenchEngine.self,
+            BenchRouter.self,
         ]
     )
 }

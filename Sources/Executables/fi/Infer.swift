@@ -27,17 +27,13 @@ struct Infer: AsyncParsableCommand {
         var firstToken: Double?
         var stageTotals: [Double] = []
         var plan = "", count = 0
-        do {
-            for try await t in client.generate(request, timeout: .seconds(timeout)) {
-                if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
-                FileHandle.standardOutput.write(Data(t.text.utf8))
-                plan = t.plan
-                count += 1
-                if stageTotals.count < t.stageSeconds.count { stageTotals += [Double](repeating: 0, count: t.stageSeconds.count - stageTotals.count) }
-                for (i, s) in t.stageSeconds.enumerated() { stageTotals[i] += s }
-            }
-        } catch let f as InferenceFailure {
-            throw ValidationError("\(f)")
+        for try await t in client.generate(request, timeout: .seconds(timeout)) {
+            if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
+            FileHandle.standardOutput.write(Data(t.text.utf8))
+            plan = t.plan
+            count += 1
+            if stageTotals.count < t.stageSeconds.count { stageTotals += [Double](repeating: 0, count: t.stageSeconds.count - stageTotals.count) }
+            for (i, s) in t.stageSeconds.enumerated() { stageTotals[i] += s }
         }
         let total = Date().timeIntervalSince(start)
         print("\n---")
