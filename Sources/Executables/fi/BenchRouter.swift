@@ -10,8 +10,8 @@ struct BenchRouter: AsyncParsableCommand {
         abstract: "Router plan choice vs the measured best plan (oracle), local only and cloud only, over a scenario grid.")
 
     @Option(help: "Write router.jsonl (Reports.RouterRecord lines) into this directory.") var out: String?
-    @Option(help: "Prompt tokens.") var promptTokens = 8
-    @Option(help: "New tokens per request.") var newTokens = 6
+    @Option(help: "Prompt tokens.") var promptTokens = 6
+    @Option(help: "New tokens per request.") var newTokens = 5
     @Option(help: "Only the first N scenarios of the grid.") var limit: Int?
 
     func run() async throws {
