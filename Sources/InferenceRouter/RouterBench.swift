@@ -18,6 +18,8 @@ public enum RouterBench {
         public var accessRate: Double
         /// FLOP/s of the two peer devices.
         public var peerFlops: [Double]
+        /// Background load of the cloud server.
+        public var cloudLoad: Double = 0
 
         public init(name: String, deviceFlops: Double, edgeLoad: Double, accessRate: Double, peerFlops: [Double]) {
             self.name = name; self.deviceFlops = deviceFlops; self.edgeLoad = edgeLoad
@@ -49,7 +51,8 @@ public enum RouterBench {
     /// One-way latencies: device ↔ edge (access), edge ↔ cloud (WAN), device ↔ peer (D2D).
     public static let accessLatency = 0.001, wanLatency = 0.045, backhaulRate = 1e8, d2dRate = 2e7, d2dLatency = 0.003
 
-    /// 2 device speeds × 2 access rates × 2 edge loads × 2 peer speeds.
+    /// 2 device speeds × 2 access rates × 2 edge loads × 2 peer speeds, plus a crowded network (edges and cloud
+    /// busy, slow peers) at both access rates, where splitting heads over the two edges pays off.
     public static func defaultGrid() -> [Scenario] {
         var out: [Scenario] = []
         for dev in [1e7, 4e7] {
@@ -61,6 +64,12 @@ public enum RouterBench {
                     }
                 }
             }
+        }
+        for rate in [2e6, 5e7] {
+            var busy = Scenario(name: String(format: "dev10M-bw%.0fM-busy-edges0.85-cloud0.97", rate / 1e6), deviceFlops: 1e7,
+                                edgeLoad: 0.85, accessRate: rate, peerFlops: [1e7, 5e6])
+            busy.cloudLoad = 0.97
+            out.append(busy)
         }
         return out
     }
@@ -100,7 +109,7 @@ public enum RouterBench {
         let router = try InferenceRouter(bind: "inproc://bench-router-\(tag)", config: config, options: options, context: context)
         let specs: [(String, NodeRole, Double, Double)] = [
             ("d0", .device, s.deviceFlops, 0), ("d1", .device, s.peerFlops[0], 0), ("d2", .device, s.peerFlops[1], 0),
-            ("e0", .edge, edgeFlops, s.edgeLoad), ("e1", .edge, edgeFlops, s.edgeLoad), ("c0", .cloud, cloudFlops, 0),
+            ("e0", .edge, edgeFlops, s.edgeLoad), ("e1", .edge, edgeFlops, s.edgeLoad), ("c0", .cloud, cloudFlops, s.cloudLoad),
         ]
         var servers: [StageServer] = []
         defer {
@@ -151,10 +160,10 @@ public enum RouterBench {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func secs(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "-" }
         let kinds = PlanKind.allCases
-        var lines = [pad("scenario", 32) + pad("router", 13) + pad("s", 7) + pad("oracle", 13) + pad("s", 7) + pad("ratio", 7)
+        var lines = [pad("scenario", 40) + pad("router", 13) + pad("s", 7) + pad("oracle", 13) + pad("s", 7) + pad("ratio", 7)
                      + kinds.map { pad($0.rawValue, 13) }.joined() + "speedup"]
         for r in results {
-            var line = pad(r.scenario.name, 32) + pad(r.chosen.rawValue, 13) + pad(secs(r.chosenSeconds), 7)
+            var line = pad(r.scenario.name, 40) + pad(r.chosen.rawValue, 13) + pad(secs(r.chosenSeconds), 7)
             line += pad(r.oracle.kind.rawValue, 13) + pad(secs(r.oracle.seconds), 7) + pad(String(format: "%.3f", r.ratio), 7)
             line += kinds.map { pad(secs(r.measured[$0]) + "/" + secs(r.expected[$0]), 13) }.joined()
             line += String(format: "%.2fx", r.bestBaseline / r.chosenSeconds)

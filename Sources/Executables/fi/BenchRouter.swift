@@ -13,9 +13,11 @@ struct BenchRouter: AsyncParsableCommand {
     @Option(help: "Prompt tokens.") var promptTokens = 6
     @Option(help: "New tokens per request.") var newTokens = 5
     @Option(help: "Only the first N scenarios of the grid.") var limit: Int?
+    @Option(help: "Only scenarios whose name contains this text.") var only: String?
 
     func run() async throws {
         var grid = RouterBench.defaultGrid()
+        if let only { grid = grid.filter { $0.name.contains(only) } }
         if let limit { grid = Array(grid.prefix(max(1, limit))) }
         let results = try await RouterBench.run(grid, promptTokens: promptTokens, newTokens: newTokens) { print($0) }
         print(RouterBench.format(results))
