@@ -68,6 +68,7 @@ let package = Package(
 
         tests("MessagesTests", ["Messages"]),
         tests("BusTests", ["Bus", "Messages"]),
+        tests("TelemetryTests", ["Bus", "Messages"]),
         tests("EngineTests", ["Engine", "Tokenizers"]),
         tests("DataTests", ["Data"]),
         tests("TokenizersTests", ["Tokenizers"]),

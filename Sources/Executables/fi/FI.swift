@@ -12,6 +12,8 @@ struct FI: AsyncParsableCommand {
             DataCommand.self,
             Eval.self,
             Pretrain.self,
+            Proxy.self,
+            TapCommand.self,
             Infer.self,
         ]
     )
