@@ -141,6 +141,9 @@ extension InferenceRouter {
                                  text: tokenizer.decode([Int32(bitPattern: token)]), plan: s.plan.kind.rawValue, stageSeconds: s.stageSeconds)
         deliver(.token(result), to: s.output, finish: done)
         if done {
+            let seconds = Double(Self.now() - s.started) / 1e9
+            _ = try? telemetry?.publish(.metric(Metric(name: "inference_latency_s", value: seconds,
+                                                       labels: ["plan": s.plan.kind.rawValue, "device": s.device, "tokens": "\(s.generated.count)"])))
             release(s)
             sessions.removeValue(forKey: s.requestId)
         } else {

@@ -23,6 +23,8 @@ public struct RouterOptions: Sendable {
     /// New tokens when a request asks for 0.
     public var defaultMaxTokens = 16
     public var maxFailovers = 4
+    /// Telemetry proxy XSUB: plan and failover events, a latency metric per request.
+    public var telemetry: String?
 
     public init() {}
 }
@@ -58,6 +60,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
     let options: RouterOptions
     let context: BusContext
     let frontend: Socket
+    let telemetry: TelemetryPublisher?
     var planner: Planner
     var nodes: [String: NodeEntry] = [:]
     var liveness: PeerLiveness<String>
@@ -81,6 +84,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         planner = Planner(cost: ComputeCost(config: config), stageOverheadSeconds: options.stageOverheadSeconds)
         liveness = PeerLiveness(interval: options.heartbeatInterval, misses: options.liveness)
         loop = ServiceLoop(name: "inference-router")
+        telemetry = try options.telemetry.map { try TelemetryPublisher(connect: $0, sender: "inference-router", context: context) }
         frontend = try Socket(.router, context: context)
         try frontend.set(.routerMandatory(true))
         endpoint = try frontend.bind(bind)
@@ -221,6 +225,8 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         let s = Session(requestId: req.requestId, device: req.deviceId, cluster: clusters[req.deviceId] ?? 0, prompt: prompt,
                         maxTokens: maxTokens, sampling: sampling.engine, seed: sampling.seed, forcedKind: kind, output: output, plan: plan)
         sessions[req.requestId] = s
+        s.started = Self.now()
+        event(.info, "plan", "\(req.requestId) device \(req.deviceId): \(plan.summary), expected \(plan.expectedSeconds) s")
         beginToken(s)
     }
 
@@ -240,6 +246,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
                 ?? choosePlan(device: s.device, promptTokens: s.prompt.count + s.generated.count, newTokens: remaining, kind: nil) else {
             return finish(s, error: InferenceError(requestId: s.requestId, code: .noRoute, message: "a stage node failed and no other plan is possible"))
         }
+        event(.warn, "failover", "\(s.requestId) after \(s.generated.count) tokens: replaying on \(plan.summary)")
         s.replay(on: plan)
         beginToken(s)
     }
@@ -270,6 +277,10 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
             c.yield(body)
             if finish { c.finish() }
         }
+    }
+
+    func event(_ severity: Severity, _ kind: String, _ text: String) {
+        _ = try? telemetry?.publish(.event(Event(severity: severity, kind: kind, text: text)))
     }
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }

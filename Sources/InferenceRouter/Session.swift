@@ -34,6 +34,7 @@ final class Session {
     /// Seconds spent at each plan stage for the current token (send → reply, links included).
     var stageSeconds: [Double] = []
     var tokenStarted: UInt64 = 0
+    var started: UInt64 = 0
 
     init(requestId: String, device: String, cluster: UInt32, prompt: [UInt32], maxTokens: Int, sampling: Engine.Sampling,
          seed: UInt64, forcedKind: PlanKind?, output: Output, plan: InferencePlan) {

@@ -21,11 +21,14 @@ public struct StageNodeOptions: Sendable {
     public var heartbeatInterval: Duration
     /// PUB to the telemetry proxy's XSUB.
     public var telemetry: String?
+    /// Endpoint the router should dial (Register.endpoint); nil = the bound endpoint (wrong for 0.0.0.0 binds).
+    public var advertise: String?
 
     public init(id: String, role: NodeRole, bind: String, router: String? = nil, flops: Double = 1e9, load: Double = 0,
-                emulateCompute: Bool = false, heartbeatInterval: Duration = .seconds(1), telemetry: String? = nil) {
+                emulateCompute: Bool = false, heartbeatInterval: Duration = .seconds(1), telemetry: String? = nil, advertise: String? = nil) {
         self.id = id; self.role = role; self.bind = bind; self.router = router; self.flops = flops; self.load = load
         self.emulateCompute = emulateCompute; self.heartbeatInterval = heartbeatInterval; self.telemetry = telemetry
+        self.advertise = advertise
     }
 }
 
@@ -62,7 +65,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     private let queue: DispatchQueue
     private let server: Socket
     private var upstream: Socket?
-    private var telemetry: Socket?
+    private var telemetry: TelemetryPublisher?
     private var seq: UInt64 = 0
     private var ticks = 0
     private let stateLock = NSLock()
@@ -86,11 +89,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
             upstream = dealer
             loop.add(dealer) { _, _ in }  // the router sends nothing back on this socket today
         }
-        if let t = options.telemetry {
-            let pub = try Socket(.pub, context: context)
-            try pub.connect(t)
-            telemetry = pub
-        }
+        if let t = options.telemetry { telemetry = try TelemetryPublisher(connect: t, sender: options.id, context: context) }
         loop.every(options.heartbeatInterval) { [weak self] in self?.heartbeat() }
         loop.start()
         loop.post { [self] in register() }
@@ -110,7 +109,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         guard let upstream else { return }
         seq += 1
         let caps = Capabilities(flops: options.flops, layersCapacity: UInt32(compute.model.config.layers))
-        let reg = Register(role: options.role.wireRole, nodeId: options.id, caps: caps, endpoint: endpoint)
+        let reg = Register(role: options.role.wireRole, nodeId: options.id, caps: caps, endpoint: options.advertise ?? endpoint)
         try? upstream.send(Envelope(sender: options.id, seq: seq, body: .register(reg)), dontWait: true)
     }
 
@@ -122,12 +121,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
             seq += 1
             try? upstream.send(Envelope(sender: options.id, seq: seq, body: .heartbeat(Heartbeat(load: l))), dontWait: true)
         }
-        if let telemetry {
-            seq += 1
-            let env = Envelope(sender: options.id, seq: seq, body: .telemetry(.load(LoadReport(load: l, flops: options.flops,
-                                                                                                   queue: UInt32(queued)))))
-            try? telemetry.send(env, prefix: [Array("telemetry/load/\(options.id)".utf8)], dontWait: true)
-        }
+        _ = try? telemetry?.publish(.load(LoadReport(load: l, flops: options.flops, queue: UInt32(queued))))
     }
 
     private func receive(_ frames: [[UInt8]]) {

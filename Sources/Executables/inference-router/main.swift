@@ -14,7 +14,7 @@ struct InferenceRouterCommand: ParsableCommand {
 
     @Option(help: "ROUTER endpoint for clients and stage node registration.") var bind = "tcp://0.0.0.0:5570"
     @Option(help: "Cluster manager endpoint (accepted; device clusters come from it later).") var manager: String?
-    @Option(help: "Telemetry proxy XSUB endpoint (accepted; not used yet).") var telemetry: String?
+    @Option(help: "Telemetry proxy XSUB endpoint: plan/failover events and a latency metric per request.") var telemetry: String?
     @Option(help: "Model folder: config.json for the planner's cost model, and the tokenizer.") var model: String
     @Option(help: "Heartbeat interval of stage nodes in milliseconds.") var heartbeatMs: Int = 1000
     @Option(help: "Missed heartbeats before a stage node is dead.") var liveness: Int = 4
@@ -28,6 +28,7 @@ struct InferenceRouterCommand: ParsableCommand {
         var options = RouterOptions()
         options.heartbeatInterval = .milliseconds(max(10, heartbeatMs))
         options.liveness = max(1, liveness)
+        options.telemetry = telemetry
         options.knownDevices = Set(knownDevices.split(separator: ",").map { String($0) })
         let router = try InferenceRouter(bind: bind, config: config, tokenizer: tokenizer, options: options)
         print("inference-router on \(router.endpoint) (\(config.layers) blocks, width \(config.width))")

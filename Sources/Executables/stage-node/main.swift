@@ -21,6 +21,7 @@ struct StageNodeCommand: ParsableCommand {
     @Flag(help: "Sleep so each call takes FLOPs / (flops · (1 − load)).") var emulateCompute = false
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: Int = 1000
     @Option(help: "Telemetry proxy XSUB endpoint.") var telemetry: String?
+    @Option(help: "Endpoint the router should dial (needed when --bind uses 0.0.0.0).") var advertise: String?
 
     func run() throws {
         guard let nodeRole = NodeRole(rawValue: role) else { throw ValidationError("--role must be device, edge or cloud, not '\(role)'") }
@@ -30,7 +31,7 @@ struct StageNodeCommand: ParsableCommand {
         let clusterAdapters = try adapters.map { try AdapterFolder.load(URL(fileURLWithPath: $0), config: gpt.config) } ?? [:]
         let server = try StageServer(model: gpt, adapters: clusterAdapters, options: StageNodeOptions(
             id: id, role: nodeRole, bind: bind, router: router, flops: flops, load: load, emulateCompute: emulateCompute,
-            heartbeatInterval: .milliseconds(max(10, heartbeatMs)), telemetry: telemetry))
+            heartbeatInterval: .milliseconds(max(10, heartbeatMs)), telemetry: telemetry, advertise: advertise))
         print("stage-node \(id) (\(role)) serving \(server.endpoint), \(clusterAdapters.count) cluster adapters")
         waitForTerminationSignal()
         server.stop()
@@ -40,7 +41,7 @@ struct StageNodeCommand: ParsableCommand {
 do {
     StageNodeCommand.main(try EnvOptions.processArguments(knownFlags: [
         "--id", "--role", "--bind:endpoint", "--router:endpoint", "--model", "--adapters", "--flops:number", "--load:number",
-        "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint",
+        "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint", "--advertise:endpoint",
     ]))
 } catch {
     FileHandle.standardError.write(Data("stage-node: \(error)\n".utf8))
