@@ -174,6 +174,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         if let old = nodes[id] {
             if old.endpoint == r.endpoint {
                 nodes[id]?.state.flops = r.caps?.flops ?? old.state.flops
+                nodes[id]?.state.maxLayers = Int(r.caps?.layersCapacity ?? 0)
                 return
             }
             loop.remove(old.socket)
@@ -183,7 +184,8 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
             try s.set(.routingId(Array("router-\(id)".utf8)))
             try s.connect(r.endpoint)
             loop.add(s) { [weak self] _, frames in self?.receiveNode(id, frames) }
-            nodes[id] = NodeEntry(state: NodeState(id: id, role: role, flops: r.caps?.flops ?? 1e9), endpoint: r.endpoint, socket: s)
+            let state = NodeState(id: id, role: role, flops: r.caps?.flops ?? 1e9, maxLayers: Int(r.caps?.layersCapacity ?? 0))
+            nodes[id] = NodeEntry(state: state, endpoint: r.endpoint, socket: s)
         } catch {
             loop.onError(error)
         }

@@ -23,6 +23,8 @@ public struct StageNodeOptions: Sendable {
     public var telemetry: String?
     /// Endpoint the router should dial (Register.endpoint); nil = the bound endpoint (wrong for 0.0.0.0 binds).
     public var advertise: String?
+    /// Most blocks this node holds (reported as Capabilities.layersCapacity); nil = the whole model.
+    public var maxLayers: Int?
 
     public init(id: String, role: NodeRole, bind: String, router: String? = nil, flops: Double = 1e9, load: Double = 0,
                 emulateCompute: Bool = false, heartbeatInterval: Duration = .seconds(1), telemetry: String? = nil, advertise: String? = nil) {
@@ -108,7 +110,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     private func register() {
         guard let upstream else { return }
         seq += 1
-        let caps = Capabilities(flops: options.flops, layersCapacity: UInt32(compute.model.config.layers))
+        let caps = Capabilities(flops: options.flops, layersCapacity: UInt32(max(1, options.maxLayers ?? compute.model.config.layers)))
         let reg = Register(role: options.role.wireRole, nodeId: options.id, caps: caps, endpoint: options.advertise ?? endpoint)
         try? upstream.send(Envelope(sender: options.id, seq: seq, body: .register(reg)), dontWait: true)
     }

@@ -71,4 +71,15 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(v?.stages.map { [$0.layerBegin, $0.layerEnd] }, [[0, 1], [1, 2]])
         XCTAssertEqual(v?.expectedSeconds ?? 0, 0.707, accuracy: 1e-9)
     }
+
+    func testMemoryCapacityForcesAHorizontalSplit() {
+        // Two peers that hold one block each: neither runs the model alone.
+        let view = NetworkView(nodes: [NodeState(id: "d", role: .device, flops: 100, maxLayers: 1),
+                                       NodeState(id: "p", role: .device, flops: 1000, maxLayers: 1)], defaultLink: .local)
+        let plans = planner.candidates(view, request)
+        // d[0,1) → p[1,2): 404/100 + 416/1000 = 4.456 s; p[0,1) → d[1,2): 404/1000 + 416/100 = 4.564 s.
+        XCTAssertEqual(plans.map(\.kind), [.horizontal])
+        XCTAssertEqual(plans.first?.nodeIds, ["d", "p"])
+        XCTAssertEqual(plans.first?.expectedSeconds ?? 0, 4.456, accuracy: 1e-9)
+    }
 }

@@ -13,12 +13,13 @@ final class Deployment {
     let router: InferenceRouter
     var nodes: [String: StageServer] = [:]
 
-    init(nodes specs: [(String, NodeRole, Double)], options: RouterOptions = Deployment.fastOptions(), emulate: Bool = false) throws {
+    init(nodes specs: [(String, NodeRole, Double)], options: RouterOptions = Deployment.fastOptions(), emulate: Bool = false,
+         adapters: [UInt32: LoRAAdapter] = [:]) throws {
         let tag = UInt64.random(in: 0..<UInt64.max)
         router = try InferenceRouter(bind: "inproc://router-\(tag)", config: Self.config, options: options, context: context)
         for (id, role, flops) in specs {
             let model = try GPT2(config: Self.config, seed: Self.seed)
-            nodes[id] = try StageServer(model: model, options: StageNodeOptions(
+            nodes[id] = try StageServer(model: model, adapters: adapters, options: StageNodeOptions(
                 id: id, role: role, bind: "inproc://stage-\(id)-\(tag)", router: router.endpoint, flops: flops,
                 emulateCompute: emulate, heartbeatInterval: .milliseconds(50)), context: context)
         }
@@ -68,9 +69,22 @@ final class SplitInferenceTests: XCTestCase {
     }
 
     func testEveryPlanKindGivesTheSingleNodeTokens() async throws {
-        let d = try Deployment(nodes: [("d0", .device, 1e6), ("d1", .device, 4e6), ("e0", .edge, 2e7), ("e1", .edge, 2e7), ("c0", .cloud, 1e9)])
+        let d = try Deployment(nodes: [("d0", .device, 1e6), ("d1", .device, 4e7), ("d2", .device, 1e6), ("e0", .edge, 2e6),
+                                       ("e1", .edge, 2e6), ("c0", .cloud, 1e9)])
         defer { d.stop() }
-        try await d.waitForNodes(5)
+        try await d.waitForNodes(6)
+        // Links (planner view only) that make vertical and horizontal real multi-stage chains: the device reaches
+        // the cloud only through the edge, and the fast peer d1 cannot send back to d0, so d2 runs the head.
+        let fast = LinkProfile(rateBps: 1e9, latencySeconds: 0.001), blocked = LinkProfile(rateBps: 1e9, latencySeconds: 10)
+        var links: [String: LinkProfile] = ["d0->c0": blocked, "d1->d0": blocked]
+        for (a, b) in [("d0", "e0"), ("d0", "e1"), ("e0", "c0"), ("e1", "c0"), ("c0", "d0"), ("e0", "d0"), ("e1", "d0"),
+                       ("d0", "d1"), ("d1", "d2"), ("d2", "d0"), ("d0", "d2"), ("d2", "d1")] { links[NetworkView.key(a, b)] = fast }
+        try await d.router.setLinks(links, emulate: false)
+        let plans = try await d.router.candidates(device: "d0", promptTokens: prompt.count, newTokens: 6)
+        let byKind = Dictionary(plans.map { ($0.kind, $0) }, uniquingKeysWith: { a, _ in a })
+        XCTAssertEqual(byKind[.vertical]?.nodeIds, ["e0", "c0"])
+        XCTAssertEqual(byKind[.horizontal]?.nodeIds, ["d1", "d2"])
+        XCTAssertEqual(byKind[.multiAccess]?.nodeIds, ["d0", "e0", "e1"])
         let expected = try reference(6, .topK(k: 20, temperature: 0.9), seed: 5)
         for kind in PlanKind.allCases {
             let req = InferenceRequest(requestId: "r-\(kind.rawValue)", deviceId: "d0", prompt: prompt, maxTokens: 6,
@@ -128,6 +142,29 @@ final class SplitInferenceTests: XCTestCase {
         }
         for i in full.indices { XCTAssertEqual(out[i], full[i], accuracy: 1e-4) }
         XCTAssertGreaterThan(zip(full, x).map { abs($0 - $1) }.max() ?? 0, 1e-3)  // the block did change x
+    }
+
+    func testEachDeviceGetsItsClusterAdapterOnEveryPlan() async throws {
+        let base = try GPT2(config: Deployment.config, seed: Deployment.seed)
+        try base.attachLoRA(LoRAConfig(rank: 2, alpha: 8, targets: [.attnQKV, .attnProj, .mlpFC, .mlpProj]), seed: 3)
+        var adapter = try base.adapter()
+        var rng = SplitMix64(seed: 4)
+        try adapter.load(flat: adapter.flatten().map { _ in rng.nextGaussian() * 0.3 })
+        try base.setAdapter(adapter)
+        let adapted = try base.generate(prompt: prompt.map { Int32($0) }, maxNewTokens: 6).map { UInt32($0) }
+        let plain = try reference(6, .greedy, seed: 0)
+        XCTAssertNotEqual(adapted, plain)
+        let d = try Deployment(nodes: [("d0", .device, 1e6), ("d1", .device, 1e6), ("e0", .edge, 1e7), ("e1", .edge, 1e7)],
+                               adapters: [1: adapter])
+        defer { d.stop() }
+        try await d.waitForNodes(4)
+        try await d.router.setCluster(device: "d0", cluster: 1)
+        for kind in [PlanKind.local, .vertical, .multiAccess] {
+            let (tokens, _) = await d.run(InferenceRequest(requestId: "a-\(kind.rawValue)", deviceId: "d0", prompt: prompt, maxTokens: 6), kind: kind)
+            XCTAssertEqual(tokens, adapted, "cluster 1 on \(kind.rawValue)")
+        }
+        let (other, _) = await d.run(InferenceRequest(requestId: "b", deviceId: "d1", prompt: prompt, maxTokens: 6), kind: .local)
+        XCTAssertEqual(other, plain, "cluster 0 has no adapter: the base model")
     }
 
     func testFailoverMidGenerationGivesIdenticalTokens() async throws {

@@ -22,6 +22,7 @@ struct StageNodeCommand: ParsableCommand {
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: Int = 1000
     @Option(help: "Telemetry proxy XSUB endpoint.") var telemetry: String?
     @Option(help: "Endpoint the router should dial (needed when --bind uses 0.0.0.0).") var advertise: String?
+    @Option(help: "Most blocks this node can hold (memory); the planner respects it.") var maxLayers: Int?
 
     func run() throws {
         guard let nodeRole = NodeRole(rawValue: role) else { throw ValidationError("--role must be device, edge or cloud, not '\(role)'") }
@@ -29,9 +30,11 @@ struct StageNodeCommand: ParsableCommand {
         guard flops > 0 else { throw ValidationError("--flops must be positive") }
         let gpt = try GPT2.load(directory: URL(fileURLWithPath: model))
         let clusterAdapters = try adapters.map { try AdapterFolder.load(URL(fileURLWithPath: $0), config: gpt.config) } ?? [:]
-        let server = try StageServer(model: gpt, adapters: clusterAdapters, options: StageNodeOptions(
+        var options = StageNodeOptions(
             id: id, role: nodeRole, bind: bind, router: router, flops: flops, load: load, emulateCompute: emulateCompute,
-            heartbeatInterval: .milliseconds(max(10, heartbeatMs)), telemetry: telemetry, advertise: advertise))
+            heartbeatInterval: .milliseconds(max(10, heartbeatMs)), telemetry: telemetry, advertise: advertise)
+        options.maxLayers = maxLayers
+        let server = try StageServer(model: gpt, adapters: clusterAdapters, options: options)
         print("stage-node \(id) (\(role)) serving \(server.endpoint), \(clusterAdapters.count) cluster adapters")
         waitForTerminationSignal()
         server.stop()
@@ -41,7 +44,7 @@ struct StageNodeCommand: ParsableCommand {
 do {
     StageNodeCommand.main(try EnvOptions.processArguments(knownFlags: [
         "--id", "--role", "--bind:endpoint", "--router:endpoint", "--model", "--adapters", "--flops:number", "--load:number",
-        "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint", "--advertise:endpoint",
+        "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint", "--advertise:endpoint", "--max-layers:int",
     ]))
 } catch {
     FileHandle.standardError.write(Data("stage-node: \(error)\n".utf8))

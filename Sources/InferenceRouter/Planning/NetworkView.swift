@@ -7,10 +7,15 @@ public struct NodeState: Sendable, Equatable {
     public var flops: Double
     /// 0...1; the node delivers flops · (1 − load).
     public var load: Double
+    /// Most blocks the node can hold (memory); 0 = no limit. A share of h heads counts h/heads of every block.
+    public var maxLayers: Int
 
-    public init(id: String, role: NodeRole, flops: Double, load: Double = 0) {
-        self.id = id; self.role = role; self.flops = flops; self.load = load
+    public init(id: String, role: NodeRole, flops: Double, load: Double = 0, maxLayers: Int = 0) {
+        self.id = id; self.role = role; self.flops = flops; self.load = load; self.maxLayers = maxLayers
     }
+
+    /// Whether `layers` blocks fit in this node's memory.
+    public func holds(_ layers: Double) -> Bool { maxLayers <= 0 || layers <= Double(maxLayers) + 1e-9 }
 
     public var effectiveFlops: Double { flops * max(0.01, 1 - min(max(load, 0), 1)) }
 }

@@ -71,7 +71,7 @@ public struct Planner: Sendable {
         if let v = vertical(view, req, device: device) { out.append(v) }
         if let h = horizontal(view, req) { out.append(h) }
         if device != nil, let m = multiAccess(view, req) { out.append(m) }
-        return out.sorted { $0.expectedSeconds < $1.expectedSeconds }
+        return out.filter { $0.expectedSeconds.isFinite }.sorted { $0.expectedSeconds < $1.expectedSeconds }
     }
 
     public func best(_ view: NetworkView, _ req: PlanRequest) -> InferencePlan? { candidates(view, req).first }
@@ -102,7 +102,7 @@ public struct Planner: Sendable {
         var t = 0.0
         var holder = plan.requester
         for s in plan.stages {
-            guard let n = view.node(s.nodeId) else { return .infinity }
+            guard let n = view.node(s.nodeId), n.holds(Double(s.layerEnd - s.layerBegin)) else { return .infinity }
             let bytes = holder == plan.requester && s.embed ? cost.tokenBytes(tokens: T) : cost.activationBytes(tokens: T)
             t += view.link(holder, n.id).seconds(bytes: bytes) + stageOverheadSeconds
             t += cost.stageFlops(layers: Int(s.layerEnd - s.layerBegin), embed: s.embed, head: s.head, tokens: T, keys: Tk) / n.effectiveFlops
@@ -144,6 +144,7 @@ public struct Planner: Sendable {
         var dist = [[Double]](repeating: [Double](repeating: .infinity, count: peers.count), count: L + 1)
         var from = [[(Int, Int)?]](repeating: [(Int, Int)?](repeating: nil, count: peers.count), count: L + 1)
         func hop(_ src: String, _ v: NodeState, _ b0: Int, _ b1: Int) -> Double {
+            guard v.holds(Double(b1 - b0)) else { return .infinity }
             var t = 0.0
             for (T, Tk) in steps {
                 let bytes = b0 == 0 ? cost.tokenBytes(tokens: T) : cost.activationBytes(tokens: T)
@@ -186,6 +187,7 @@ public struct Planner: Sendable {
         func shareTime(_ e: NodeState, _ units: Int) -> Double {
             guard units > 0 else { return 0 }
             let f = Double(units) / Double(cost.config.heads)
+            guard e.holds(f * Double(L)) else { return .infinity }
             var t = 0.0
             for (T, Tk) in steps {
                 let comm = view.link(req.device, e.id).seconds(bytes: cost.activationBytes(tokens: T))
@@ -223,8 +225,8 @@ public struct Planner: Sendable {
         let bytes = cost.activationBytes(tokens: T)
         var attn = 0.0, mlp = 0.0
         for s in plan.stages.dropFirst() {
-            guard let n = view.node(s.nodeId) else { return .infinity }
             let f = cost.shareFraction(Int(s.shareBegin)..<Int(s.shareEnd))
+            guard let n = view.node(s.nodeId), n.holds(f * Double(L)) else { return .infinity }
             let comm = view.link(d.id, n.id).seconds(bytes: bytes) + view.link(n.id, d.id).seconds(bytes: bytes) + stageOverheadSeconds
             attn = max(attn, comm + cost.attentionShareFlops(tokens: T, keys: Tk, fraction: f) / n.effectiveFlops)
             mlp = max(mlp, comm + cost.mlpShareFlops(tokens: T, fraction: f) / n.effectiveFlops)
