@@ -156,6 +156,8 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
             guard nodes[id] != nil else { return }
             liveness.heard(from: id)
             nodes[id]?.state.load = min(max(h.load, 0), 1)
+        case .leave:
+            if nodes[env.sender] != nil { nodeFailed(env.sender) }
         case .telemetry(.channel(let c)):
             links[c.link] = LinkProfile(rateBps: c.rateBps, latencySeconds: c.rttS / 2)
         case .telemetry(.load(let l)):

@@ -100,6 +100,15 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     /// Stops serving: closes the sockets (the router sees missed heartbeats and plans around this node).
     public func stop() { loop.stop() }
 
+    /// Tells the router this node is going (it replans at once instead of waiting for missed heartbeats), then stops.
+    public func leave(reason: String = "shutdown") {
+        loop.post { [self] in
+            seq += 1
+            try? upstream?.send(Envelope(sender: options.id, seq: seq, body: .leave(Leave(reason: reason))), dontWait: true)
+        }
+        loop.stop()
+    }
+
     /// Changes the background load this node reports and emulates.
     public func setLoad(_ load: Double) {
         stateLock.lock(); currentLoad = min(max(load, 0), 0.99); stateLock.unlock()

@@ -185,6 +185,22 @@ final class SplitInferenceTests: XCTestCase {
         XCTAssertFalse(alive.contains("e0"))
     }
 
+    func testANodeThatLeavesIsDroppedAtOnce() async throws {
+        let d = try Deployment(nodes: [("d0", .device, 1e6), ("e0", .edge, 1e8)])
+        defer { d.stop() }
+        try await d.waitForNodes(2)
+        d.nodes["e0"]?.leave()
+        var ids = try await d.router.nodeIds()
+        for _ in 0..<15 where ids.contains("e0") {  // 75 ms: well inside the 200 ms liveness window
+            try await Task.sleep(for: .milliseconds(5))
+            ids = try await d.router.nodeIds()
+        }
+        XCTAssertEqual(ids, ["d0"])
+        let (tokens, results) = await d.run(InferenceRequest(requestId: "l", deviceId: "d0", prompt: prompt, maxTokens: 3))
+        XCTAssertEqual(tokens, try reference(3, .greedy, seed: 0))
+        XCTAssertEqual(results.first?.plan, "local")
+    }
+
     func testClientGetsTypedErrors() async throws {
         let d = try Deployment(nodes: [("d0", .device, 1e6)])
         defer { d.stop() }

@@ -37,7 +37,7 @@ struct StageNodeCommand: ParsableCommand {
         let server = try StageServer(model: gpt, adapters: clusterAdapters, options: options)
         print("stage-node \(id) (\(role)) serving \(server.endpoint), \(clusterAdapters.count) cluster adapters")
         waitForTerminationSignal()
-        server.stop()
+        server.leave()
     }
 }
 
