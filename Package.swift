@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "aggregator", targets: ["aggregator"]),
         .executable(name: "device-worker", targets: ["device-worker"]),
         .executable(name: "inference-router", targets: ["inference-router"]),
+        .executable(name: "stage-node", targets: ["stage-node"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,15 +54,17 @@ let package = Package(
         library("ClusterManager", services),
         library("Aggregator", services),
         library("DeviceWorker", services),
-        library("InferenceRouter", services),
+        library("Stage", services),
+        library("InferenceRouter", services + ["Stage"]),
         library("Reports", []),
         library("Config", []),
 
-        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Reports", "Config", argumentParser, yams]),
+        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "Reports", "Config", argumentParser, yams]),
         executable("cluster-manager", ["ClusterManager", argumentParser]),
         executable("aggregator", ["Aggregator", argumentParser]),
         executable("device-worker", ["DeviceWorker", argumentParser]),
-        executable("inference-router", ["InferenceRouter", argumentParser]),
+        executable("inference-router", ["InferenceRouter", "Config", argumentParser]),
+        executable("stage-node", ["Stage", "Config", argumentParser]),
 
         tests("MessagesTests", ["Messages"]),
         tests("BusTests", ["Bus", "Messages"]),
@@ -73,6 +76,7 @@ let package = Package(
         tests("FederationTests", ["Federation"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
+        tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers"]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter"]),
     ]
 )

@@ -14,6 +14,7 @@ struct FI: AsyncParsableCommand {
             Pretrain.self,
             Proxy.self,
             TapCommand.self,
+            Infer.self,
         ]
     )
 }
@@ -25,6 +26,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             BenchBus.self,
             BenchEngine.self,
+            BenchRouter.self,
         ]
     )
 }
