@@ -30,6 +30,7 @@ let package = Package(
         .executable(name: "aggregator", targets: ["aggregator"]),
         .executable(name: "device-worker", targets: ["device-worker"]),
         .executable(name: "inference-router", targets: ["inference-router"]),
+        .executable(name: "stage-node", targets: ["stage-node"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -55,15 +56,17 @@ let package = Package(
         library("DeviceWorker", services + ["ClusterManager", "COpenBLAS"]),
         // fi run: wires the three services embedded (inproc) or as processes (tcp).
         library("FederatedRun", ["ClusterManager", "Aggregator", "DeviceWorker", "Reports", "Data", "Bus", "CZMQ"]),
-        library("InferenceRouter", services),
+        library("Stage", services),
+        library("InferenceRouter", services + ["Stage"]),
         library("Reports", []),
         library("Config", []),
 
-        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports", "Config", argumentParser, yams]),
+        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", argumentParser, yams]),
         executable("cluster-manager", ["ClusterManager", "Config", argumentParser]),
         executable("aggregator", ["Aggregator", "Config", argumentParser]),
         executable("device-worker", ["DeviceWorker", "Config", argumentParser]),
-        executable("inference-router", ["InferenceRouter", argumentParser]),
+        executable("inference-router", ["InferenceRouter", "Config", argumentParser]),
+        executable("stage-node", ["Stage", "Config", argumentParser]),
 
         tests("MessagesTests", ["Messages"]),
         tests("BusTests", ["Bus", "Messages"]),
@@ -75,6 +78,7 @@ let package = Package(
         tests("FederationTests", ["Federation"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
+        tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers"]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports"]),
     ]
 )

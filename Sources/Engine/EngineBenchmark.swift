@@ -48,8 +48,9 @@ public enum EngineBenchmark {
 
     /// Runs the benchmark; `log` receives progress lines.
     public static func run(steps: Int = 0, only: Set<String>? = nil, log: (String) -> Void = { _ in }) throws(EngineError) -> Report {
+        BLASThreads.configure()
         let peak = sgemmPeak()
-        log(String(format: "cblas_sgemm peak: %.1f GFLOP/s", peak))
+        log(String(format: "cblas_sgemm peak: %.1f GFLOP/s (%d OpenBLAS threads)", peak, BLASThreads.count))
         var rows: [Row] = []
         let configs: [(String, GPT2Config, Int, Bool)] = [
             ("tiny", GPT2Config(vocabSize: 256, contextLength: 128, layers: 2, heads: 2, width: 32), 30, false),
@@ -81,7 +82,11 @@ public enum EngineBenchmark {
             log(format(row, peak: peak))
             rows.append(row)
         }
-        return Report(sgemmPeakGFLOPs: peak, rows: rows)
+        // The machine is shared: measure the peak again and keep the better one, so ratios are not flattered.
+        let peak2 = max(peak, sgemmPeak())
+        log(String(format: "cblas_sgemm peak after the run: %.1f GFLOP/s; fractions against max %.1f:", peak2, peak2))
+        for r in rows { log(String(format: "  %@: %.0f%% of sgemm peak", r.name, 100 * r.trainGFLOPs / peak2)) }
+        return Report(sgemmPeakGFLOPs: peak2, rows: rows)
     }
 
     static func tokensPerSecond(trainer: Trainer, tokens: [Int32], steps: Int) throws(EngineError) -> Double {

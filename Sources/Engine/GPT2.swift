@@ -14,6 +14,7 @@ public final class GPT2 {
     /// Random GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/√(2L), LayerNorm at (1, 0).
     public init(config: GPT2Config, seed: UInt64 = 0) throws(EngineError) {
         try config.validate()
+        BLASThreads.configure()
         self.config = config
         layout = ParameterLayout(config)
         params = Arena(count: layout.count)
@@ -31,6 +32,18 @@ public final class GPT2 {
     }
 
     public var parameterCount: Int { layout.count }
+
+    /// An independent copy of the weights and the attached adapter (no training state).
+    public func clone() -> GPT2 {
+        let copy = try! GPT2(config: config, seed: 0)  // config was validated when self was made
+        copy.params.base.update(from: params.base, count: layout.count)
+        if let lora {
+            let w = LoRAWeights(config: lora.config, model: config)
+            w.params.base.update(from: lora.params.base, count: lora.params.count)
+            copy.lora = w
+        }
+        return copy
+    }
 
     /// All base parameters as one flat vector (layout order). Valid only while the model is alive.
     public var parameters: UnsafeMutableBufferPointer<Float> { params.buffer }

@@ -85,6 +85,10 @@ public enum Layers {
         if let bias {
             for n in 0..<N { (out + n * OC).update(from: bias, count: OC) }
         }
+        if N == 1 {  // one decoding step: a matrix-vector product, without sgemm's packing of w
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, w, Int32(C), inp, 1, bias == nil ? 0 : 1, out, 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(C),
                     1, inp, Int32(C), w, Int32(C), bias == nil ? 0 : 1, out, Int32(OC))
     }

@@ -104,11 +104,15 @@ final class LoRAWeights {
         let target: LoRATarget
         let inp: Int, out: Int
         let a: Int, b: Int  // offsets of A [r,in] and B [out,r]
+        let merged: Int  // offset of W + s·B·A in the merged arena
     }
     let config: LoRAConfig
     let slots: [Slot]
     let params: Arena
     var grads: Arena
+    /// Training only: W + s·B·A per slot ([out, in] at slot.merged), refreshed before each training forward,
+    /// so the forward and the input gradient are one matmul each instead of three.
+    let merged: Arena
     /// slotIndex[layer][target] for the hot path.
     let index: [[Int?]]
 
@@ -116,16 +120,18 @@ final class LoRAWeights {
         self.config = config
         var slots: [Slot] = []
         var index = Array(repeating: [Int?](repeating: nil, count: LoRATarget.allCases.count), count: model.layers)
-        var at = 0
+        var at = 0, mat = 0
         let r = config.rank
         for l in 0..<model.layers {
             for (ti, t) in LoRATarget.allCases.enumerated() where config.targets.contains(t) {
                 let d = t.dims(model.width)
                 index[l][ti] = slots.count
-                slots.append(Slot(layer: l, target: t, inp: d.inp, out: d.out, a: at, b: at + r * d.inp))
+                slots.append(Slot(layer: l, target: t, inp: d.inp, out: d.out, a: at, b: at + r * d.inp, merged: mat))
                 at += r * d.inp + d.out * r
+                mat += d.inp * d.out
             }
         }
+        merged = Arena(count: mat)
         self.slots = slots
         self.index = index
         params = Arena(count: at)

@@ -7,6 +7,8 @@ public final class Trainer {
     public var schedule: LRSchedule
     let optimizer: AdamW
     public private(set) var stepCount = 0
+    /// Adapter training only: keep every lora_A fixed (FFA-LoRA), so averaging B alone is exact.
+    public var freezeLoRAA = false
     /// Gradient norm (before clipping) of the last step.
     public private(set) var lastGradNorm: Float = 0
 
@@ -42,6 +44,9 @@ public final class Trainer {
         grads.zero()
         let loss = model.forward(B: batch, T: sequence)
         model.backward(B: batch, T: sequence, trainable: trainable)
+        if freezeLoRAA, trainable == .adapter, let lora = model.lora {
+            for slot in lora.slots { (grads.base + slot.a).update(repeating: 0, count: lora.config.rank * slot.inp) }
+        }
         lastGradNorm = optimizer.step(params: params, grads: grads.base, lr: schedule.rate(at: stepCount))
         stepCount += 1
         return loss
@@ -64,11 +69,13 @@ public final class Trainer {
 
 extension GPT2 {
     /// Federated local training: E adapter steps on `tokens` with a fresh AdamW, constant LR. Returns the mean loss.
+    /// freezeA keeps lora_A fixed (FFA-LoRA exact aggregation).
     public func trainAdapter(tokens: [Int32], steps: Int, batch: Int = 4, sequence: Int? = nil,
-                             learningRate: Float = 1e-3, seed: UInt64) throws(EngineError) -> Float {
+                             learningRate: Float = 1e-3, freezeA: Bool = false, seed: UInt64) throws(EngineError) -> Float {
         let T = min(sequence ?? config.contextLength, config.contextLength, max(tokens.count - 1, 1))
         let trainer = try Trainer(model: self, trainable: .adapter, batch: batch, sequence: T,
                                   schedule: .constant(learningRate), optimizer: AdamWConfig(weightDecay: 0))
+        trainer.freezeLoRAA = freezeA
         var rng = SplitMix64(seed: seed)
         return try trainer.train(tokens: tokens, steps: steps, rng: &rng)
     }

@@ -66,6 +66,7 @@ extension GPT2 {
         let C = config.width, L = config.layers, NH = config.heads, V = config.vocabSize, N = B * T
         let eps = config.layerNormEpsilon
         precondition(a.B == B && a.T == T, "ensureActivations first")
+        if let lora { refreshMerged(lora) }
         Layers.embedForward(a.encoded, a.tokens, p.wte, p.wpe, B: B, T: T, C: C)
         for l in 0..<L {
             let x = l == 0 ? a.encoded : a.res3 + (l - 1) * N * C
@@ -149,12 +150,28 @@ extension GPT2 {
     func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ l: Int, _ t: LoRATarget,
                        N: Int, a: Activations?, uScratch: UnsafeMutablePointer<Float>? = nil) {
         let pr = projection(l, t, p)
-        Layers.matmulForward(out, inp, pr.w, pr.b, N: N, C: pr.inp, OC: pr.out)
-        if let lora, let ti = LoRATarget.allCases.firstIndex(of: t), let si = lora.index[l][ti] {
-            let s = lora.slots[si], r = lora.config.rank
-            let u = a.map { $0.loraU + si * $0.N * r } ?? uScratch!
-            Layers.loraForward(out, u, inp, lora.params.base + s.a, lora.params.base + s.b,
+        guard let lora, let ti = LoRATarget.allCases.firstIndex(of: t), let si = lora.index[l][ti] else {
+            Layers.matmulForward(out, inp, pr.w, pr.b, N: N, C: pr.inp, OC: pr.out)
+            return
+        }
+        let s = lora.slots[si], r = lora.config.rank
+        if let a {
+            // training: merged weight for the output, u = inp·Aᵀ kept for the adapter gradients
+            Layers.matmulForward(out, inp, lora.merged.base + s.merged, pr.b, N: N, C: pr.inp, OC: pr.out)
+            Layers.matmulForward(a.loraU + si * a.N * r, inp, lora.params.base + s.a, nil, N: N, C: s.inp, OC: r)
+        } else {
+            Layers.matmulForward(out, inp, pr.w, pr.b, N: N, C: pr.inp, OC: pr.out)
+            Layers.loraForward(out, uScratch!, inp, lora.params.base + s.a, lora.params.base + s.b,
                                N: N, C: s.inp, OC: s.out, r: r, scale: lora.config.scaling)
+        }
+    }
+
+    /// W_merged = W + s·B·A for every adapted projection (before each training forward).
+    func refreshMerged(_ lora: LoRAWeights) {
+        for s in lora.slots {
+            let w = projection(s.layer, s.target, p).w, m = lora.merged.base + s.merged
+            m.update(from: w, count: s.inp * s.out)
+            gemm(m, lora.params.base + s.b, lora.params.base + s.a, M: s.out, N: s.inp, K: lora.config.rank, alpha: lora.config.scaling)
         }
     }
 
@@ -163,11 +180,14 @@ extension GPT2 {
                         _ l: Int, _ t: LoRATarget, N: Int, a: Activations, g: ParameterTensors?) {
         let pr = projection(l, t, p)
         let gp = g.map { projection(l, t, $0) }
-        Layers.matmulBackward(dinp, gp?.w, gp?.b, dout, inp, pr.w, N: N, C: pr.inp, OC: pr.out)
-        if let lora, let ti = LoRATarget.allCases.firstIndex(of: t), let si = lora.index[l][ti] {
-            let s = lora.slots[si], r = lora.config.rank
-            Layers.loraBackward(dinp, lora.grads.base + s.a, lora.grads.base + s.b, a.du, dout, a.loraU + si * a.N * r, inp,
-                                lora.params.base + s.a, lora.params.base + s.b, N: N, C: s.inp, OC: s.out, r: r, scale: lora.config.scaling)
+        guard let lora, let ti = LoRATarget.allCases.firstIndex(of: t), let si = lora.index[l][ti] else {
+            Layers.matmulBackward(dinp, gp?.w, gp?.b, dout, inp, pr.w, N: N, C: pr.inp, OC: pr.out)
+            return
         }
+        let s = lora.slots[si], r = lora.config.rank
+        // dinp through the merged weight covers the adapter path too, so loraBackward gets no dinp.
+        Layers.matmulBackward(dinp, gp?.w, gp?.b, dout, inp, lora.merged.base + s.merged, N: N, C: pr.inp, OC: pr.out)
+        Layers.loraBackward(nil, lora.grads.base + s.a, lora.grads.base + s.b, a.du, dout, a.loraU + si * a.N * r, inp,
+                            lora.params.base + s.a, lora.params.base + s.b, N: N, C: s.inp, OC: s.out, r: r, scale: lora.config.scaling)
     }
 }

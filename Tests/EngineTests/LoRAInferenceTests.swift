@@ -122,3 +122,15 @@ final class PartialBlockTests: XCTestCase {
         }
     }
 }
+
+final class CloneTests: XCTestCase {
+    func testCloneCopiesWeightsAndAdapterIndependently() throws {
+        let m = try Fixture.model()
+        try m.attachLoRA(LoRAConfig(rank: 2, alpha: 2), seed: 3)
+        let c = m.clone()
+        XCTAssertEqual(Array(c.parameters), Array(m.parameters))
+        XCTAssertEqual(try c.adapter(), try m.adapter())
+        c.parameters[0] += 1
+        XCTAssertNotEqual(c.parameters[0], m.parameters[0])
+    }
+}

@@ -50,3 +50,17 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(try m.evaluate(tokens: tokens).loss, base)
     }
 }
+
+final class FrozenATests: XCTestCase {
+    func testFreezeAChangesOnlyLoRAB() throws {
+        let m = try GPT2(config: .tiny, seed: 1)
+        try m.attachLoRA(LoRAConfig(rank: 2, alpha: 4), seed: 2)
+        let before = try m.adapter()
+        _ = try m.trainAdapter(tokens: ByteTokenizerFixture.tokens("frozen a, trained b; frozen a, trained b"), steps: 3,
+                               batch: 2, sequence: 8, learningRate: 1e-2, freezeA: true, seed: 3)
+        let after = try m.adapter()
+        for (x, y) in zip(before.tensors, after.tensors) {
+            if x.name.contains("lora_A") { XCTAssertEqual(x.values, y.values, x.name) } else { XCTAssertNotEqual(x.values, y.values, x.name) }
+        }
+    }
+}

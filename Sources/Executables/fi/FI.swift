@@ -15,6 +15,7 @@ struct FI: AsyncParsableCommand {
             Run.self,
             Proxy.self,
             TapCommand.self,
+            Infer.self,
         ]
     )
 }
@@ -27,6 +28,7 @@ struct Bench: AsyncParsableCommand {
             BenchBus.self,
             BenchEngine.self,
             BenchFederation.self,
+            BenchRouter.self,
         ]
     )
 }

@@ -2,15 +2,10 @@ import Engine
 import Foundation
 import Tokenizers
 
-/// Opens a model folder: weights, and the tokenizer the folder implies (bytes unless vocab.json is present).
+/// Opens a model folder: weights, and the tokenizer the folder implies (GPT-2 BPE when vocab.json and merges.txt are there, else bytes).
 enum ModelFolder {
     static func tokenizer(for directory: URL) throws -> any Tokenizer {
-        let vocab = directory.appendingPathComponent("vocab.json")
-        if FileManager.default.fileExists(atPath: vocab.path) {
-            throw EngineError.tokenizerUnavailable(
-                "\(directory.path) has vocab.json (GPT-2 BPE), but this build has no BPE tokenizer yet; use a byte-level model folder")
-        }
-        return ByteTokenizer()
+        try loadTokenizer(modelDir: directory)
     }
 
     static func readText(_ paths: [String]) throws -> String {

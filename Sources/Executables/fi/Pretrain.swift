@@ -1,13 +1,14 @@
 import ArgumentParser
 import Engine
 import Foundation
+import Data
 
 /// `fi pretrain`: trains a byte-level base model from scratch (all weights) and saves it in HF layout.
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Pretrain a small byte-level GPT-2 on text files and save config.json + model.safetensors.")
 
-    @Option(help: "Comma-separated text files.") var text: String
+    @Option(help: "Comma-separated text files (default: the built-in general corpus, held apart from every domain's device and test text).") var text: String?
     @Option(help: "Output model folder.") var out: String
     @Option(help: "Model preset: tiny, small (4L×256, ctx 128), medium (6L×384, ctx 256), gpt2.") var preset = "small"
     @Option(help: "Optimisation steps.") var steps = 1500
@@ -21,7 +22,7 @@ struct Pretrain: ParsableCommand {
             throw ValidationError("unknown preset '\(preset)'; use tiny, small, medium or gpt2")
         }
         guard steps > 0, batch > 0 else { throw ValidationError("--steps and --batch must be positive") }
-        let text = try ModelFolder.readText(text.split(separator: ",").map(String.init))
+        let text = try self.text.map { try ModelFolder.readText($0.split(separator: ",").map(String.init)) } ?? Self.generalCorpus(seed: seed)
         let all = text.utf8.map { Int32($0) }
         let T = seq ?? config.contextLength
         let split = all.count - max(all.count / 20, T + 1)  // last 5% held out
@@ -31,7 +32,7 @@ struct Pretrain: ParsableCommand {
         let trainer = try Trainer(model: model, trainable: .base, batch: batch, sequence: T,
                                   schedule: LRSchedule(maxLR: lr, warmupSteps: max(steps / 20, 1), totalSteps: steps),
                                   optimizer: AdamWConfig(weightDecay: 0.1))
-        var rng = SplitMix64(seed: seed &+ 1)
+        var rng = Engine.SplitMix64(seed: seed &+ 1)
         let start = Date()
         var recent: Float = 0
         for s in 1...steps {
@@ -49,5 +50,16 @@ struct Pretrain: ParsableCommand {
         try model.save(directory: URL(fileURLWithPath: out))
         print(String(format: #"{"preset": "%@", "parameters": %d, "steps": %d, "train_loss": %.4f, "heldout_loss": %.4f, "heldout_tokens": %d, "tokens_per_second": %.0f, "seconds": %.1f}"#,
                      preset, config.parameterCount, steps, recent, val.loss, val.tokens, Double(steps * batch * T) / elapsed, elapsed))
+    }
+
+    /// The general (pretraining) slice of the built-in corpus, chunks shuffled so the held-out tail is a mix.
+    static func generalCorpus(seed: UInt64) throws -> String {
+        let chunked = try ChunkedCorpus(corpus: try Corpus.builtin())
+        var ids = chunked.domains.flatMap(\.general) + chunked.generalExtra
+        var rng = Engine.SplitMix64(seed: seed)
+        ids.shuffle(using: &rng)
+        let text = ids.map { chunked.chunks[$0].text }.joined(separator: "\n\n")
+        FileHandle.standardError.write(Data("pretrain: built-in general corpus, \(ids.count) chunks, \(text.utf8.count / 1024) KB\n".utf8))
+        return text
     }
 }

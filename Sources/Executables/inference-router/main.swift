@@ -1,15 +1,48 @@
 import ArgumentParser
+import Config
+import Engine
+import Foundation
 import InferenceRouter
+import Stage
+import Tokenizers
 
 struct InferenceRouterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inference-router",
-        abstract: "Plans and runs split inference across nodes."
+        abstract: "Plans and runs split inference across stage nodes."
     )
 
+    @Option(help: "ROUTER endpoint for clients and stage node registration.") var bind = "tcp://0.0.0.0:5570"
+    @Option(help: "Cluster manager endpoint (accepted; device clusters come from it later).") var manager: String?
+    @Option(help: "Telemetry proxy XSUB endpoint: plan/failover events and a latency metric per request.") var telemetry: String?
+    @Option(help: "Model folder: config.json for the planner's cost model, and the tokenizer.") var model: String
+    @Option(help: "Heartbeat interval of stage nodes in milliseconds.") var heartbeatMs: Int = 1000
+    @Option(help: "Missed heartbeats before a stage node is dead.") var liveness: Int = 4
+    @Option(help: "Comma-separated device ids allowed besides registered device nodes.") var knownDevices: String = ""
+    @Flag(help: "Accepted for the compose health check.") var health = false
+
     func run() throws {
-        throw ValidationError("not implemented yet")
+        let dir = URL(fileURLWithPath: model)
+        let config = try GPT2.loadConfig(dir)
+        let tokenizer = try loadTokenizer(modelDir: dir)
+        var options = RouterOptions()
+        options.heartbeatInterval = .milliseconds(max(10, heartbeatMs))
+        options.liveness = max(1, liveness)
+        options.telemetry = telemetry
+        options.knownDevices = Set(knownDevices.split(separator: ",").map { String($0) })
+        let router = try InferenceRouter(bind: bind, config: config, tokenizer: tokenizer, options: options)
+        print("inference-router on \(router.endpoint) (\(config.layers) blocks, width \(config.width))")
+        waitForTerminationSignal()
+        router.stop()
     }
 }
 
-InferenceRouterCommand.main()
+do {
+    InferenceRouterCommand.main(try EnvOptions.processArguments(knownFlags: [
+        "--manager:endpoint", "--bind:endpoint", "--telemetry:endpoint", "--model", "--health:bool",
+        "--heartbeat-ms:int", "--liveness:int", "--known-devices",
+    ]))
+} catch {
+    FileHandle.standardError.write(Data("inference-router: \(error)\n".utf8))
+    exit(64)
+}

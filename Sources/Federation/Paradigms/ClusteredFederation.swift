@@ -1,0 +1,265 @@
+// Clustered federation (CFL/IFCA family): one model per cluster; devices whose updates point the same way share one.
+
+/// How devices get their clusters.
+public enum ClusterAssignmentMode: Sendable, Equatable {
+    /// Warm-up rounds in one cluster, then clustering by update deltas, re-clustered every M rounds.
+    case automatic
+    /// Clusters given (the true domains): the upper baseline.
+    case oracle([String: Int])
+    /// Every device its own cluster: the no-collaboration baseline.
+    case localOnly
+
+    /// Oracle clusters from true labels: distinct labels, sorted, become ids 0, 1, 2, …
+    public static func oracle(labels: [String: String]) -> ClusterAssignmentMode {
+        let ids = Dictionary(uniqueKeysWithValues: Set(labels.values).sorted().enumerated().map { ($1, $0) })
+        return .oracle(labels.mapValues { ids[$0] ?? 0 })
+    }
+}
+
+/// Where a cluster that appears at a re-clustering takes its model from.
+public enum SplitInitialisation: String, Sendable, Equatable, CaseIterable {
+    /// A copy of the (just aggregated) model of the cluster most of its members came from.
+    case parent
+    /// Its members' models: the base they trained from plus their sample-weighted mean delta. Every cluster whose
+    /// membership changed is re-initialised this way.
+    case memberMean
+}
+
+public struct ClusteredFederationConfig: Sendable {
+    /// Rounds in one shared cluster before the first clustering (W ≥ 1: clustering needs one round of deltas).
+    public var warmupRounds: Int
+    /// Re-cluster every M rounds after the first clustering; 0 = cluster once.
+    public var reclusterEvery: Int
+    public var method: any ClusteringMethod
+    /// Cluster RandomProjection sketches of this size; 0 = the full deltas.
+    public var sketchDimension: Int
+    /// Subtract the mean delta first: real deltas share a large common direction (the language itself).
+    public var center: Bool
+    public var initialisation: SplitInitialisation
+    public var seed: UInt64
+    /// Applied per cluster; the default takes only updates on the cluster model's current version.
+    public var validator: UpdateValidator
+
+    public init(warmupRounds: Int = 2, reclusterEvery: Int = 0, method: any ClusteringMethod = SilhouetteKMeans(),
+                sketchDimension: Int = 0, center: Bool = true, initialisation: SplitInitialisation = .parent,
+                seed: UInt64 = 0, validator: UpdateValidator = UpdateValidator(maxStaleness: 0)) {
+        self.warmupRounds = max(1, warmupRounds); self.reclusterEvery = max(0, reclusterEvery); self.method = method
+        self.sketchDimension = max(0, sketchDimension); self.center = center; self.initialisation = initialisation
+        self.seed = seed; self.validator = validator
+    }
+}
+
+/// What one re-clustering did.
+public struct ReclusterEvent: Sendable, Equatable {
+    public var round: Int
+    public var k: Int
+    /// The clustering method's score (silhouette, or CFL's worst cross-cluster cosine).
+    public var score: Double
+    /// Clusters that appeared, each with the cluster it split from (most of its members came from there).
+    public var newClusters: [Int: Int]
+    /// Clusters that vanished (no members left).
+    public var removedClusters: [Int]
+    public var clusterMap: [String: Int]
+    public var ari: Double?
+}
+
+/// One aggregated round of every cluster.
+public struct ClusteredRound: Sendable, Equatable {
+    public var round: Int
+    /// Cluster id -> FedAvg's result (clusters without an accepted update are absent).
+    public var results: [Int: AggregationResult]
+    public var rejected: [RejectedUpdate]
+    public var recluster: ReclusterEvent?
+    /// Device -> cluster after this round (what the ClusterManager publishes).
+    public var clusterMap: [String: Int]
+    public var ari: Double?
+}
+
+/// One GlobalModel per cluster, FedAvg inside each cluster, clusters found from update deltas with stable ids.
+public struct ClusteredFederation: Sendable {
+    public let mode: ClusterAssignmentMode
+    public var config: ClusteredFederationConfig
+    /// Sorted device ids.
+    public let devices: [String]
+    /// Device -> true domain, for ARI (optional).
+    public var trueLabels: [String: String]?
+    public private(set) var assignment: [String: Int]
+    public private(set) var models: [Int: GlobalModel]
+    public private(set) var completedRounds = 0
+    public private(set) var reclusterings: [ReclusterEvent] = []
+    private var nextClusterID: Int
+    /// Cluster models before the last aggregation: the base of the deltas that clustering sees.
+    private var lastBase: [Int: [Float]] = [:]
+
+    public init(devices: [String], initial: GlobalModel, mode: ClusterAssignmentMode = .automatic,
+                config: ClusteredFederationConfig = ClusteredFederationConfig(),
+                trueLabels: [String: String]? = nil) throws(ParadigmError) {
+        let devices = Array(Set(devices)).sorted()
+        guard !devices.isEmpty else { throw .noDevices }
+        self.mode = mode; self.config = config; self.devices = devices; self.trueLabels = trueLabels
+        switch mode {
+        case .automatic:
+            assignment = Dictionary(uniqueKeysWithValues: devices.map { ($0, 0) })
+        case let .oracle(given):
+            var a: [String: Int] = [:]
+            for d in devices {
+                guard let c = given[d] else { throw .missingOracleCluster(device: d) }
+                a[d] = c
+            }
+            assignment = a
+        case .localOnly:
+            assignment = Dictionary(uniqueKeysWithValues: devices.enumerated().map { ($1, $0) })
+        }
+        models = Dictionary(uniqueKeysWithValues: Set(assignment.values).map { ($0, initial) })
+        nextClusterID = (assignment.values.max() ?? -1) + 1
+    }
+
+    /// Device -> cluster: the map the ClusterManager publishes.
+    public var clusterMap: [String: Int] { assignment }
+    public var clusterIDs: [Int] { models.keys.sorted() }
+    public func cluster(of device: String) -> Int? { assignment[device] }
+    /// The model a device trains from this round.
+    public func model(forDevice device: String) -> GlobalModel? { assignment[device].flatMap { models[$0] } }
+    public func members(of cluster: Int) -> [String] { devices.filter { assignment[$0] == cluster } }
+    public var isWarmingUp: Bool { mode == .automatic && completedRounds < config.warmupRounds }
+
+    /// Is the clustering redone after round r (1-based)? At W, then at W + M, W + 2M, … (automatic mode only).
+    public func reclusterDue(afterRound r: Int) -> Bool {
+        guard mode == .automatic else { return false }
+        let w = config.warmupRounds, m = config.reclusterEvery
+        return r == w || (m > 0 && r > w && (r - w) % m == 0)
+    }
+
+    /// ARI of the current clusters against the true labels (devices without a label are left out).
+    public func adjustedRandIndexAgainstTruth() -> Double? {
+        guard let truth = trueLabels else { return nil }
+        let labelled = devices.filter { truth[$0] != nil && assignment[$0] != nil }
+        guard !labelled.isEmpty else { return nil }
+        let ids = Dictionary(uniqueKeysWithValues: Set(labelled.compactMap { truth[$0] }).sorted().enumerated().map { ($1, $0) })
+        return adjustedRandIndex(labelled.map { ids[truth[$0]!]! }, labelled.map { assignment[$0]! })
+    }
+
+    /// Checks one update at upload time (for the acknowledgement) against its device's cluster model, without
+    /// keeping it: nil when `aggregate` would accept it.
+    public func check(_ update: ModelUpdate) -> RejectedUpdate? {
+        guard let model = model(forDevice: update.device) else {
+            return RejectedUpdate(device: update.device, kind: "unknown_device", reason: ParadigmError.unknownDevice(update.device).description)
+        }
+        do { try config.validator.validate(update, against: model) } catch {
+            return RejectedUpdate(device: update.device, kind: error.kind, reason: error.description)
+        }
+        return nil
+    }
+
+    /// Aggregates one round: each update goes to its device's cluster, FedAvg (sample-weighted) per cluster.
+    /// When due, re-clusters on this round's accepted deltas afterwards.
+    public mutating func aggregate(_ updates: [ModelUpdate]) -> ClusteredRound {
+        var rejected: [RejectedUpdate] = []
+        var byCluster: [Int: FedAvg] = [:]
+        var accepted: [ModelUpdate] = []
+        for u in updates {
+            guard let c = assignment[u.device], var model = models[c] else {
+                rejected.append(RejectedUpdate(device: u.device, kind: "unknown_device",
+                                               reason: ParadigmError.unknownDevice(u.device).description))
+                continue
+            }
+            var strategy = byCluster[c] ?? FedAvg(quorum: 1, validator: config.validator)
+            do {
+                _ = try strategy.submit(u, to: &model)
+                accepted.append(u)
+            } catch {
+                rejected.append(RejectedUpdate(device: u.device, kind: error.kind, reason: error.description))
+            }
+            byCluster[c] = strategy
+        }
+        var results: [Int: AggregationResult] = [:]
+        lastBase = [:]
+        for (c, var strategy) in byCluster {
+            guard var model = models[c] else { continue }
+            lastBase[c] = model.parameters
+            if case let .applied(r) = strategy.closeRound(&model) { results[c] = r }
+            models[c] = model
+        }
+        completedRounds += 1
+        var event: ReclusterEvent? = nil
+        if reclusterDue(afterRound: completedRounds) { event = recluster(accepted) }
+        return ClusteredRound(round: completedRounds, results: results, rejected: rejected, recluster: event,
+                              clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
+    }
+
+    /// Re-clusters the devices that sent these deltas (others keep their cluster). New clusters are matched to old
+    /// ones by member overlap, so ids stay stable. Needs deltas from at least two devices; returns nil otherwise.
+    @discardableResult
+    public mutating func recluster(_ updates: [ModelUpdate]) -> ReclusterEvent? {
+        var latest: [String: ModelUpdate] = [:]
+        for u in updates where assignment[u.device] != nil { latest[u.device] = u }
+        let members = latest.keys.sorted()
+        guard members.count >= 2 else { return nil }
+        var points = members.map { latest[$0]!.delta }
+        let d = points.map(\.count).max() ?? 0
+        if config.sketchDimension > 0 && config.sketchDimension < d {
+            points = RandomProjection(inputDimension: d, outputDimension: config.sketchDimension, seed: config.seed).project(points)
+        }
+        if config.center { points = centered(points) }
+        let clustering = config.method.cluster(points)
+
+        let oldIDs = members.map { assignment[$0]! }
+        let (ids, parents) = matchClusters(newLabels: clustering.labels, oldIDs: oldIDs, k: clustering.k)
+        let before = assignment
+        for (i, m) in members.enumerated() { assignment[m] = ids[clustering.labels[i]] }
+
+        var newClusters: [Int: Int] = [:]
+        for label in 0..<clustering.k {
+            let id = ids[label], parent = parents[label]
+            let memberIdx = (0..<members.count).filter { clustering.labels[$0] == label }
+            let isNew = models[id] == nil
+            if isNew { newClusters[id] = parent }
+            let changed = isNew || Set(memberIdx.map { members[$0] }) != Set(before.filter { $0.value == id }.map(\.key))
+            guard let parentModel = models[parent] else { continue }
+            switch config.initialisation {
+            case .parent where isNew:
+                models[id] = parentModel
+            case .memberMean where changed:
+                var m = parentModel
+                var x = lastBase[parent] ?? parentModel.parameters
+                let w = sampleWeights(memberIdx.map { latest[members[$0]]!.samples })
+                for (j, i) in memberIdx.enumerated() where latest[members[i]]!.delta.count == x.count {
+                    VectorMath.axpy(Float(w[j]), latest[members[i]]!.delta, &x)
+                }
+                m.parameters = x
+                models[id] = m
+            case .parent, .memberMean:
+                break
+            }
+        }
+        let alive = Set(assignment.values)
+        let removed = models.keys.filter { !alive.contains($0) }.sorted()
+        for c in removed { models[c] = nil }
+        let event = ReclusterEvent(round: completedRounds, k: Set(assignment.values).count, score: clustering.score,
+                                   newClusters: newClusters, removedClusters: removed, clusterMap: assignment,
+                                   ari: adjustedRandIndexAgainstTruth())
+        reclusterings.append(event)
+        return event
+    }
+
+    /// Greedy maximum-overlap matching of new labels to old cluster ids (largest overlap first; ties to the lower
+    /// ids). Unmatched labels get fresh ids. Also returns each label's parent: the old id most of its members had.
+    private mutating func matchClusters(newLabels: [Int], oldIDs: [Int], k: Int) -> (ids: [Int], parents: [Int]) {
+        var overlap: [Int: [Int: Int]] = [:]
+        for (l, o) in zip(newLabels, oldIDs) { overlap[l, default: [:]][o, default: 0] += 1 }
+        var pairs: [(count: Int, label: Int, old: Int)] = []
+        for (l, row) in overlap { for (o, n) in row { pairs.append((n, l, o)) } }
+        pairs.sort { ($0.count, -$0.old, -$0.label) > ($1.count, -$1.old, -$1.label) }
+        var ids = [Int](repeating: -1, count: k)
+        var usedOld = Set<Int>()
+        for p in pairs where ids[p.label] < 0 && !usedOld.contains(p.old) {
+            ids[p.label] = p.old; usedOld.insert(p.old)
+        }
+        for l in 0..<k where ids[l] < 0 { ids[l] = nextClusterID; nextClusterID += 1 }
+        let parents = (0..<k).map { l -> Int in
+            let row = overlap[l] ?? [:]
+            return row.max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key ?? ids[l]
+        }
+        return (ids, parents)
+    }
+}

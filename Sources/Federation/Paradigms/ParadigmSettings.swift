@@ -1,0 +1,91 @@
+// The paradigm sections of an experiment file as plain values, and what they build. A service's YAML parser fills
+// these (keys in comments) and calls the builders; every bad value is a RegistryError naming the key.
+
+/// `clustered: {warmup_rounds, recluster_every, method, sketch_dim, init}`
+public struct ClusteredSettings: Sendable, Equatable {
+    public var warmupRounds = 2
+    public var reclusterEvery = 0
+    /// silhouette_kmeans | cfl_bipartition
+    public var method = "silhouette_kmeans"
+    public var sketchDim = 0
+    /// parent | member_mean
+    public var initialisation = "parent"
+    public init() {}
+
+    public func config(seed: UInt64) throws(RegistryError) -> ClusteredFederationConfig {
+        guard warmupRounds >= 1 else { throw .invalid(kind: "clustered", field: "warmup_rounds", reason: "\(warmupRounds) < 1: clustering needs one round of deltas") }
+        guard reclusterEvery >= 0 else { throw .invalid(kind: "clustered", field: "recluster_every", reason: "\(reclusterEvery) < 0; use 0 to cluster once") }
+        guard sketchDim >= 0 else { throw .invalid(kind: "clustered", field: "sketch_dim", reason: "\(sketchDim) < 0; use 0 for full deltas") }
+        let initMode: SplitInitialisation
+        switch initialisation {
+        case "parent": initMode = .parent
+        case "member_mean": initMode = .memberMean
+        default: throw .unknown(kind: "cluster initialisation", name: initialisation, known: ["parent", "member_mean"])
+        }
+        var spec = ClusteringSpec(name: method)
+        spec.seed = seed
+        return ClusteredFederationConfig(warmupRounds: warmupRounds, reclusterEvery: reclusterEvery,
+                                         method: try makeClusteringMethod(spec), sketchDimension: sketchDim,
+                                         initialisation: initMode, seed: seed)
+    }
+}
+
+/// `hierarchical: {edges, kappa1, kappa2}`
+public struct HierarchicalSettings: Sendable, Equatable {
+    public var edges = 2
+    public var kappa1 = 1
+    public var kappa2 = 2
+    public init() {}
+
+    public func validate() throws(RegistryError) {
+        guard edges >= 1 else { throw .invalid(kind: "hierarchical", field: "edges", reason: "\(edges) < 1") }
+        guard kappa1 >= 1 else { throw .invalid(kind: "hierarchical", field: "kappa1", reason: "\(kappa1) < 1") }
+        guard kappa2 >= 1 else { throw .invalid(kind: "hierarchical", field: "kappa2", reason: "\(kappa2) < 1") }
+    }
+
+    /// Devices dealt to edges round-robin in the given order (EdgeEnvironment's Scenario does the same: device i → edge i % E).
+    public func edgeAssignment(devices: [String]) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for (i, d) in devices.enumerated() { out["edge-\(i % max(1, edges))", default: []].append(d) }
+        return out
+    }
+}
+
+/// `async: {mode: fedasync|fedbuff, alpha, staleness: {kind, a, b}, buffer, history}`
+public struct AsyncSettings: Sendable, Equatable {
+    public var mode = "fedasync"
+    public var alpha = 0.6
+    /// constant | polynomial | hinge
+    public var stalenessKind = "polynomial"
+    public var stalenessA = 0.5
+    public var stalenessB = 4.0
+    /// FedBuff's K.
+    public var buffer = 4
+    /// FedAsync keeps this many past globals; an update staler than this is rejected, so size it to the slowest
+    /// device's staleness (≈ slowdown × devices).
+    public var history = 128
+    public init() {}
+
+    public func stalenessFunction() throws(RegistryError) -> StalenessFunction {
+        switch stalenessKind {
+        case "constant": return .constant
+        case "polynomial": return .polynomial(a: stalenessA)
+        case "hinge": return .hinge(a: stalenessA, b: stalenessB)
+        default: throw .unknown(kind: "staleness function", name: stalenessKind, known: ["constant", "polynomial", "hinge"])
+        }
+    }
+
+    public func strategy() throws(RegistryError) -> any AggregationStrategy {
+        guard alpha > 0, alpha <= 1 else { throw .invalid(kind: "async", field: "alpha", reason: "\(alpha) is not in (0, 1]") }
+        guard stalenessA.isFinite, stalenessA >= 0 else { throw .invalid(kind: "async", field: "staleness.a", reason: "\(stalenessA) must be ≥ 0") }
+        switch mode {
+        case "fedasync":
+            return FedAsync(alpha: alpha, staleness: try stalenessFunction(), historyDepth: max(1, history))
+        case "fedbuff":
+            guard buffer >= 1 else { throw .invalid(kind: "async", field: "buffer", reason: "\(buffer) < 1") }
+            return FedBuff(bufferSize: buffer, serverLearningRate: 1, staleness: try stalenessFunction())
+        default:
+            throw .unknown(kind: "async mode", name: mode, known: ["fedasync", "fedbuff"])
+        }
+    }
+}

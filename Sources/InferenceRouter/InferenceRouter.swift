@@ -1,1 +1,0 @@
-// InferenceRouter: see DESIGN.md.

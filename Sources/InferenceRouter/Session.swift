@@ -1,0 +1,72 @@
+import Engine
+import Messages
+
+/// Where a request's tokens go: back over the router's ROUTER socket, or to an in-process stream.
+enum Output {
+    case socket(peer: [UInt8], seq: UInt64)
+    case stream(AsyncStream<Body>.Continuation)
+}
+
+/// One request in flight: its plan, the tokens so far and the sampling RNG (which survives a failover,
+/// so a replayed prefix continues with the same random draws).
+final class Session {
+    let requestId: String
+    let device: String
+    let cluster: UInt32
+    let prompt: [UInt32]
+    let maxTokens: Int
+    let sampling: Engine.Sampling
+    let forcedKind: PlanKind?
+    let output: Output
+    var rng: SplitMix64
+    var plan: InferencePlan
+    var generated: [UInt32] = []
+    var attempt = 0
+    var failovers = 0
+    /// Tokens fed in the current forward pass and the position of the first of them.
+    var input: [UInt32]
+    var position = 0
+    /// Chain: index of the stage being run. Multi-access: 0 embed, 1...2L block phases, 2L+1 head.
+    var step = 0
+    var hidden: [Float] = []
+    var partial: [Float] = []
+    var awaiting: Set<Int> = []
+    /// Seconds spent at each plan stage for the current token (send → reply, links included).
+    var stageSeconds: [Double] = []
+    var tokenStarted: UInt64 = 0
+    var started: UInt64 = 0
+
+    init(requestId: String, device: String, cluster: UInt32, prompt: [UInt32], maxTokens: Int, sampling: Engine.Sampling,
+         seed: UInt64, forcedKind: PlanKind?, output: Output, plan: InferencePlan) {
+        self.requestId = requestId; self.device = device; self.cluster = cluster; self.prompt = prompt
+        self.maxTokens = maxTokens; self.sampling = sampling; self.forcedKind = forcedKind; self.output = output
+        rng = SplitMix64(seed: seed)
+        self.plan = plan
+        input = prompt
+        stageSeconds = [Double](repeating: 0, count: plan.stages.count)
+    }
+
+    /// The id nodes key their KV caches by; a new attempt starts fresh caches.
+    var sessionKey: String { "\(requestId)#\(attempt)" }
+
+    /// Restart from the prefix (prompt + tokens so far) on a new plan.
+    func replay(on newPlan: InferencePlan) {
+        attempt += 1
+        failovers += 1
+        plan = newPlan
+        input = prompt + generated
+        position = 0
+        step = 0
+        hidden = []
+        partial = []
+        awaiting = []
+        stageSeconds = [Double](repeating: 0, count: newPlan.stages.count)
+    }
+}
+
+extension Messages.Sampling {
+    var engine: Engine.Sampling {
+        if temperature <= 0 { return .greedy }
+        return topK > 0 ? .topK(k: Int(topK), temperature: temperature) : .temperature(temperature)
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+// table.md and table.json of a ParadigmComparison.
+
+extension ParadigmComparison {
+    public static let markdownFile = "table.md"
+    public static let jsonFile = "table.json"
+
+    /// Paradigms, per-domain losses and the issue-7 targets (every target shown, met or not).
+    public func markdown() -> String {
+        func num(_ x: Double?, _ format: String = "%.4f") -> String { x.map { $0.isFinite ? String(format: format, $0) : "\($0)" } ?? "–" }
+        var out = "# Paradigm comparison\n\n"
+        out += "| paradigm | rounds | final val loss (mean over domains) | × FedAvg | sim time to FedAvg's loss (s) | sim time (s) | cloud-bound bytes | ARI |\n"
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        for p in paradigms {
+            out += "| \(p.paradigm) | \(p.rounds) | \(num(p.finalValLoss)) | \(num(p.ratioToFedAvg, "%.3f")) | "
+            out += "\(num(p.timeToFedAvgLossSeconds, "%.1f")) | \(num(p.simTimeSeconds, "%.1f")) | \(p.cloudBoundBytes) | \(num(p.ari, "%.3f")) |\n"
+        }
+        let domains = Array(Set(paradigms.flatMap { $0.valLossByDomain.keys })).sorted()
+        if !domains.isEmpty {
+            out += "\n## Final validation loss per domain\n\n| paradigm | " + domains.joined(separator: " | ") + " |\n"
+            out += "|---|" + domains.map { _ in "---:" }.joined(separator: "|") + "|\n"
+            for p in paradigms {
+                out += "| \(p.paradigm) | " + domains.map { num(p.valLossByDomain[$0]) }.joined(separator: " | ") + " |\n"
+            }
+        }
+        out += "\n## Issue 7 targets\n\n| target | measured | goal | status |\n|---|---|---|---|\n"
+        for t in targets {
+            let status = t.status == .met ? "met" : t.status == .missed ? "**missed**" : "not measured"
+            out += "| \(t.description) | \(t.measuredText) | \(t.goal) | \(status) |\n"
+        }
+        let met = targets.filter { $0.status == .met }.count
+        out += "\n\(met) of \(targets.count) targets met.\n"
+        return out
+    }
+
+    /// Writes `table.md` and `table.json` into `directory` (created if needed).
+    public func write(to directory: URL) throws {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            let encoder = RunFiles.encoder()
+            encoder.outputFormatting.insert(.prettyPrinted)
+            try encoder.encode(self).write(to: directory.appendingPathComponent(Self.jsonFile), options: .atomic)
+            try Foundation.Data(markdown().utf8).write(to: directory.appendingPathComponent(Self.markdownFile), options: .atomic)
+        } catch let e as EncodingError {
+            throw MetricsWriterError.writeFailed(path: directory.appendingPathComponent(Self.jsonFile).path, reason: "\(e)")
+        } catch {
+            throw MetricsWriterError.writeFailed(path: directory.path, reason: error.localizedDescription)
+        }
+    }
+}

@@ -1,0 +1,186 @@
+import Federation
+import XCTest
+
+/// 12 devices, 4 domains × 3: delta = big shared direction + domain direction + noise (like real LoRA deltas).
+private struct DomainFixture {
+    let dim: Int
+    let devices = (0..<12).map { "device-\($0)" }
+    let common: [Float]
+    let domainDirections: [[Float]]
+
+    init(dim: Int = 64, commonScale: Double = 10, domains: Int = 4) {
+        self.dim = dim
+        common = randomVector(dim, seed: 1, scale: commonScale / Double(dim).squareRoot())
+        domainDirections = (0..<domains).map { randomVector(dim, seed: 100 + UInt64($0), scale: 1 / Double(dim).squareRoot()) }
+    }
+
+    /// Device i belongs to domain i % domains (like Data's domain scheme).
+    func domain(_ i: Int) -> Int { i % domainDirections.count }
+    var truth: [String: String] { Dictionary(uniqueKeysWithValues: devices.enumerated().map { ($1, "d\(domain($0))") }) }
+
+    func updates(round: UInt64, version: UInt64 = 0, samples: (Int) -> Int = { 10 + $0 }) -> [ModelUpdate] {
+        devices.enumerated().map { i, d in
+            var delta = common
+            for j in 0..<dim { delta[j] += domainDirections[domain(i)][j] }
+            let noise = randomVector(dim, seed: 1000 * round + UInt64(i), scale: 0.05 / Double(dim).squareRoot())
+            for j in 0..<dim { delta[j] += noise[j] }
+            return ModelUpdate(device: d, round: round, samples: samples(i), baseVersion: version, delta: delta)
+        }
+    }
+}
+
+final class ClusteredFederationTests: XCTestCase {
+    func testWarmupThenCenteredClusteringRecoversTheFourDomains() throws {
+        let f = DomainFixture()
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
+                                          config: ClusteredFederationConfig(warmupRounds: 2), trueLabels: f.truth)
+        XCTAssertTrue(fed.isWarmingUp)
+        let r1 = fed.aggregate(f.updates(round: 1))
+        XCTAssertNil(r1.recluster)
+        XCTAssertEqual(Set(r1.clusterMap.values), [0])
+        XCTAssertEqual(r1.results[0]?.contributors.count, 12)
+        let r2 = fed.aggregate(f.updates(round: 2, version: 1))
+        let event = try XCTUnwrap(r2.recluster)
+        XCTAssertEqual(event.k, 4)
+        XCTAssertEqual(event.ari ?? 0, 1, accuracy: 1e-12)
+        XCTAssertEqual(r2.ari ?? 0, 1, accuracy: 1e-12)
+        XCTAssertFalse(fed.isWarmingUp)
+        // One cluster keeps id 0, three new ones split from it and start from its aggregated model.
+        XCTAssertEqual(fed.clusterIDs, [0, 1, 2, 3])
+        XCTAssertEqual(event.newClusters, [1: 0, 2: 0, 3: 0])
+        for c in 1...3 { XCTAssertEqual(fed.models[c], fed.models[0]) }
+        // Devices of one domain share a cluster.
+        for i in 0..<12 { XCTAssertEqual(fed.cluster(of: f.devices[i]), fed.cluster(of: f.devices[f.domain(i)])) }
+    }
+
+    func testWithoutCenteringTheSharedDirectionHidesTheDomains() throws {
+        let f = DomainFixture()
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, center: false))
+        let event = try XCTUnwrap(fed.aggregate(f.updates(round: 1)).recluster)
+        XCTAssertEqual(event.k, 1)
+    }
+
+    func testRandomProjectionSketchKeepsTheClusters() throws {
+        let f = DomainFixture(dim: 2048)
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, sketchDimension: 64, seed: 3),
+                                          trueLabels: f.truth)
+        let event = try XCTUnwrap(fed.aggregate(f.updates(round: 1)).recluster)
+        XCTAssertEqual(event.k, 4)
+        XCTAssertEqual(event.ari ?? 0, 1, accuracy: 1e-12)
+    }
+
+    func testReclusteringKeepsIdsAndSplitsGetFreshIdsWithTheirParent() throws {
+        // Round 1: domains {0,1} and {2,3} look alike (two clusters); later all four differ.
+        let two = DomainFixture(domains: 2), four = DomainFixture(domains: 4)
+        var fed = try ClusteredFederation(devices: four.devices, initial: flatGlobal([Float](repeating: 0, count: 64)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 1),
+                                          trueLabels: four.truth)
+        let first = try XCTUnwrap(fed.aggregate(two.updates(round: 1)).recluster)
+        XCTAssertEqual(first.k, 2)
+        XCTAssertEqual(first.newClusters, [1: 0])
+        let before = fed.clusterMap
+        // The same partition again: nothing moves.
+        let same = try XCTUnwrap(fed.recluster(two.updates(round: 2, version: 1)))
+        XCTAssertEqual(same.clusterMap, before)
+        XCTAssertTrue(same.newClusters.isEmpty)
+        XCTAssertTrue(same.removedClusters.isEmpty)
+        // Four domains (device i has domain i % 4, so old cluster = i % 2): each old cluster splits in two.
+        let split = try XCTUnwrap(fed.recluster(four.updates(round: 3, version: 1)))
+        XCTAssertEqual(split.k, 4)
+        XCTAssertEqual(split.ari ?? 0, 1, accuracy: 1e-12)
+        XCTAssertEqual(Set(split.newClusters.keys), [2, 3])
+        XCTAssertEqual(split.newClusters.values.sorted(), [0, 1])
+        for (device, cluster) in split.clusterMap where cluster >= 2 {
+            // A new cluster's members all come from its parent.
+            XCTAssertEqual(before[device], split.newClusters[cluster])
+        }
+        for c in 0..<2 { XCTAssertTrue(split.clusterMap.values.contains(c)) }
+    }
+
+    func testEachClusterRunsSampleWeightedFedAvg() throws {
+        let f = DomainFixture(dim: 8)
+        let initial: [Float] = (0..<8).map { Float($0) }
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal(initial),
+                                          mode: .oracle(labels: f.truth))
+        XCTAssertEqual(fed.clusterIDs, [0, 1, 2, 3])
+        let updates = f.updates(round: 1)
+        let round = fed.aggregate(updates)
+        XCTAssertNil(round.recluster)
+        for c in 0..<4 {
+            let members = updates.filter { fed.cluster(of: $0.device) == c }
+            XCTAssertEqual(members.count, 3)
+            let total = Float(members.map(\.samples).reduce(0, +))
+            var expected = initial
+            for u in members { for j in 0..<8 { expected[j] += Float(u.samples) / total * u.delta[j] } }
+            assertClose(fed.models[c]!.parameters, expected, accuracy: 1e-5, "cluster \(c)")
+            XCTAssertEqual(fed.models[c]!.version, 1)
+            XCTAssertEqual(round.results[c]?.contributors.sorted(), members.map(\.device).sorted())
+        }
+    }
+
+    func testLocalOnlyGivesEveryDeviceItsOwnModel() throws {
+        let f = DomainFixture(dim: 4)
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([0, 0, 0, 0]), mode: .localOnly)
+        XCTAssertEqual(fed.clusterIDs.count, 12)
+        let updates = f.updates(round: 1)
+        _ = fed.aggregate(updates)
+        for u in updates { assertClose(fed.model(forDevice: u.device)!.parameters, u.delta, accuracy: 1e-6) }
+    }
+
+    func testMemberMeanStartsEachNewClusterFromItsMembersModels() throws {
+        let f = DomainFixture(dim: 16)
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 1, count: 16)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, initialisation: .memberMean))
+        let updates = f.updates(round: 1)
+        let event = try XCTUnwrap(fed.aggregate(updates).recluster)
+        XCTAssertEqual(event.k, 4)
+        for c in fed.clusterIDs {
+            let members = updates.filter { fed.cluster(of: $0.device) == c }
+            let total = Float(members.map(\.samples).reduce(0, +))
+            var expected = [Float](repeating: 1, count: 16)
+            for u in members { for j in 0..<16 { expected[j] += Float(u.samples) / total * u.delta[j] } }
+            assertClose(fed.models[c]!.parameters, expected, accuracy: 1e-5, "cluster \(c)")
+        }
+    }
+
+    func testReclusterScheduleIsWarmupThenEveryM() throws {
+        let g = flatGlobal([0])
+        let every3 = try ClusteredFederation(devices: ["a", "b"], initial: g,
+                                             config: ClusteredFederationConfig(warmupRounds: 2, reclusterEvery: 3))
+        XCTAssertEqual((1...9).filter { every3.reclusterDue(afterRound: $0) }, [2, 5, 8])
+        let once = try ClusteredFederation(devices: ["a", "b"], initial: g, config: ClusteredFederationConfig(warmupRounds: 2))
+        XCTAssertEqual((1...9).filter { once.reclusterDue(afterRound: $0) }, [2])
+        let oracle = try ClusteredFederation(devices: ["a", "b"], initial: g, mode: .oracle(["a": 0, "b": 1]))
+        XCTAssertEqual((1...9).filter { oracle.reclusterDue(afterRound: $0) }, [])
+    }
+
+    func testUnknownDevicesAndMissingOracleLabelsAreRejected() throws {
+        var fed = try ClusteredFederation(devices: ["a"], initial: flatGlobal([0, 0]))
+        let round = fed.aggregate([ModelUpdate(device: "x", samples: 1, baseVersion: 0, delta: [1, 1]),
+                                   ModelUpdate(device: "a", samples: 1, baseVersion: 0, delta: [1, 2, 3])])
+        XCTAssertEqual(round.rejected.map(\.kind), ["unknown_device", "wrong_length"])
+        XCTAssertEqual(fed.check(ModelUpdate(device: "x", samples: 1, baseVersion: 0, delta: [1, 1]))?.kind, "unknown_device")
+        XCTAssertEqual(fed.check(ModelUpdate(device: "a", samples: 1, baseVersion: 1, delta: [1, 1]))?.kind, "from_future")
+        XCTAssertNil(fed.check(ModelUpdate(device: "a", samples: 1, baseVersion: 0, delta: [1, 1])))
+        XCTAssertEqual(fed.models[0]?.parameters, [0, 0])
+        XCTAssertThrowsError(try ClusteredFederation(devices: ["a", "b"], initial: flatGlobal([0]), mode: .oracle(["a": 0]))) {
+            XCTAssertEqual($0 as? ParadigmError, .missingOracleCluster(device: "b"))
+        }
+    }
+}
+
+final class ClusteredFederationMethodTests: XCTestCase {
+    func testCFLBipartitionAlsoFindsTheFourDomainsOnCenteredDeltas() throws {
+        let f = DomainFixture()
+        var spec = ClusteringSpec(name: "cfl_bipartition")
+        spec.seed = 1
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, method: try makeClusteringMethod(spec)),
+                                          trueLabels: f.truth)
+        let event = try XCTUnwrap(fed.aggregate(f.updates(round: 1)).recluster)
+        XCTAssertEqual(event.k, 4)
+        XCTAssertEqual(event.ari ?? 0, 1, accuracy: 1e-12)
+    }
+}
