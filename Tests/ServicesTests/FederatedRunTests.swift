@@ -71,13 +71,16 @@ final class FederatedRunTests: XCTestCase {
         XCTAssertTrue(sawRound, "round 1 never opened")
         let name = try XCTUnwrap(victim)
         kill(try XCTUnwrap(pids[name]), SIGKILL)
+        let killedAt = Date()
+        let closed = try await eventually(20) { try await aggregator.status().completedRound >= 1 }
+        XCTAssertTrue(closed)
+        XCTAssertGreaterThan(Date().timeIntervalSince(killedAt), 2.0, "round 1 waits for the dead worker until its 3 s deadline, not longer")
         let finished = try await eventually(40) { try await aggregator.status().finished }
         XCTAssertTrue(finished, "the run did not finish after a worker died")
         let st = try await aggregator.status()
         XCTAssertEqual(st.completedRound, 2)
         let round1 = try XCTUnwrap(st.records.first { $0.round == 1 })
         XCTAssertGreaterThanOrEqual(round1.dropped, 1, "the killed worker must be dropped and counted")
-        XCTAssertGreaterThanOrEqual(round1.wallSeconds, 2.5, "round 1 should close at its 3 s deadline")
         let round2 = try XCTUnwrap(st.records.first { $0.round == 2 })
         XCTAssertEqual(round2.dropped, 0, "a dead worker is not sampled again")
     }

@@ -2,6 +2,7 @@ import Aggregator
 import ClusterManager
 import Federation
 import Messages
+import Foundation
 import XCTest
 
 final class ServiceLogicTests: XCTestCase {
@@ -86,5 +87,21 @@ final class ExecutableCLITests: XCTestCase {
         XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("federation.rounds"), err)
         (status, err) = try Kit.runExecutable("device-worker", ["--model", "/nonexistent/model", "--health"])
         XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("fi pretrain"), err)
+    }
+}
+
+final class QuickstartFileTests: XCTestCase {
+    func testQuickstartExperimentParses() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(root.path)  // the file names repository-relative paths
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        let e = try Experiment.load(path: "examples/quickstart.yaml")
+        XCTAssertEqual(e.model, "models/base")
+        XCTAssertEqual(e.data.devices, 4)
+        XCTAssertEqual(e.federation.paradigm, "fedavg")
+        XCTAssertEqual(e.federation.rounds, 8)
+        XCTAssertEqual(e.lora.targets, ["c_attn", "c_proj"])
+        XCTAssertEqual(e.scenarioName, "examples/scenarios/default.yaml")
     }
 }
