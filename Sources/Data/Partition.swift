@@ -109,7 +109,7 @@ public enum Partitioner {
                     + "\(members.count) devices with \(minChunks) each")
             }
             rng.shuffle(&chunks)
-            let weights = members.map { _ in Foundation.exp(spec.sizeSigma * rng.normal()) }
+            let weights = members.map { _ in Foundation.exp(spec.sizeSigma * (rng.nextGaussian() as Double)) }
             // Give everyone the minimum, then split the rest by the log-normal weights.
             let extra = proportionalCounts(total: chunks.count - members.count * minChunks, weights: weights)
             for (j, part) in slices(chunks, extra.map { $0 + minChunks }).enumerated() {

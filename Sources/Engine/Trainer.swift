@@ -28,7 +28,7 @@ public final class Trainer {
         let a = model.acts!
         let V = Int32(model.config.vocabSize)
         for b in 0..<batch {
-            let start = rng.nextInt(below: n - T)
+            let start = rng.below(n - T)
             for t in 0..<T {
                 let x = tokens[start + t], y = tokens[start + t + 1]
                 guard x >= 0, x < V, y >= 0, y < V else { throw .badInput("token id \(x < 0 || x >= V ? x : y) outside vocabulary 0..<\(V)") }

@@ -17,7 +17,7 @@ enum Fixture {
 
     static func tokens(_ n: Int, vocab: Int, seed: UInt64) -> [Int32] {
         var rng = SplitMix64(seed: seed)
-        return (0..<n).map { _ in Int32(rng.nextInt(below: vocab)) }
+        return (0..<n).map { _ in Int32(rng.below(vocab)) }
     }
 
     static func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {

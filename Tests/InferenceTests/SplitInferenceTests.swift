@@ -127,7 +127,7 @@ final class SplitInferenceTests: XCTestCase {
         try adapter.load(flat: adapter.flatten().map { _ in rng.nextGaussian() * 0.05 })
         try model.setAdapter(adapter)
         let C = Deployment.config.width, T = 3
-        let x = (0..<(T * C)).map { _ in rng.nextGaussian() }
+        let x = (0..<(T * C)).map { _ -> Float in rng.nextGaussian() }
         let full = try model.forwardBlocks(range: 1..<2, hidden: x, cache: KVCache(config: Deployment.config, layers: 1..<2), startPosition: 0)
         let cache = KVCache(config: Deployment.config, layers: 0..<4)
         var mid = x

@@ -32,7 +32,7 @@ struct Pretrain: ParsableCommand {
         let trainer = try Trainer(model: model, trainable: .base, batch: batch, sequence: T,
                                   schedule: LRSchedule(maxLR: lr, warmupSteps: max(steps / 20, 1), totalSteps: steps),
                                   optimizer: AdamWConfig(weightDecay: 0.1))
-        var rng = Engine.SplitMix64(seed: seed &+ 1)
+        var rng = SplitMix64(seed: seed &+ 1)
         let start = Date()
         var recent: Float = 0
         for s in 1...steps {
@@ -56,7 +56,7 @@ struct Pretrain: ParsableCommand {
     static func generalCorpus(seed: UInt64) throws -> String {
         let chunked = try ChunkedCorpus(corpus: try Corpus.builtin())
         var ids = chunked.domains.flatMap(\.general) + chunked.generalExtra
-        var rng = Engine.SplitMix64(seed: seed)
+        var rng = SplitMix64(seed: seed)
         ids.shuffle(using: &rng)
         let text = ids.map { chunked.chunks[$0].text }.joined(separator: "\n\n")
         FileHandle.standardError.write(Data("pretrain: built-in general corpus, \(ids.count) chunks, \(text.utf8.count / 1024) KB\n".utf8))

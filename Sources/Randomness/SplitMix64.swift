@@ -1,26 +1,43 @@
 import Foundation
 
-/// SplitMix64 (Steele et al. 2014): a small, fast, seedable generator. Every random choice in
-/// Data goes through it and through the helpers below (not the stdlib's shuffle or
-/// `random(in:)`, whose algorithms may change between toolchains), so a seed means the same
-/// partition everywhere.
+/// SplitMix64 (Steele et al. 2014): a small, fast, seedable generator, the one RNG of the project
+/// (Federation's xoshiro `SeededRandom` aside). Every random choice goes through it and the helpers
+/// below, not the stdlib's `shuffle` or `random(in:)` whose algorithms may change between
+/// toolchains, so a seed means the same model init, partition, topology and fading everywhere.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
+        return SplitMix64.mix(state)
+    }
+
+    /// The SplitMix64 finaliser: a bijective 64-bit mixer, also used to derive keyed streams.
+    public static func mix(_ value: UInt64) -> UInt64 {
+        var z = value
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
 
-    /// Uniform in [0, 1) with 53 bits.
-    public mutating func uniform() -> Double {
-        Double(next() >> 11) * 0x1.0p-53
+    /// A generator whose stream depends only on `seed` and the keys, so the same
+    /// (link, coherence block) always gives the same draw, whatever was drawn before.
+    public static func keyed(seed: UInt64, _ keys: UInt64...) -> SplitMix64 {
+        var h = mix(seed)
+        for key in keys { h = mix(h ^ mix(key &+ 0x632B_E59B_D9B4_E019)) }
+        return SplitMix64(seed: h)
     }
+
+    /// Uniform in [0, 1) with 53 bits.
+    public mutating func uniform() -> Double { Double(next() >> 11) * 0x1.0p-53 }
+
+    /// Uniform in the open interval (0, 1): never 0, so `log` is always finite.
+    public mutating func nextUnit() -> Double { (Double(next() >> 11) + 0.5) * 0x1.0p-53 }
+
+    /// Uniform Float in [0, 1) with 24 bits.
+    public mutating func nextFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
 
     /// Uniform integer in 0..<bound (Lemire's multiply-shift with rejection, so no modulo bias).
     public mutating func below(_ bound: Int) -> Int {
@@ -32,12 +49,17 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         }
     }
 
-    /// Standard normal (Box–Muller).
-    public mutating func normal() -> Double {
-        let u1 = max(uniform(), 0x1.0p-60)
-        let u2 = uniform()
+    /// Exp(1): the power gain |h|² of a Rayleigh-faded channel.
+    public mutating func nextExponential() -> Double { -Foundation.log(nextUnit()) }
+
+    /// Standard normal N(0, 1) by Box–Muller.
+    public mutating func nextGaussian() -> Double {
+        let u1 = nextUnit(), u2 = nextUnit()
         return (-2 * Foundation.log(u1)).squareRoot() * cos(2 * Double.pi * u2)
     }
+
+    /// Standard normal as Float, for weight init and test tensors.
+    public mutating func nextGaussian() -> Float { Float(nextGaussian() as Double) }
 
     /// Gamma(shape, 1) by Marsaglia–Tsang; shape < 1 uses Gamma(shape+1)·U^(1/shape).
     public mutating func gamma(shape: Double) -> Double {
@@ -50,7 +72,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         while true {
             var x = 0.0, v = 0.0
             repeat {
-                x = normal()
+                x = nextGaussian()
                 v = 1 + c * x
             } while v <= 0
             v = v * v * v
@@ -82,7 +104,7 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 }
 
-/// FNV-1a 64: a stable hash for seeds derived from names and for corpus fingerprints
+/// FNV-1a 64: a stable hash for seeds derived from names and for fingerprints
 /// (Swift's `Hasher` is randomly seeded per process).
 public func fnv1a64<S: Sequence>(_ bytes: S, seed: UInt64 = 0xCBF2_9CE4_8422_2325) -> UInt64 where S.Element == UInt8 {
     var h = seed
@@ -93,18 +115,5 @@ public func fnv1a64<S: Sequence>(_ bytes: S, seed: UInt64 = 0xCBF2_9CE4_8422_232
     return h
 }
 
-/// Splits `total` into integer counts proportional to `weights` (largest remainder), so the
-/// counts sum to `total` exactly.
-func proportionalCounts(total: Int, weights: [Double]) -> [Int] {
-    let sum = weights.reduce(0, +)
-    guard sum > 0, total > 0 else { return weights.map { _ in 0 } }
-    let exact = weights.map { Double(total) * $0 / sum }
-    var counts = exact.map { Int($0.rounded(.down)) }
-    let order = exact.indices.sorted { (exact[$0] - Double(counts[$0]), -$0) > (exact[$1] - Double(counts[$1]), -$1) }
-    var left = total - counts.reduce(0, +)
-    for i in order where left > 0 {
-        counts[i] += 1
-        left -= 1
-    }
-    return counts
-}
+/// FNV-1a over UTF-8.
+public func stableHash(_ text: String) -> UInt64 { fnv1a64(text.utf8) }

@@ -1,0 +1,2 @@
+/// Scenario draws use the project RNG.
+@_exported import Randomness
