@@ -10,10 +10,13 @@ public enum HTMLReport {
         body += "<p class=\"meta\">\(dir.runs.count) paradigm(s): \(dir.runs.map { htmlEscape($0.paradigm) }.joined(separator: ", "))"
         body += dir.router.isEmpty ? "" : "; \(dir.router.count) routed request(s)"
         body += "</p>\n"
-        body += summaryTable(dir.runs)
-        body += comparisonSection(dir.runs)
-        for run in dir.runs { body += paradigmSection(run) }
-        body += bytesSection(dir.runs)
+        if !dir.runs.isEmpty {
+            body += summaryTable(dir.runs)
+            if let c = dir.comparison { body += ParadigmTableHTML.section(c) }
+            body += comparisonSection(dir.runs)
+            for run in dir.runs { body += paradigmSection(run) }
+            body += bytesSection(dir.runs)
+        }
         if !dir.router.isEmpty { body += routerSection(dir.router) }
         return page(title: name, body: body)
     }
