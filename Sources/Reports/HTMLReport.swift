@@ -40,7 +40,8 @@ public enum HTMLReport {
         for run in runs {
             let last = run.meanValLoss().last?.y
             let bytes = run.bytesByTier().values.reduce((0, 0)) { ($0.0 + $1.up, $0.1 + $1.down) }
-            let rounds = Set(run.records.map(\.round)).count
+            // Round 0 is the initial evaluation before any training: not a round.
+            let rounds = Set(run.records.map(\.round).filter { $0 > 0 }).count
             let lowest = run.records.map(\.tier).min()
             let participants = run.records.filter { $0.tier == lowest }
             let avgPart = participants.isEmpty ? 0 : Double(participants.map(\.participants).reduce(0, +)) / Double(max(rounds, 1))

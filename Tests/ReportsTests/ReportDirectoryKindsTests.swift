@@ -48,6 +48,21 @@ final class ReportDirectoryKindsTests: XCTestCase {
         XCTAssertEqual(count("<rect class=\"bar\" data-series=\"oracle\"", in: html), 2)
     }
 
+    /// `fi run` writes round 0 (the evaluation before training, no participants): it is no round of its own.
+    func testSummaryCountsTrainingRoundsWithoutTheInitialEvaluation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-rounds-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let lines = (0...2).map { r in
+            #"{"round":\#(r),"tier":"cloud","paradigm":"fedavg","participants":\#(r == 0 ? 0 : 4),"dropped":0,"bytes_up":0,"bytes_down":0,"#
+                + #""val_loss":{"a":\#(2.0 - 0.1 * Double(r))},"wall_s":\#(r),"sim_time_s":\#(r)}"#
+        }
+        try lines.joined(separator: "\n").write(to: dir.appendingPathComponent("metrics.jsonl"), atomically: true, encoding: .utf8)
+        let html = HTMLReport.render(try RunDirectory.load(dir))
+        XCTAssertTrue(html.contains("<tr><td>fedavg</td><td>2</td><td>1.8000</td>"), html)
+        XCTAssertTrue(html.contains("<td>4.0</td>"), "participants per training round")
+    }
+
     func testEmptyFolderIsStillAnError() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("report-empty-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
