@@ -24,7 +24,12 @@ public enum HTMLReport {
     /// Loads `dir`, renders, and writes the report (default `<dir>/report.html`). Returns the path.
     @discardableResult
     public static func write(runDirectory dir: URL, to out: URL? = nil) throws -> URL {
-        let loaded = try RunDirectory.load(dir)
+        var loaded = try RunDirectory.load(dir)
+        // An experiment folder (one sub-folder per paradigm) without table.json gets its comparison computed here.
+        let fm = FileManager.default
+        let paradigmFolders = ((try? fm.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? [])
+            .filter { fm.fileExists(atPath: $0.appendingPathComponent(RunFiles.metrics).path) }
+        if loaded.comparison == nil, !paradigmFolders.isEmpty { loaded.comparison = try ParadigmComparison.load(experiment: dir) }
         let target = out ?? dir.appendingPathComponent("report.html")
         do {
             try Foundation.Data(render(loaded).utf8).write(to: target, options: .atomic)

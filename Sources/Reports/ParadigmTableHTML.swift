@@ -4,7 +4,7 @@ import Foundation
 enum ParadigmTableHTML {
     static func section(_ c: ParadigmComparison) -> String {
         func num(_ x: Double?, _ format: String = "%.4f") -> String { x.map { $0.isFinite ? String(format: format, $0) : "\($0)" } ?? "–" }
-        var s = "<h2>Paradigm comparison (table.json)</h2>\n<table class=\"comparison\"><tr><th>paradigm</th><th>rounds</th>"
+        var s = "<h2>Paradigm comparison</h2>\n<table class=\"comparison\"><tr><th>paradigm</th><th>rounds</th>"
         s += "<th>final val loss</th><th>× FedAvg</th><th>sim time to FedAvg's loss</th><th>sim time</th><th>cloud-bound bytes</th><th>ARI</th></tr>\n"
         for p in c.paradigms {
             s += "<tr><td>\(htmlEscape(p.paradigm))</td><td>\(p.rounds)</td><td>\(num(p.finalValLoss))</td><td>\(num(p.ratioToFedAvg, "%.3f"))</td>"

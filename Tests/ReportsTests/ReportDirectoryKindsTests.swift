@@ -18,13 +18,22 @@ final class ReportDirectoryKindsTests: XCTestCase {
         let loaded = try RunDirectory.load(dir)
         XCTAssertEqual(loaded.comparison, comparison)
         let html = HTMLReport.render(loaded)
-        XCTAssertTrue(html.contains("<h2>Paradigm comparison (table.json)</h2>"))
+        XCTAssertTrue(html.contains("<h2>Paradigm comparison</h2>"))
         for p in comparison.paradigms {
             XCTAssertTrue(html.contains("<tr><td>\(p.paradigm)</td><td>\(p.rounds)</td><td>\(String(format: "%.4f", p.finalValLoss ?? .nan))</td>"), p.paradigm)
         }
         let met = comparison.targets.filter { $0.status == .met }.count
         XCTAssertTrue(html.contains("Targets: \(met) of \(comparison.targets.count) met"))
         XCTAssertEqual(count("<table class=\"targets\">", in: html), comparison.targets.isEmpty ? 0 : 1)
+    }
+
+    func testExperimentFolderWithoutTableJSONGetsTheComparisonComputed() throws {
+        let dir = try tempCopy(of: "experiment")
+        let html = try String(contentsOf: try HTMLReport.write(runDirectory: dir), encoding: .utf8)
+        let comparison = try ParadigmComparison.load(experiment: dir)
+        XCTAssertTrue(html.contains("<h2>Paradigm comparison</h2>"))
+        XCTAssertTrue(html.contains("Targets: \(comparison.targets.filter { $0.status == .met }.count) of \(comparison.targets.count) met"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("table.json").path), "the report writes only report.html")
     }
 
     func testMalformedComparisonTableNamesTheFile() throws {
