@@ -158,7 +158,7 @@ public enum HTMLReport {
         h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
         .meta{color:#666;font-size:13px}
         table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
-        th:first-child,td:first-child{text-align:left}
+        th:first-child,td:first-child{text-align:left}table.targets td{text-align:left}
         .row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}figure{margin:0}
         svg.chart{font-size:11px;background:#fff}
         svg .title{font-size:13px;font-weight:600}svg .label{fill:#444}svg .tick{fill:#555}

@@ -43,7 +43,7 @@ struct Pretrain: ParsableCommand {
             let rate = Double(s * batch * T) / max(Date().timeIntervalSince(start), 1e-9)
             bar.set(completed: s, status: String(format: "loss %.4f lr %.2e %.0f tok/s", recent, trainer.schedule.rate(at: s - 1), rate))
         }
-        bar.finish(status: String(format: "loss %.4f", recent))
+        bar.finish()
         let elapsed = Date().timeIntervalSince(start)
         let val = try model.evaluate(tokens: heldOut)
         try model.save(directory: URL(fileURLWithPath: out))
