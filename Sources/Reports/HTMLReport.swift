@@ -7,8 +7,10 @@ public enum HTMLReport {
     public static func render(_ dir: RunDirectory, title: String? = nil) -> String {
         let name = title ?? "Report: \(dir.url.lastPathComponent)"
         var body = "<h1>\(htmlEscape(name))</h1>\n"
-        body += "<p class=\"meta\">\(dir.runs.count) paradigm(s): \(dir.runs.map { htmlEscape($0.paradigm) }.joined(separator: ", "))"
-        body += dir.router.isEmpty ? "" : "; \(dir.router.count) routed request(s)"
+        var meta: [String] = []
+        if !dir.runs.isEmpty { meta.append("\(dir.runs.count) paradigm(s): \(dir.runs.map { htmlEscape($0.paradigm) }.joined(separator: ", "))") }
+        if !dir.router.isEmpty { meta.append("\(dir.router.count) routed request(s)") }
+        body += "<p class=\"meta\">" + meta.joined(separator: "; ")
         body += "</p>\n"
         if !dir.runs.isEmpty {
             body += summaryTable(dir.runs)
@@ -134,16 +136,18 @@ public enum HTMLReport {
                             ])
         let scatter = LineChart(title: "Chosen plan against the oracle, per request", xLabel: "oracle latency (s)",
                                 yLabel: "router latency (s)",
-                                series: scenarios.enumerated().map { (i, sc) in
-                                    Series(name: sc, points: records.filter { $0.scenario == sc }
+                                // One colour per chosen plan kind: a legend of scenarios would not fit.
+                                series: orderedUnique(records.map(\.chosenPlan)).enumerated().map { (i, plan) in
+                                    Series(name: plan, points: records.filter { $0.chosenPlan == plan }
                                         .map { ($0.oracleLatencySeconds, $0.chosenLatencySeconds) }, color: paletteColor(i))
                                 }, drawLines: false, diagonal: true)
-        var table = "<table><tr><th>scenario</th><th>requests</th><th>oracle plan chosen</th><th>mean regret</th></tr>\n"
-        for sc in scenarios {
+        var table = "<table><tr><th>#</th><th style=\"text-align:left\">scenario</th><th>requests</th><th>plan chosen</th><th>oracle plan chosen</th><th>mean regret</th></tr>\n"
+        for (i, sc) in scenarios.enumerated() {
             let rs = records.filter { $0.scenario == sc }
             let hits = rs.filter { $0.chosenPlan == $0.oraclePlan }.count
             let regret = rs.map { $0.oracleLatencySeconds > 0 ? $0.chosenLatencySeconds / $0.oracleLatencySeconds : 1 }
-            table += "<tr><td>\(htmlEscape(sc))</td><td>\(rs.count)</td><td>\(hits)/\(rs.count)</td>"
+            let plans = orderedUnique(rs.map(\.chosenPlan)).joined(separator: ", ")
+            table += "<tr><td>\(i + 1)</td><td style=\"text-align:left\">\(htmlEscape(sc))</td><td>\(rs.count)</td><td>\(htmlEscape(plans))</td><td>\(hits)/\(rs.count)</td>"
             table += "<td>\(String(format: "%.2f×", regret.reduce(0, +) / Double(max(regret.count, 1))))</td></tr>\n"
         }
         return "<h2>Inference routing</h2>\n<div class=\"row\"><figure>\(bars.svg())</figure><figure>\(scatter.svg())</figure></div>\n\(table)</table>\n"
