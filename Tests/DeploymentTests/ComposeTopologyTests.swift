@@ -150,6 +150,28 @@ final class ComposeTopologyTests: XCTestCase {
         }
     }
 
+    /// Unknown FI_* variables are ignored by the executables, so a misspelt one would pass silently: every
+    /// variable in the compose file must be a flag in its command's --help, and so must a health check's --health.
+    func testEveryComposeVariableIsAFlagOfItsExecutable() throws {
+        let file = try ComposeFile.load(Self.composeURL, variables: [:])
+        let bin = try Self.binDir()
+        for s in file.services.values.sorted(by: { $0.name < $1.name }) {
+            let words = s.command.prefix { !$0.hasPrefix("-") }
+            let (status, help) = try LocalCompose.run([bin.appendingPathComponent(words[0]).path] + words.dropFirst() + ["--help"], timeout: 10)
+            XCTAssertEqual(status, 0, s.name)
+            for key in s.environment.keys where key.hasPrefix("FI_") {
+                let flag = "--" + key.dropFirst(3).lowercased().replacingOccurrences(of: "_", with: "-")
+                XCTAssertTrue(help.contains(flag + " ") || help.contains(flag + "\n"), "\(s.name): \(key) is no flag (\(flag)) of \(words.joined(separator: " "))")
+            }
+            for arg in s.command where arg.hasPrefix("--") {
+                XCTAssertTrue(help.contains(arg), "\(s.name): \(arg) is no flag of \(words.joined(separator: " "))")
+            }
+            if let test = s.healthcheck?.joined(separator: " "), test.contains("--health") {
+                XCTAssertTrue(help.contains("--health"), "\(s.name): its health check uses --health, which \(words[0]) lacks")
+            }
+        }
+    }
+
     func testComposeFileParsesWithScaledWorkersAndDependencyOrder() throws {
         let file = try ComposeFile.load(Self.composeURL, variables: [:])
         let order = try file.startOrder().map(\.name)
