@@ -80,6 +80,8 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
         tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers"]),
+        // compose/docker-compose.yml started without Docker: the executables from the build folder.
+        tests("DeploymentTests", ["Engine", "Data", "Reports", yams]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports"]),
     ]
 )

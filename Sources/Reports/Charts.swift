@@ -109,9 +109,12 @@ public struct BarChart: Sendable {
         s += axes(f, xa, ya, xLabel: "", yLabel: yLabel)
         let groupW = f.plotW / Double(max(categories.count, 1))
         let barW = groupW * 0.8 / Double(max(series.count, 1))
+        // Long names that would overlap become their 1-based number (the full name in a tooltip).
+        let numbered = categories.contains { Double($0.count) * 6.5 > groupW }
         for (ci, cat) in categories.enumerated() {
             let gx = f.left + Double(ci) * groupW
-            s += "<text class=\"category\" x=\"\(fmt(gx + groupW / 2))\" y=\"\(fmt(f.top + f.plotH + 16))\" text-anchor=\"middle\">\(htmlEscape(cat))</text>\n"
+            let label = numbered ? "\(ci + 1)<title>\(htmlEscape(cat))</title>" : htmlEscape(cat)
+            s += "<text class=\"category\" x=\"\(fmt(gx + groupW / 2))\" y=\"\(fmt(f.top + f.plotH + 16))\" text-anchor=\"middle\">\(label)</text>\n"
             for (si, sr) in series.enumerated() {
                 guard ci < sr.values.count, let v = sr.values[ci] else { continue }
                 let y0 = f.y(ya.fraction(0)), y1 = f.y(ya.fraction(v))

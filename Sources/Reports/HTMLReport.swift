@@ -7,13 +7,18 @@ public enum HTMLReport {
     public static func render(_ dir: RunDirectory, title: String? = nil) -> String {
         let name = title ?? "Report: \(dir.url.lastPathComponent)"
         var body = "<h1>\(htmlEscape(name))</h1>\n"
-        body += "<p class=\"meta\">\(dir.runs.count) paradigm(s): \(dir.runs.map { htmlEscape($0.paradigm) }.joined(separator: ", "))"
-        body += dir.router.isEmpty ? "" : "; \(dir.router.count) routed request(s)"
+        var meta: [String] = []
+        if !dir.runs.isEmpty { meta.append("\(dir.runs.count) paradigm(s): \(dir.runs.map { htmlEscape($0.paradigm) }.joined(separator: ", "))") }
+        if !dir.router.isEmpty { meta.append("\(dir.router.count) routed request(s)") }
+        body += "<p class=\"meta\">" + meta.joined(separator: "; ")
         body += "</p>\n"
-        body += summaryTable(dir.runs)
-        body += comparisonSection(dir.runs)
-        for run in dir.runs { body += paradigmSection(run) }
-        body += bytesSection(dir.runs)
+        if !dir.runs.isEmpty {
+            body += summaryTable(dir.runs)
+            if let c = dir.comparison { body += ParadigmTableHTML.section(c) }
+            body += comparisonSection(dir.runs)
+            for run in dir.runs { body += paradigmSection(run) }
+            body += bytesSection(dir.runs)
+        }
         if !dir.router.isEmpty { body += routerSection(dir.router) }
         return page(title: name, body: body)
     }
@@ -21,7 +26,12 @@ public enum HTMLReport {
     /// Loads `dir`, renders, and writes the report (default `<dir>/report.html`). Returns the path.
     @discardableResult
     public static func write(runDirectory dir: URL, to out: URL? = nil) throws -> URL {
-        let loaded = try RunDirectory.load(dir)
+        var loaded = try RunDirectory.load(dir)
+        // An experiment folder (one sub-folder per paradigm) without table.json gets its comparison computed here.
+        let fm = FileManager.default
+        let paradigmFolders = ((try? fm.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? [])
+            .filter { fm.fileExists(atPath: $0.appendingPathComponent(RunFiles.metrics).path) }
+        if loaded.comparison == nil, !paradigmFolders.isEmpty { loaded.comparison = try ParadigmComparison.load(experiment: dir) }
         let target = out ?? dir.appendingPathComponent("report.html")
         do {
             try Foundation.Data(render(loaded).utf8).write(to: target, options: .atomic)
@@ -37,7 +47,8 @@ public enum HTMLReport {
         for run in runs {
             let last = run.meanValLoss().last?.y
             let bytes = run.bytesByTier().values.reduce((0, 0)) { ($0.0 + $1.up, $0.1 + $1.down) }
-            let rounds = Set(run.records.map(\.round)).count
+            // Round 0 is the initial evaluation before any training: not a round.
+            let rounds = Set(run.records.map(\.round).filter { $0 > 0 }).count
             let lowest = run.records.map(\.tier).min()
             let participants = run.records.filter { $0.tier == lowest }
             let avgPart = participants.isEmpty ? 0 : Double(participants.map(\.participants).reduce(0, +)) / Double(max(rounds, 1))
@@ -125,16 +136,18 @@ public enum HTMLReport {
                             ])
         let scatter = LineChart(title: "Chosen plan against the oracle, per request", xLabel: "oracle latency (s)",
                                 yLabel: "router latency (s)",
-                                series: scenarios.enumerated().map { (i, sc) in
-                                    Series(name: sc, points: records.filter { $0.scenario == sc }
+                                // One colour per chosen plan kind: a legend of scenarios would not fit.
+                                series: orderedUnique(records.map(\.chosenPlan)).enumerated().map { (i, plan) in
+                                    Series(name: plan, points: records.filter { $0.chosenPlan == plan }
                                         .map { ($0.oracleLatencySeconds, $0.chosenLatencySeconds) }, color: paletteColor(i))
                                 }, drawLines: false, diagonal: true)
-        var table = "<table><tr><th>scenario</th><th>requests</th><th>oracle plan chosen</th><th>mean regret</th></tr>\n"
-        for sc in scenarios {
+        var table = "<table><tr><th>#</th><th style=\"text-align:left\">scenario</th><th>requests</th><th>plan chosen</th><th>oracle plan chosen</th><th>mean regret</th></tr>\n"
+        for (i, sc) in scenarios.enumerated() {
             let rs = records.filter { $0.scenario == sc }
             let hits = rs.filter { $0.chosenPlan == $0.oraclePlan }.count
             let regret = rs.map { $0.oracleLatencySeconds > 0 ? $0.chosenLatencySeconds / $0.oracleLatencySeconds : 1 }
-            table += "<tr><td>\(htmlEscape(sc))</td><td>\(rs.count)</td><td>\(hits)/\(rs.count)</td>"
+            let plans = orderedUnique(rs.map(\.chosenPlan)).joined(separator: ", ")
+            table += "<tr><td>\(i + 1)</td><td style=\"text-align:left\">\(htmlEscape(sc))</td><td>\(rs.count)</td><td>\(htmlEscape(plans))</td><td>\(hits)/\(rs.count)</td>"
             table += "<td>\(String(format: "%.2f×", regret.reduce(0, +) / Double(max(regret.count, 1))))</td></tr>\n"
         }
         return "<h2>Inference routing</h2>\n<div class=\"row\"><figure>\(bars.svg())</figure><figure>\(scatter.svg())</figure></div>\n\(table)</table>\n"
@@ -149,7 +162,7 @@ public enum HTMLReport {
         h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
         .meta{color:#666;font-size:13px}
         table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ddd;padding:3px 8px;text-align:right}
-        th:first-child,td:first-child{text-align:left}
+        th:first-child,td:first-child{text-align:left}table.targets td{text-align:left}
         .row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}figure{margin:0}
         svg.chart{font-size:11px;background:#fff}
         svg .title{font-size:13px;font-weight:600}svg .label{fill:#444}svg .tick{fill:#555}

@@ -7,19 +7,22 @@ public enum RunDirectoryError: Error, Equatable, CustomStringConvertible {
     case unreadable(file: String, reason: String)
     case malformedLine(file: String, line: Int, reason: String)
     case malformedSummary(file: String, reason: String)
+    case malformedTable(file: String, reason: String)
 
     public var description: String {
         switch self {
         case .notADirectory(let p):
             return "\(p) is not a directory: pass the run directory that holds metrics.jsonl"
         case .noRuns(let p):
-            return "\(p) holds no \(RunFiles.metrics), neither at the top nor in a sub-directory: is it a run directory?"
+            return "\(p) holds no \(RunFiles.metrics) (neither at the top nor in a sub-directory) and no \(RunFiles.router): is it a run directory?"
         case .unreadable(let f, let r):
             return "cannot read \(f): \(r)"
         case .malformedLine(let f, let l, let r):
             return "\(f):\(l): malformed JSON line: \(r); fix or delete that line"
         case .malformedSummary(let f, let r):
             return "\(f): malformed summary: \(r); fix it or delete it (the report works without it)"
+        case .malformedTable(let f, let r):
+            return "\(f): malformed comparison table: \(r); write it again with ParadigmComparison, or delete it"
         }
     }
 }
@@ -41,9 +44,11 @@ public struct RunDirectory: Sendable, Equatable {
     /// One run per paradigm, sorted by paradigm name.
     public var runs: [Run]
     public var router: [RouterRecord]
+    /// `<dir>/table.json` of an experiment directory (ParadigmComparison), when present.
+    public var comparison: ParadigmComparison?
 
-    public init(url: URL, runs: [Run], router: [RouterRecord]) {
-        self.url = url; self.runs = runs; self.router = router
+    public init(url: URL, runs: [Run], router: [RouterRecord], comparison: ParadigmComparison? = nil) {
+        self.url = url; self.runs = runs; self.router = router; self.comparison = comparison
     }
 
     /// Reads `<dir>/metrics.jsonl` and every `<dir>/<sub>/metrics.jsonl`, with their summaries
@@ -88,9 +93,18 @@ public struct RunDirectory: Sendable, Equatable {
                 byParadigm[paradigm] = run
             }
         }
-        guard foundMetrics else { throw RunDirectoryError.noRuns(path: url.path) }
+        // A router benchmark directory holds only router.jsonl.
+        guard foundMetrics || !router.isEmpty else { throw RunDirectoryError.noRuns(path: url.path) }
         let runs = byParadigm.values.sorted { $0.paradigm < $1.paradigm }
-        return RunDirectory(url: url, runs: runs, router: router)
+        return RunDirectory(url: url, runs: runs, router: router,
+                            comparison: try loadComparison(url.appendingPathComponent(ParadigmComparison.jsonFile)))
+    }
+
+    static func loadComparison(_ file: URL) throws -> ParadigmComparison? {
+        guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
+        do { return try RunFiles.decoder().decode(ParadigmComparison.self, from: data) } catch {
+            throw RunDirectoryError.malformedTable(file: file.path, reason: "\(error)")
+        }
     }
 
     static func loadSummary(_ file: URL) throws -> RunSummary? {

@@ -32,8 +32,9 @@ final class HTMLReportTests: XCTestCase {
         // Cluster grid: 6 devices × 10 rounds, only for the clustered run; 3 clusters in the legend.
         XCTAssertEqual(count("<rect class=\"cell\"", in: html), 60)
         XCTAssertEqual(count("data-cluster=\"2\"", in: html), 16)  // dev-2 and dev-5 from round 3
+        // The per-request scatter has one colour per chosen plan kind.
         for name in ["cluster 0", "cluster 1", "cluster 2", "router", "oracle", "local only", "cloud only",
-                     "good-channel", "congested-edge"] {
+                     "vertical", "horizontal", "multi-access"] {
             XCTAssertTrue(html.contains("<text x=") && html.contains(">\(name)</text></g>"), name)
         }
         // Self-contained: no scripts, no external references.

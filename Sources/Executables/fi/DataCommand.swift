@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClusterManager
 import Data
 import Foundation
 
@@ -15,6 +16,9 @@ struct DataCommand: ParsableCommand {
             abstract: "Split a corpus into held-out test sets, a general corpus and device partitions; write DIR/manifest.json.")
 
         @Option(help: "Output folder (manifest.json and chunks/).") var out: String
+        @Option(help: "Experiment file: its data section (devices, scheme, alpha, seed, domains) replaces those flags.") var config: String?
+        @Flag(name: .customLong("if-missing"), help: "Leave a folder that already holds a manifest.json alone (compose restarts, your own data).")
+        var ifMissing = false
         @Option(help: "Number of devices.") var devices: Int = 8
         @Option(help: "Partition scheme: domain, dirichlet or iid.") var scheme: String = "domain"
         @Option(help: "Dirichlet concentration α (scheme dirichlet).") var alpha: Double = 0.5
@@ -29,6 +33,16 @@ struct DataCommand: ParsableCommand {
         var validationFraction: Double = 0.1
 
         func run() throws {
+            if ifMissing, let existing = try? PartitionManifest.load(URL(fileURLWithPath: out)) {
+                print("\(out) already holds a manifest (\(existing.devices.count) devices); left as it is")
+                return
+            }
+            var (devices, scheme, alpha, seed, domains) = (devices, scheme, alpha, seed, domains)
+            if let config {
+                let d = try Experiment.load(path: config).data
+                (devices, scheme, alpha, seed) = (d.devices, d.scheme, d.alpha, d.seed)
+                domains = d.domains.isEmpty ? nil : d.domains.joined(separator: ",")
+            }
             guard let partitionScheme = PartitionScheme(rawValue: scheme) else {
                 throw ValidationError("--scheme must be one of \(PartitionScheme.allCases.map(\.rawValue).joined(separator: ", ")), got '\(scheme)'")
             }

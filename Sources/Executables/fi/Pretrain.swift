@@ -2,6 +2,7 @@ import ArgumentParser
 import Engine
 import Foundation
 import Data
+import Reports
 
 /// `fi pretrain`: trains a byte-level base model from scratch (all weights) and saves it in HF layout.
 struct Pretrain: ParsableCommand {
@@ -35,16 +36,14 @@ struct Pretrain: ParsableCommand {
         var rng = SplitMix64(seed: seed &+ 1)
         let start = Date()
         var recent: Float = 0
+        // A redrawn bar with ETA on a terminal; a line every 10% in logs.
+        let bar = ProgressBar(total: steps, label: "pretrain")
         for s in 1...steps {
             recent = try trainer.step(tokens: train, rng: &rng)
-            if s % 50 == 0 || s == steps {
-                let elapsed = Date().timeIntervalSince(start)
-                let rate = Double(s * batch * T) / elapsed
-                let eta = elapsed / Double(s) * Double(steps - s)
-                FileHandle.standardError.write(Data(String(format: "step %d/%d loss %.4f lr %.2e %.0f tok/s ETA %.0fs\n",
-                                                         s, steps, recent, trainer.schedule.rate(at: s - 1), rate, eta).utf8))
-            }
+            let rate = Double(s * batch * T) / max(Date().timeIntervalSince(start), 1e-9)
+            bar.set(completed: s, status: String(format: "loss %.4f lr %.2e %.0f tok/s", recent, trainer.schedule.rate(at: s - 1), rate))
         }
+        bar.finish()
         let elapsed = Date().timeIntervalSince(start)
         let val = try model.evaluate(tokens: heldOut)
         try model.save(directory: URL(fileURLWithPath: out))

@@ -19,12 +19,13 @@ struct InferenceRouterCommand: ParsableCommand {
     @Option(help: "Heartbeat interval of stage nodes in milliseconds.") var heartbeatMs: Int = 1000
     @Option(help: "Missed heartbeats before a stage node is dead.") var liveness: Int = 4
     @Option(help: "Comma-separated device ids allowed besides registered device nodes.") var knownDevices: String = ""
-    @Flag(help: "Accepted for the compose health check.") var health = false
+    @Flag(help: "Check the configuration (model config and tokenizer), print ok and exit.") var health = false
 
     func run() throws {
         let dir = URL(fileURLWithPath: model)
         let config = try GPT2.loadConfig(dir)
         let tokenizer = try loadTokenizer(modelDir: dir)
+        if health { print("ok"); return }
         var options = RouterOptions()
         options.heartbeatInterval = .milliseconds(max(10, heartbeatMs))
         options.liveness = max(1, liveness)

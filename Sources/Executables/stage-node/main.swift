@@ -23,11 +23,13 @@ struct StageNodeCommand: ParsableCommand {
     @Option(help: "Telemetry proxy XSUB endpoint.") var telemetry: String?
     @Option(help: "Endpoint the router should dial (needed when --bind uses 0.0.0.0).") var advertise: String?
     @Option(help: "Most blocks this node can hold (memory); the planner respects it.") var maxLayers: Int?
+    @Flag(help: "Check the configuration (role, load, model config), print ok and exit.") var health = false
 
     func run() throws {
         guard let nodeRole = NodeRole(rawValue: role) else { throw ValidationError("--role must be device, edge or cloud, not '\(role)'") }
         guard (0...1).contains(load) else { throw ValidationError("--load must be in 0...1, not \(load)") }
         guard flops > 0 else { throw ValidationError("--flops must be positive") }
+        if health { _ = try GPT2.loadConfig(URL(fileURLWithPath: model)); print("ok"); return }
         let gpt = try GPT2.load(directory: URL(fileURLWithPath: model))
         let clusterAdapters = try adapters.map { try AdapterFolder.load(URL(fileURLWithPath: $0), config: gpt.config) } ?? [:]
         var options = StageNodeOptions(
@@ -45,6 +47,7 @@ do {
     StageNodeCommand.main(try EnvOptions.processArguments(knownFlags: [
         "--id", "--role", "--bind:endpoint", "--router:endpoint", "--model", "--adapters", "--flops:number", "--load:number",
         "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint", "--advertise:endpoint", "--max-layers:int",
+        "--health:bool",
     ]))
 } catch {
     FileHandle.standardError.write(Data("stage-node: \(error)\n".utf8))

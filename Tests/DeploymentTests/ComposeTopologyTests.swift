@@ -1,0 +1,192 @@
+import Data
+import Engine
+import Foundation
+import Reports
+import XCTest
+
+/// compose/docker-compose.yml started without Docker (LocalCompose): the same executables, commands
+/// and FI_* environment, on loopback ports and temp folders.
+final class ComposeTopologyTests: XCTestCase {
+    static var repoRoot: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    static var composeURL: URL { repoRoot.appendingPathComponent("compose/docker-compose.yml") }
+
+    /// Where `swift build --build-tests` put the executables: next to the test bundle.
+    static func binDir() throws -> URL {
+        for candidate in [Bundle(for: ComposeTopologyTests.self).bundleURL, Bundle.main.bundleURL, URL(fileURLWithPath: CommandLine.arguments[0])] {
+            let dir = candidate.deletingLastPathComponent()
+            if FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("cluster-manager").path) { return dir }
+        }
+        let fallback = repoRoot.appendingPathComponent(".build/debug")
+        guard FileManager.default.isExecutableFile(atPath: fallback.appendingPathComponent("cluster-manager").path) else {
+            throw XCTSkip("the executables are not built: run swift build --build-tests")
+        }
+        return fallback
+    }
+
+    /// A temp root with the image folder (/opt/fi: examples/ and the models volume), a tiny model in the
+    /// models volume, tiny two-domain partitions in the data volume, and a tiny experiment file.
+    func makeStack(devices: Int) throws -> LocalCompose {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("deploy-\(UUID().uuidString.prefix(8))")
+        let fm = FileManager.default
+        let experiment = root.appendingPathComponent("experiment.yaml")
+        try fm.createDirectory(at: root, withIntermediateDirectories: true)
+        try """
+        name: compose-test
+        seed: 5
+        model: models/base
+        data: {devices: \(devices), scheme: domain}
+        lora: {rank: 2, alpha: 4, targets: [c_attn]}
+        federation: {rounds: 3, local_steps: 8, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 20, eval_tokens: 512}
+        scenario: {devices: {count: \(devices)}}
+        """.write(to: experiment, atomically: true, encoding: .utf8)
+        let file = try ComposeFile.load(Self.composeURL, variables: ["FI_EXPERIMENT": experiment.path, "FI_HEARTBEAT_MS": "200"])
+        let imageRoot = root.appendingPathComponent("image/opt/fi")
+        let stack = LocalCompose(file: file, binDir: try Self.binDir(), root: root, image: ["/opt/fi": imageRoot])
+        // Named volumes start as a copy of the image's folder; here the image's models/ is the volume itself.
+        try fm.createDirectory(at: imageRoot, withIntermediateDirectories: true)
+        try fm.createDirectory(at: stack.volumeDirectory("models"), withIntermediateDirectories: true)
+        try fm.createSymbolicLink(at: imageRoot.appendingPathComponent("models"), withDestinationURL: stack.volumeDirectory("models"))
+        try fm.createSymbolicLink(at: imageRoot.appendingPathComponent("examples"), withDestinationURL: Self.repoRoot.appendingPathComponent("examples"))
+        try GPT2(config: .tiny, seed: 7).save(directory: stack.volumeDirectory("models").appendingPathComponent("base"))
+        try Self.tinyPartitions(into: stack.volumeDirectory("data"), devices: devices)
+        return stack
+    }
+
+    /// Two domains with very different byte statistics, so a few LoRA steps lower the loss.
+    static func tinyPartitions(into dir: URL, devices: Int) throws {
+        func docs(_ domain: String, _ make: (Int) -> String) -> DomainDocuments {
+            DomainDocuments(name: domain, documents: (0..<24).map { Document(domain: domain, source: "\(domain)-\($0)", text: make($0)) })
+        }
+        let corpus = Corpus(version: "test", domains: [docs("vowels") { String(repeating: "aeiou eia oua \($0 % 3) ", count: 30) },
+                                                       docs("digits") { String(repeating: "0123 4567 89 \($0 % 5)- ", count: 30) }])
+        try DataPreparation.prepare(corpus: corpus, spec: PartitionSpec(devices: devices, scheme: .domain, seed: 1, sizeSigma: 0),
+                                    chunkBytes: 256, into: dir)
+    }
+
+    func testComposeTopologyRunsFederationRoundsAndTapSeesTelemetry() throws {
+        let stack = try makeStack(devices: 2)
+        defer { stack.down(); try? FileManager.default.removeItem(at: stack.root) }
+        let start = Date()
+        try stack.up(scale: ["device-worker": 2], timeout: 30)
+
+        // Every long-running replica passes its compose health check (--health plus the bound port). The
+        // aggregator passed it before the workers started (their depends_on) and may be done already.
+        for r in stack.replicas where !["data", "cloud-aggregator"].contains(r.service) {
+            XCTAssertNoThrow(try stack.waitHealthy(r, timeout: 20), "\(r.service)-\(r.index)")
+        }
+        // The data service kept the prepared partitions (--if-missing).
+        let data = try XCTUnwrap(stack.replicas.first { $0.service == "data" })
+        XCTAssertEqual(data.process.terminationStatus, 0)
+        XCTAssertTrue(try String(contentsOf: data.log.appendingPathExtension("out"), encoding: .utf8).contains("left as it is"))
+
+        // Split inference through the compose router and stage nodes, as `fi infer` from the host.
+        let router = "tcp://127.0.0.1:\(try stack.hostPort("inference-router", 5570))"
+        var infer: (Int32, String) = (-1, "")
+        let inferEnd = Date().addingTimeInterval(20)
+        repeat {
+            infer = try LocalCompose.run([stack.binDir.appendingPathComponent("fi").path, "infer", "--router", router, "--device", "host",
+                                          "--prompt", "aei", "--max-tokens", "3", "--timeout", "10"], timeout: 15)
+            if infer.0 != 0 { Thread.sleep(forTimeInterval: 0.3) }
+        } while infer.0 != 0 && Date() < inferEnd
+        XCTAssertEqual(infer.0, 0, infer.1)
+        XCTAssertTrue(infer.1.contains("3 tokens"), infer.1)
+
+        // The cloud aggregator exits 0 after the last round.
+        let aggregator = try XCTUnwrap(stack.replicas.first { $0.service == "cloud-aggregator" })
+        let end = Date().addingTimeInterval(60)
+        while aggregator.process.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
+        XCTAssertFalse(aggregator.process.isRunning, "the federation did not finish: \(stack.tail(aggregator))")
+        XCTAssertEqual(aggregator.process.terminationStatus, 0, stack.tail(aggregator))
+
+        let metrics = stack.volumeDirectory("runs").appendingPathComponent("cloud/metrics.jsonl")
+        let records = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n")
+            .map { try JSONDecoder().decode(MetricRecord.self, from: Foundation.Data($0.utf8)) }
+        XCTAssertEqual(records.map(\.round), [0, 1, 2, 3])
+        XCTAssertEqual(records.last?.participants, 2, "both scaled workers trained")
+        XCTAssertEqual(Set(records[0].valLoss.keys), ["vowels", "digits"], "each worker got its own partition")
+        let mean = { (l: [String: Double]) in l.values.reduce(0, +) / Double(max(1, l.count)) }
+        XCTAssertLessThan(mean(records[3].valLoss), mean(records[0].valLoss))
+
+        // The tap (fi tap --json) saw telemetry from the manager, the aggregator and both workers.
+        Thread.sleep(forTimeInterval: 0.5)
+        let tap = try XCTUnwrap(stack.replicas.first { $0.service == "tap" })
+        let lines = try String(contentsOf: tap.log.appendingPathExtension("out"), encoding: .utf8).split(separator: "\n")
+        let senders = Set(lines.compactMap { line -> String? in
+            guard let o = try? JSONSerialization.jsonObject(with: Foundation.Data(line.utf8)) as? [String: Any] else { return nil }
+            return (o["sender"] as? String) ?? ((o["envelope"] as? [String: Any])?["sender"] as? String)
+        })
+        // Workers and stage nodes publish every heartbeat; the manager and the aggregator publish a few events and
+        // one metric per round, and PUB drops what it sends before its connection to the proxy is up (slow joiner),
+        // so one of those two is enough.
+        XCTAssertTrue(senders.contains("cloud-0") || senders.contains("cluster-manager"), "senders seen: \(senders)")
+        XCTAssertTrue(senders.contains { $0.hasPrefix("device") }, "no device worker telemetry; senders seen: \(senders)")
+        XCTAssertTrue(senders.contains("edge-stage-0") && senders.contains("cloud-stage-0"), "senders seen: \(senders)")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 90)
+    }
+
+    /// A bad value in a service's compose environment stops the executable at once with a message naming the variable.
+    func testBadComposeEnvironmentValuesFailNamingTheVariable() throws {
+        let stack = try makeStack(devices: 2)
+        defer { stack.down(); try? FileManager.default.removeItem(at: stack.root) }
+        let cases: [(service: String, variable: String, value: String)] = [
+            ("cluster-manager", "FI_ROUTER", "tcp://host:notaport"),
+            ("cluster-manager", "FI_HEARTBEAT_MS", "abc"),
+            ("device-worker", "FI_HEARTBEAT_MS", "abc"),
+            ("cloud-aggregator", "FI_MANAGER", "tcp://cluster-manager:99999"),
+            ("inference-router", "FI_LIVENESS", "four"),
+            ("stage-edge", "FI_BIND", "tcp://0.0.0.0:port"),
+            ("telemetry", "FI_XSUB", "udp://0.0.0.0:5580"),
+        ]
+        for c in cases {
+            let service = try XCTUnwrap(stack.file.services[c.service])
+            let r = try stack.start(service, index: stack.replicas.count, extraEnvironment: [c.variable: c.value])
+            let end = Date().addingTimeInterval(15)
+            while r.process.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
+            XCTAssertFalse(r.process.isRunning, "\(c.service) kept running with \(c.variable)=\(c.value)")
+            if r.process.isRunning { continue }
+            XCTAssertNotEqual(r.process.terminationStatus, 0, "\(c.service) with \(c.variable)=\(c.value)")
+            let err = try String(contentsOf: r.log.appendingPathExtension("err"), encoding: .utf8)
+            XCTAssertTrue(err.contains(c.variable), "\(c.service) stderr does not name \(c.variable): \(err)")
+        }
+    }
+
+    /// Unknown FI_* variables are ignored by the executables, so a misspelt one would pass silently: every
+    /// variable in the compose file must be a flag in its command's --help, and so must a health check's --health.
+    func testEveryComposeVariableIsAFlagOfItsExecutable() throws {
+        let file = try ComposeFile.load(Self.composeURL, variables: [:])
+        let bin = try Self.binDir()
+        for s in file.services.values.sorted(by: { $0.name < $1.name }) {
+            let words = s.command.prefix { !$0.hasPrefix("-") }
+            let (status, help) = try LocalCompose.run([bin.appendingPathComponent(words[0]).path] + words.dropFirst() + ["--help"], timeout: 10)
+            XCTAssertEqual(status, 0, s.name)
+            for key in s.environment.keys where key.hasPrefix("FI_") {
+                let flag = "--" + key.dropFirst(3).lowercased().replacingOccurrences(of: "_", with: "-")
+                XCTAssertTrue(help.contains(flag + " ") || help.contains(flag + "\n"), "\(s.name): \(key) is no flag (\(flag)) of \(words.joined(separator: " "))")
+            }
+            for arg in s.command where arg.hasPrefix("--") {
+                XCTAssertTrue(help.contains(arg), "\(s.name): \(arg) is no flag of \(words.joined(separator: " "))")
+            }
+            if let test = s.healthcheck?.joined(separator: " "), test.contains("--health") {
+                XCTAssertTrue(help.contains("--health"), "\(s.name): its health check uses --health, which \(words[0]) lacks")
+            }
+        }
+    }
+
+    func testComposeFileParsesWithScaledWorkersAndDependencyOrder() throws {
+        let file = try ComposeFile.load(Self.composeURL, variables: [:])
+        let order = try file.startOrder().map(\.name)
+        XCTAssertEqual(Set(order), ["telemetry", "tap", "data", "cluster-manager", "cloud-aggregator", "device-worker",
+                                    "inference-router", "stage-edge", "stage-cloud"])
+        for (a, b) in [("telemetry", "cluster-manager"), ("data", "device-worker"), ("cluster-manager", "cloud-aggregator"),
+                       ("cloud-aggregator", "device-worker"), ("inference-router", "stage-edge")] {
+            XCTAssertLessThan(try XCTUnwrap(order.firstIndex(of: a)), try XCTUnwrap(order.firstIndex(of: b)), "\(a) before \(b)")
+        }
+        XCTAssertEqual(try file.startOrder(profiles: ["hierarchical"]).count, order.count + 2)
+        // Scaled workers carry no per-replica identity: the manager assigns id and partition.
+        let worker = try XCTUnwrap(file.services["device-worker"])
+        XCTAssertNil(worker.environment["FI_ID"])
+        XCTAssertEqual(worker.environment["FI_MANAGER"], "tcp://cluster-manager:5550")
+        XCTAssertEqual(file.services["cluster-manager"]?.environment["FI_HEARTBEAT_MS"], "1000")
+        XCTAssertEqual(ComposeFile.interpolate("a ${X:-d} ${Y:-d} $$Z ${W-e}", ["X": "1", "Y": ""]), "a 1 d $Z e")
+    }
+}
