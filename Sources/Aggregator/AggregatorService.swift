@@ -109,7 +109,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             bytesUp = state.bytesUp; bytesDown = state.bytesDown; simTime = state.simTimeS
             phase = .idle
         }
-        coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: completed, quorum: Self.tierQuorum(options))
+        coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: Self.resumeRound(options, completed), quorum: Self.tierQuorum(options))
         writer = try options.metrics.map { try MetricsWriter(directory: URL(fileURLWithPath: $0)) }
         if !options.evaluate, case .starting = phase { phase = .idle }
         if completed > 0 { telemetry.event(.info, "resume", "resuming after round \(completed) at version \(global.version)") }

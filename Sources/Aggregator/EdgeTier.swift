@@ -59,6 +59,12 @@ extension AggregatorService {
         return o.tier == .edge ? EdgeTierCost(base) : CloudTierCost(base)
     }
 
+    /// A restarted edge skips the round it was in: its devices may have trained that round number on the old
+    /// edge model, and a fresh number makes them train again on the cloud model the edge resumes from.
+    static func resumeRound(_ o: Options, _ completed: UInt64) -> UInt64 {
+        o.tier == .edge && o.experiment.isHierarchical && completed > 0 ? completed + 1 : completed
+    }
+
     static func tierQuorum(_ o: Options) -> Int {
         guard o.experiment.isHierarchical else { return o.experiment.federation.quorum }
         let plan = HierarchyPlan(o.experiment)

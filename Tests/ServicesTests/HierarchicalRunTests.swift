@@ -61,6 +61,20 @@ final class HierarchicalRunTests: XCTestCase {
         XCTAssertGreaterThan(cloud[1].simTimeSeconds, 0)
     }
 
+    func testSeparateProcessesHierarchicalRunHasBothTiers() throws {
+        let bin = try Kit.requireExecutables()
+        let s = try Self.setup("hier-proc", devices: 4, rounds: 2)
+        var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
+        settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
+        let summary = try FederatedRun.processes(settings, configPath: s.configPath, dataDir: s.data, binDir: bin)
+        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        XCTAssertEqual(records.filter { $0.tier == .cloud }.map(\.round), [0, 1])
+        XCTAssertEqual(Set(records.filter { $0.tier == .edge }.compactMap(\.edge)), [0, 1])
+        XCTAssertEqual(records.filter { $0.tier == .edge }.count, 4)
+        XCTAssertLessThan(Kit.meanVal(summary.finalValLoss), Kit.meanVal(records[0].valLoss))
+    }
+
     func testEdgeAggregatorWithoutUpstreamIsATypedError() throws {
         let s = try Self.setup("noup")
         var o = AggregatorService.Options(manager: "inproc://none", router: "inproc://edge-noup", pub: "inproc://edge-noup-pub", experiment: s.experiment)
