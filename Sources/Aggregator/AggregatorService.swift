@@ -367,7 +367,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         if let writer, writesSummary {
             let final = records.last(where: { !$0.valLoss.isEmpty })?.valLoss ?? [:]
             let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: Int(coordinator.completedRound),
-                                     devices: deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
+                                     devices: isHierarchicalCloud ? (hierarchy?.plan.devices ?? 0) : deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
                                      wallSeconds: Self.now() - startWall, simTimeSeconds: simTime,
                                      notes: ["name": options.experiment.name, "seed": "\(options.experiment.seed)",
                                              "model": options.experiment.model, "scenario": options.experiment.scenarioName,

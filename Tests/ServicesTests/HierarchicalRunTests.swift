@@ -39,6 +39,7 @@ final class HierarchicalRunTests: XCTestCase {
         // 4 local rounds, κ1 = 1, κ2 = 2: the cloud aggregates twice (after the round-0 evaluation).
         XCTAssertEqual(cloud.map(\.round), [0, 1, 2])
         XCTAssertEqual(summary.rounds, 2)
+        XCTAssertEqual(summary.devices, 4)
         XCTAssertEqual(cloud.filter { $0.round > 0 }.map(\.participants), [2, 2])
         // Each edge aggregated its 2 devices after every local round.
         for k in 0..<2 {
