@@ -40,6 +40,7 @@ extension AggregatorService {
             roundBytesDown += m.encodeFrames().reduce(0) { $0 + $1.count }
             try? router.send(m, prefix: [peer], dontWait: true)
         case .evalResult(let r):
+            if relayEvalResult(r, from: env.sender) { return }
             if case .evaluating(let round, _) = phase, r.round == round { evalResults[env.sender] = r }
         default:
             telemetry.event(.warn, "unexpected", "\(env.body.name) from \(env.sender) ignored")

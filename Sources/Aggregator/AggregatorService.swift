@@ -28,6 +28,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         public var quiet = false
         /// Overrides the strategy the experiment's paradigm names (Federation registry).
         public var strategy: (any AggregationStrategy)?
+        /// Edge tier: the cloud aggregator's ROUTER.
+        public var upstream: String?
         public init(manager: String, router: String, pub: String, experiment: Experiment) {
             self.manager = manager; self.router = router; self.pub = pub; self.experiment = experiment
         }
@@ -74,11 +76,14 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     var records: [MetricRecord] = []
     var finishHandlers: [@Sendable () -> Void] = []
     var registered = false
+    /// Hierarchical runs: this aggregator's tier state (EdgeTier.swift); nil in flat runs.
+    var hierarchy: HierarchyState?
 
     /// `initial`: the adapter round 1 starts from (AdapterWire.initialAdapter); a checkpoint in `options.checkpoint` wins.
     public init(_ options: Options, initial: LoRAAdapter, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
+        try Self.checkTier(options)
         self.options = options
-        self.cost = try cost ?? EdgeNetworkCost(scenario: options.experiment.scenario, devices: options.experiment.data.devices)
+        self.cost = try cost ?? Self.tierCost(options)
         loop = ServiceLoop(name: options.id)
         router = try Socket(.router, context: context)
         try router.set(.routerMandatory(true))
@@ -92,8 +97,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)
         telemetry.quiet = options.quiet
         template = initial
-        let f = options.experiment.federation
-        let strategy = try options.strategy ?? Self.strategy(for: options.experiment)
+        let strategy = try options.strategy ?? Self.tierStrategy(options) ?? Self.strategy(for: options.experiment)
         var global = GlobalModel(layout: try AdapterWire.layout(of: initial), parameters: initial.flatten())
         var completed: UInt64 = 0
         checkpoints = options.checkpoint.map { CheckpointStore(directory: URL(fileURLWithPath: $0)) }
@@ -105,7 +109,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             bytesUp = state.bytesUp; bytesDown = state.bytesDown; simTime = state.simTimeS
             phase = .idle
         }
-        coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: completed, quorum: f.quorum)
+        coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: Self.resumeRound(options, completed), quorum: Self.tierQuorum(options))
         writer = try options.metrics.map { try MetricsWriter(directory: URL(fileURLWithPath: $0)) }
         if !options.evaluate, case .starting = phase { phase = .idle }
         if completed > 0 { telemetry.event(.info, "resume", "resuming after round \(completed) at version \(global.version)") }
@@ -115,6 +119,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         loop.add(pub) { _, _ in }
         loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
         loop.every(.milliseconds(20)) { [unowned self] in drive() }
+        try setUpHierarchy(context: context)
     }
 
     /// The experiment's paradigm as a Federation strategy: fedavg → FedAvg (sample-weighted, sync, staleness 0).
@@ -173,6 +178,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         if !registered { register() }
         sendToManager(.heartbeat(Heartbeat(round: coordinator.completedRound, load: 0)))
         sendToManager(.snapshotRequest(SnapshotRequest(topic: "map")))
+        hierarchyHeartbeat()
     }
 
     func sendToManager(_ body: Body) {
@@ -186,8 +192,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         case .assignment: registered = true
         case .clusterMap(let map) where map.mapSeq >= mapSeq:
             mapSeq = map.mapSeq
-            let devices = map.members.filter { $0.role == .device }
-            for (i, d) in devices.enumerated() where deviceIndex[d.nodeId] == nil { deviceIndex[d.nodeId] = i }
+            let devices = participants(in: map)
+            for (i, d) in devices.enumerated() where deviceIndex[d.nodeId] == nil { deviceIndex[d.nodeId] = participantIndex(d.nodeId, position: i) }
             alive = devices.filter(\.alive).map(\.nodeId)
             if !map.members.contains(where: { $0.nodeId == options.id }) { registered = false }
         default: break
@@ -203,11 +209,12 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         let f = options.experiment.federation
         switch phase {
         case .starting:
-            guard alive.count >= coordinator.quorum else { return }
+            guard alive.count >= coordinator.quorum, readyToStart else { return }
             roundStartWall = now
             startEval(round: 0, now: now)
         case .idle:
-            if coordinator.completedRound >= UInt64(f.rounds) { finish(); return }
+            if let total = totalRounds, coordinator.completedRound >= total { finish(); return }
+            guard mayOpenRound else { return }
             guard let participants = coordinator.open(available: alive, now: now, deadlineS: f.deadlineS) else { return }
             roundStartWall = now
             roundBytesUp = 0; roundBytesDown = 0
@@ -228,7 +235,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
                 recordRound(round)
             } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
                 lastRepublish = now
-                for d in evalExpected.subtracting(evalResults.keys) { send(.evalRequest(EvalRequest(round: round)), to: d) }
+                for d in evalResendTargets { send(.evalRequest(EvalRequest(round: round)), to: d) }
             }
         case .finished:
             return
@@ -246,14 +253,14 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     func announcement(_ r: RoundCoordinator.OpenRound) -> RoundAnnouncement {
         let f = options.experiment.federation
-        return RoundAnnouncement(round: r.round, paradigm: .fedAvg, tier: .device, cluster: 0, localSteps: UInt32(f.localSteps),
+        return RoundAnnouncement(round: r.round, paradigm: .fedAvg, tier: roundTier, cluster: 0, localSteps: UInt32(roundLocalSteps),
                                  learningRate: Float(f.lr), participants: r.participants, deadlineS: f.deadlineS,
                                  modelVersion: coordinator.global.version)
     }
 
     func modelEnvelope(round: UInt64) -> Envelope {
         Envelope(sender: options.id, body: .model(ModelBroadcast(
-            round: round, cluster: 0, tier: .device, modelVersion: coordinator.global.version,
+            round: round, cluster: 0, tier: roundTier, modelVersion: coordinator.global.version,
             tensors: AdapterWire.tensors(coordinator.global.parameters, layout: coordinator.global.layout))))
     }
 
@@ -321,7 +328,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
                 telemetry.event(.error, "checkpoint", "cannot write checkpoint: \(error)")
             }
         }
-        if options.evaluate {
+        afterTierRound(closed)
+        if options.evaluate && !isEdge {
             startEval(round: closed.round, now: now)
         } else {
             recordRound(closed.round)
@@ -330,8 +338,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     func startEval(round: UInt64, now: Double) {
         evalResults = [:]
-        evalExpected = Set(alive)
-        sendModel(round: round, to: evalExpected.sorted(), after: .evalRequest(EvalRequest(round: round)))
+        evalExpected = Set(evalPopulation)
+        sendModel(round: round, to: evalTargets.sorted(), after: .evalRequest(EvalRequest(round: round)))
         lastRepublish = now
         phase = .evaluating(round: round, deadline: now + options.experiment.federation.deadlineS)
     }
@@ -342,10 +350,10 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         let val = byDomain.mapValues { $0.reduce(0, +) / Double($0.count) }
         bytesUp += roundBytesUp; bytesDown += roundBytesDown
         let closed = round == 0 ? nil : lastClosed
-        let record = MetricRecord(round: Int(round), paradigm: options.experiment.federation.paradigm, tier: .cloud, cluster: 0,
+        let record = MetricRecord(round: Int(round), paradigm: options.experiment.federation.paradigm, tier: recordTier, cluster: 0,
                                   trainLoss: closed?.trainLoss, valLoss: val, bytesUp: roundBytesUp, bytesDown: roundBytesDown,
                                   participants: closed?.participants.count ?? 0, dropped: closed?.dropped.count ?? 0,
-                                  wallSeconds: Self.now() - startWall, simTimeSeconds: simTime)
+                                  wallSeconds: Self.now() - startWall, simTimeSeconds: simTime, edge: isEdge ? hierarchy?.edge : nil)
         roundBytesUp = 0; roundBytesDown = 0
         records.append(record)
         do { try writer?.append(record) } catch { telemetry.event(.error, "metrics", "\(error)") }
@@ -356,10 +364,10 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     func finish() {
         phase = .finished
-        if let writer {
+        if let writer, writesSummary {
             let final = records.last(where: { !$0.valLoss.isEmpty })?.valLoss ?? [:]
             let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: Int(coordinator.completedRound),
-                                     devices: deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
+                                     devices: isHierarchicalCloud ? (hierarchy?.plan.devices ?? 0) : deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
                                      wallSeconds: Self.now() - startWall, simTimeSeconds: simTime,
                                      notes: ["name": options.experiment.name, "seed": "\(options.experiment.seed)",
                                              "model": options.experiment.model, "scenario": options.experiment.scenarioName,

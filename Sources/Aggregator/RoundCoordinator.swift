@@ -19,6 +19,7 @@ public struct RoundCoordinator: Sendable {
         public var trainLoss: [String: Float] = [:]
         public var computeS: [String: Double] = [:]
         public var updateBytes: [String: Int] = [:]
+        public var samples: [String: Int] = [:]
     }
 
     public struct Closed: Sendable {
@@ -29,6 +30,8 @@ public struct RoundCoordinator: Sendable {
         /// Participants that did not deliver an accepted update in time (dead, slow or rejected).
         public var dropped: [String]
         public var trainLoss: Double?
+        /// Samples behind the accepted updates (what a hierarchical edge reports upward).
+        public var samples = 0
     }
 
     public var strategy: any AggregationStrategy
@@ -77,6 +80,7 @@ public struct RoundCoordinator: Sendable {
         r.trainLoss[update.device] = update.loss
         r.computeS[update.device] = computeS
         r.updateBytes[update.device] = bytes
+        r.samples[update.device] = max(0, update.samples)
         current = r
         return .accepted
     }
@@ -103,6 +107,7 @@ public struct RoundCoordinator: Sendable {
         let losses = r.accepted.compactMap { r.trainLoss[$0] }
         return Closed(round: r.round, outcome: outcome, participants: r.participants, accepted: r.accepted,
                       dropped: r.participants.filter { !r.accepted.contains($0) },
-                      trainLoss: losses.isEmpty ? nil : losses.map(Double.init).reduce(0, +) / Double(losses.count))
+                      trainLoss: losses.isEmpty ? nil : losses.map(Double.init).reduce(0, +) / Double(losses.count),
+                      samples: r.accepted.reduce(0) { $0 + (r.samples[$1] ?? 0) })
     }
 }

@@ -13,6 +13,8 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
         public var liveness: Int
         public var partitions: Int
         public var id: String
+        /// Hierarchical: edge ordinal per device ordinal (HierarchyPlan.deviceEdges); empty = flat.
+        public var deviceEdges: [Int] = []
         public init(router: String, pub: String, telemetry: String? = nil, heartbeatMs: Int = 1000, liveness: Int = 4,
                     partitions: Int, id: String = "cluster-manager") {
             self.router = router; self.pub = pub; self.telemetry = telemetry; self.heartbeatMs = heartbeatMs
@@ -41,7 +43,7 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
         pub = try Socket(.pub, context: context)
         pubEndpoint = try pub.bind(options.pub)
         telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)
-        directory = Directory(partitions: options.partitions)
+        directory = Directory(partitions: options.partitions, deviceEdges: options.deviceEdges)
         liveness = PeerLiveness(interval: .milliseconds(max(1, options.heartbeatMs)), misses: options.liveness)
         loop.add(router) { [unowned self] socket, frames in handle(frames) }
         loop.add(pub) { _, _ in }

@@ -13,6 +13,8 @@ public struct Directory: Sendable {
         public var alive: Bool
         public var load: Double
         public var round: UInt64
+        /// Edge ordinal (hierarchical: a device's edge server, an edge aggregator's edge).
+        public var edge: UInt32 = 0
     }
 
     /// Number of data partitions to hand out (the manifest's device count).
@@ -25,7 +27,10 @@ public struct Directory: Sendable {
     private var nextDevice = 0
     private var nextPartition = 0
 
-    public init(partitions: Int) { self.partitions = max(1, partitions) }
+    /// Hierarchical: edge ordinal per device ordinal (cyclic); empty = flat (any aggregator serves any device).
+    public let deviceEdges: [Int]
+
+    public init(partitions: Int, deviceEdges: [Int] = []) { self.partitions = max(1, partitions); self.deviceEdges = deviceEdges }
 
     public var aggregators: [Node] {
         order.compactMap { nodes[$0] }.filter { ($0.role == .cloudAggregator || $0.role == .edgeAggregator) && $0.alive }
@@ -49,7 +54,7 @@ public struct Directory: Sendable {
                 nextPartition += 1
             }
             nodes[id] = Node(id: id, role: r.role, caps: r.caps, endpoint: r.endpoint, partition: partition, cluster: 0,
-                             alive: true, load: 0, round: 0)
+                             alive: true, load: 0, round: 0, edge: edgeOrdinal(id: id, role: r.role))
             order.append(id)
         }
         mapSeq += 1
@@ -59,9 +64,10 @@ public struct Directory: Sendable {
     /// The node's assignment: partition, and the least-loaded live aggregator (by devices assigned).
     public func assignment(for id: String) -> Assignment {
         guard let n = nodes[id] else { return Assignment(nodeId: id) }
-        let agg = aggregators.first { $0.cluster == n.cluster } ?? aggregators.first
+        let agg = deviceEdges.isEmpty || n.role != .device ? (aggregators.first { $0.cluster == n.cluster } ?? aggregators.first)
+            : edgeAggregator(for: n)
         return Assignment(nodeId: id, partition: n.partition, aggregator: agg?.id ?? "", aggregatorEndpoint: agg?.endpoint ?? "",
-                          cluster: n.cluster, edge: 0)
+                          cluster: n.cluster, edge: n.edge)
     }
 
     /// A heartbeat: returns false for an unknown id (it must register again).
@@ -87,7 +93,7 @@ public struct Directory: Sendable {
 
     public func map(snapshot: Bool = false) -> ClusterMap {
         ClusterMap(mapSeq: mapSeq, members: order.compactMap { nodes[$0] }.map {
-            ClusterMember(nodeId: $0.id, role: $0.role, cluster: $0.cluster, edge: 0, alive: $0.alive, endpoint: $0.endpoint)
+            ClusterMember(nodeId: $0.id, role: $0.role, cluster: $0.cluster, edge: $0.edge, alive: $0.alive, endpoint: $0.endpoint)
         }, snapshot: snapshot)
     }
 }

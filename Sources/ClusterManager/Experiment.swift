@@ -64,12 +64,14 @@ public struct Experiment: Sendable, Equatable {
     public var federation = FederationSection()
     public var scenario = EdgeEnvironment.Scenario()
     public var scenarioName = "builtin-default"
+    /// `hierarchical:` (edges, kappa1, kappa2); see Hierarchy.swift.
+    public var hierarchical: HierarchicalSection?
     /// Folder the file was read from: relative paths resolve against the working directory, not this.
     public var sourcePath: String?
 
     public init() {}
 
-    public static let paradigms = ["fedavg"]
+    public static let paradigms = ["fedavg", "hierarchical"]
     public static let defaultScenarioPath = "examples/scenarios/default.yaml"
 
     static func loadScenario(_ path: String) throws -> EdgeEnvironment.Scenario {
@@ -95,7 +97,7 @@ public struct Experiment: Sendable, Equatable {
         guard let top = root else { return Experiment() }
         let r = try Keys(top, path: "")
         var e = Experiment()
-        try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario"])
+        try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario", "hierarchical"])
         e.name = try r.string("name") ?? e.name
         e.seed = try r.uint("seed") ?? e.seed
         e.model = try r.string("model") ?? e.model
@@ -137,6 +139,7 @@ public struct Experiment: Sendable, Equatable {
             e.federation.deadlineS = try f.double("deadline_s", positive: true) ?? e.federation.deadlineS
             e.federation.evalTokens = try f.int("eval_tokens", min: 2) ?? e.federation.evalTokens
         }
+        if let h = try r.section("hierarchical") { e.hierarchical = try HierarchicalSection.parse(h) }
         if let s = r.raw("scenario") {
             if let path = s as? String {
                 e.scenario = try Experiment.loadScenario(path)

@@ -53,6 +53,7 @@ public enum FederatedRun {
 
     /// Every service in this process on one BusContext over inproc://.
     public static func embedded(_ s: Settings, dataDir: String, context: BusContext = BusContext()) throws -> RunSummary {
+        if s.experiment.isHierarchical { return try hierarchicalEmbedded(s, dataDir: dataDir, context: context) }
         let e = s.experiment
         try requireModel(e.model)
         let tag = UUID().uuidString.prefix(8)
@@ -92,6 +93,7 @@ public enum FederatedRun {
         for name in ["cluster-manager", "aggregator", "device-worker"] where !FileManager.default.isExecutableFile(atPath: binDir.appendingPathComponent(name).path) {
             throw RunError.missingExecutable(path: binDir.appendingPathComponent(name).path)
         }
+        if e.isHierarchical { return try hierarchicalProcesses(s, configPath: configPath, dataDir: dataDir, binDir: binDir) }
         let ports = try freePorts(4)
         let cm = "tcp://127.0.0.1:\(ports[0])", cmPub = "tcp://127.0.0.1:\(ports[1])"
         let ag = "tcp://127.0.0.1:\(ports[2])", agPub = "tcp://127.0.0.1:\(ports[3])"

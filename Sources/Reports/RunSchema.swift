@@ -36,20 +36,23 @@ public struct MetricRecord: Codable, Sendable, Equatable {
     public var simTimeSeconds: Double
     /// Cluster assignment at this round: device id -> cluster id.
     public var clusters: [String: Int]?
+    /// Hierarchical edge-tier records: which edge aggregator (ordinal) this is.
+    public var edge: Int?
 
     public init(round: Int, paradigm: String? = nil, tier: Tier, cluster: Int? = nil,
                 trainLoss: Double? = nil, valLoss: [String: Double] = [:],
                 bytesUp: Int = 0, bytesDown: Int = 0, participants: Int = 0, dropped: Int = 0,
-                wallSeconds: Double = 0, simTimeSeconds: Double = 0, clusters: [String: Int]? = nil) {
+                wallSeconds: Double = 0, simTimeSeconds: Double = 0, clusters: [String: Int]? = nil, edge: Int? = nil) {
         self.round = round; self.paradigm = paradigm; self.tier = tier; self.cluster = cluster
         self.trainLoss = trainLoss; self.valLoss = valLoss
         self.bytesUp = bytesUp; self.bytesDown = bytesDown
         self.participants = participants; self.dropped = dropped
         self.wallSeconds = wallSeconds; self.simTimeSeconds = simTimeSeconds; self.clusters = clusters
+        self.edge = edge
     }
 
     enum CodingKeys: String, CodingKey {
-        case round, paradigm, tier, cluster, clusters
+        case round, paradigm, tier, cluster, clusters, edge
         case trainLoss = "train_loss", valLoss = "val_loss"
         case bytesUp = "bytes_up", bytesDown = "bytes_down"
         case participants, dropped
@@ -72,6 +75,7 @@ public struct MetricRecord: Codable, Sendable, Equatable {
         wallSeconds = try c.decodeIfPresent(Double.self, forKey: .wallSeconds) ?? 0
         simTimeSeconds = try c.decodeIfPresent(Double.self, forKey: .simTimeSeconds) ?? 0
         clusters = try c.decodeIfPresent([String: Int].self, forKey: .clusters)
+        edge = try c.decodeIfPresent(Int.self, forKey: .edge)
     }
 }
 

@@ -39,7 +39,6 @@ struct AggregatorCommand: ParsableCommand {
 
     func run() throws {
         let experiment = try config.map { try Experiment.load(path: $0) } ?? Experiment()
-        if tier == "edge" { throw ValidationError("--tier edge (hierarchical paradigm) is not wired yet; run --tier cloud") }
         let initial: LoRAAdapter
         if let n = syntheticAdapter {
             initial = LoRAAdapter(config: LoRAConfig(), layers: 0, tensors: [NamedTensor(name: "synthetic", shape: [n], values: [Float](repeating: 0, count: n))])
@@ -49,6 +48,7 @@ struct AggregatorCommand: ParsableCommand {
         }
         if health { print("ok"); return }
         var o = AggregatorService.Options(manager: manager, router: router, pub: pub, experiment: experiment)
+        o.tier = tier == "edge" ? .edge : .cloud; o.upstream = upstream
         o.id = id; o.advertise = advertise; o.checkpoint = checkpoint; o.telemetry = telemetry; o.metrics = metrics
         o.heartbeatMs = heartbeatMs; o.quiet = quiet; o.evaluate = !noEval
         let service = try AggregatorService(o, initial: initial)

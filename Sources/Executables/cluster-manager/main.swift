@@ -28,8 +28,10 @@ struct ClusterManagerCommand: ParsableCommand {
     func run() throws {
         let experiment = try config.map { try Experiment.load(path: $0) } ?? Experiment()
         if health { print("ok"); return }
-        let service = try ClusterManagerService(.init(router: router, pub: pub, telemetry: telemetry, heartbeatMs: heartbeatMs,
-                                                      liveness: liveness, partitions: devices ?? experiment.data.devices))
+        var options = ClusterManagerService.Options(router: router, pub: pub, telemetry: telemetry, heartbeatMs: heartbeatMs,
+                                                    liveness: liveness, partitions: devices ?? experiment.data.devices)
+        if experiment.isHierarchical { options.deviceEdges = HierarchyPlan(experiment).deviceEdges }
+        let service = try ClusterManagerService(options)
         service.start()
         while true { sleep(3600) }
     }
