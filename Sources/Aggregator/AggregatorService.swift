@@ -74,6 +74,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     var records: [MetricRecord] = []
     var finishHandlers: [@Sendable () -> Void] = []
     var registered = false
+    /// The paradigm's round logic (clustered, async); nil = the synchronous FedAvg state machine below.
+    var driver: RoundDriver?
 
     /// `initial`: the adapter round 1 starts from (AdapterWire.initialAdapter); a checkpoint in `options.checkpoint` wins.
     public init(_ options: Options, initial: LoRAAdapter, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
@@ -115,6 +117,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         loop.add(pub) { _, _ in }
         loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
         loop.every(.milliseconds(20)) { [unowned self] in drive() }
+        driver = try makeDriver()
     }
 
     /// The experiment's paradigm as a Federation strategy: fedavg → FedAvg (sample-weighted, sync, staleness 0).
@@ -200,6 +203,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     func drive() {
         let now = Self.now()
+        if let driver { driver.drive(now: now); return }
         let f = options.experiment.federation
         switch phase {
         case .starting:
@@ -358,14 +362,14 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         phase = .finished
         if let writer {
             let final = records.last(where: { !$0.valLoss.isEmpty })?.valLoss ?? [:]
-            let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: Int(coordinator.completedRound),
+            let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: driver?.completedRounds ?? Int(coordinator.completedRound),
                                      devices: deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
-                                     wallSeconds: Self.now() - startWall, simTimeSeconds: simTime,
-                                     notes: ["name": options.experiment.name, "seed": "\(options.experiment.seed)",
+                                     wallSeconds: Self.now() - startWall, simTimeSeconds: simTime, ari: driver?.summaryARI,
+                                     notes: (driver?.summaryNotes ?? [:]).merging(["name": options.experiment.name, "seed": "\(options.experiment.seed)",
                                              "model": options.experiment.model, "scenario": options.experiment.scenarioName,
                                              "rejected": "\(coordinator.rejections.values.reduce(0, +))",
                                              "initial_val_loss": records.first(where: { $0.round == 0 })
-                                                .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""])
+                                                .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""]) { $1 })
             do { try writer.writeSummary(summary) } catch { telemetry.event(.error, "summary", "\(error)") }
         }
         let handlers = finishHandlers

@@ -123,6 +123,13 @@ public struct ClusteredFederation: Sendable {
     public func members(of cluster: Int) -> [String] { devices.filter { assignment[$0] == cluster } }
     public var isWarmingUp: Bool { mode == .automatic && completedRounds < config.warmupRounds }
 
+    /// Overwrites one cluster's parameters (same length, version kept): exact LoRA aggregation replaces FedAvg's mean.
+    public mutating func replaceParameters(cluster c: Int, with parameters: [Float]) {
+        guard var m = models[c], m.parameters.count == parameters.count else { return }
+        m.parameters = parameters
+        models[c] = m
+    }
+
     /// Is the clustering redone after round r (1-based)? At W, then at W + M, W + 2M, … (automatic mode only).
     public func reclusterDue(afterRound r: Int) -> Bool {
         guard mode == .automatic else { return false }
