@@ -123,7 +123,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     /// The experiment's paradigm as a Federation strategy: fedavg → FedAvg (sample-weighted, sync, staleness 0).
     /// FedAsync/FedBuff/hierarchical plug in here by name once their round drivers exist.
     public static func strategy(for e: Experiment) throws -> any AggregationStrategy {
-        var spec = StrategySpec(name: e.federation.paradigm)
+        // Clustered and async run in their RoundDriver; the coordinator's FedAvg then only counts rejections.
+        var spec = StrategySpec(name: ["clustered", "async"].contains(e.federation.paradigm) ? "fedavg" : e.federation.paradigm)
         spec.fraction = e.federation.fraction
         spec.quorum = e.federation.quorum
         spec.minDevices = 1

@@ -78,7 +78,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
         tasks[d.device] = (w, d)
         let ann = RoundAnnouncement(round: w, paradigm: .async, tier: .device, cluster: 0, localSteps: UInt32(f.localSteps),
                                     learningRate: Float(f.lr), participants: [d.device], deadlineS: f.deadlineS, modelVersion: w)
-        deliver([envelopeFrames(.round(ann)), modelFrames(params(atVersion: d.version), wire: w, cluster: 0)], to: d.device)
+        deliver([(envelopeFrames(.round(ann)), false), (modelFrames(params(atVersion: d.version), wire: w, cluster: 0), true)], to: d.device)
     }
 
     func drive(now: Double) {
@@ -153,8 +153,9 @@ final class AsyncDriver: DriverBase, RoundDriver {
 
     func handle(_ a: AsyncApplication) {
         let outcome: String
+        var version = scheduler.global.version
         switch a.outcome {
-        case .applied: outcome = "applied"
+        case .applied(let r): outcome = "applied"; version = r.version
         case .buffered: outcome = "buffered"
         case .rejected(let r):
             outcome = "rejected"
@@ -167,7 +168,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
         logged += 1
         let line = AsyncUpdateRecord(index: logged, device: a.device, arrival: a.arrival, dispatchSimTime: a.dispatch.simTime,
                                      dispatchVersion: a.dispatch.version, staleness: a.staleness, outcome: outcome,
-                                     version: scheduler.global.version)
+                                     version: version)
         do { try service.writer?.appendLine(line, to: "updates.jsonl") } catch { service.telemetry.event(.error, "metrics", "\(error)") }
         if outcome != "rejected" && windowApplied >= evalEvery { evalDue = true }
         if scheduler.isFinished {

@@ -43,7 +43,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
         if let f = fed {
             n["clusters"] = f.clusterMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             n["k"] = "\(f.clusterIDs.count)"
-            n["reclusterings"] = "\(f.reclusterings.count)"
+            n["reclusterings"] = f.reclusterings.map { "r\($0.round):k=\($0.k),score=\(String(format: "%.3f", $0.score))" }.joined(separator: " ")
         }
         if !gaps.isEmpty { n["naive_product_gap_mean"] = String(format: "%.6f", gaps.reduce(0, +) / Double(gaps.count)) }
         return n
@@ -109,7 +109,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
                 let ann = RoundAnnouncement(round: roundWire, paradigm: singleCluster ? .fedAvg : .clustered, tier: .device, cluster: UInt32(c),
                                             localSteps: UInt32(f.localSteps), learningRate: Float(f.lr), participants: [d],
                                             deadlineS: f.deadlineS, modelVersion: roundWire)
-                deliver([envelopeFrames(.round(ann)), model], to: d)
+                deliver([(envelopeFrames(.round(ann)), false), (model, true)], to: d)
             }
             lastResend = now
             phase = .training

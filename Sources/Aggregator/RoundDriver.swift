@@ -26,8 +26,9 @@ enum Decoded { case ok([Float]), bad(RoundCoordinator.Decision) }
 class DriverBase {
     unowned let service: AggregatorService
     var wire: UInt64 = 0
-    /// Device -> messages (encoded frames) last sent to it, replayed on ModelRequest and on resend.
-    var lastSent: [String: [[[UInt8]]]] = [:]
+    /// Device -> messages (encoded frames) last sent to it, replayed on ModelRequest; the resend timer replays
+    /// only the small ones (announcement, eval request): a device missing the model asks for it.
+    var lastSent: [String: [(frames: [[UInt8]], isModel: Bool)]] = [:]
     var evalResults: [String: EvalResult] = [:]
     var evalExpected: Set<String> = []
     var evalWire: UInt64 = 0
@@ -55,13 +56,13 @@ class DriverBase {
     }
 
     /// Sends messages to one device over the ROUTER (routing id = node id), remembering them for replay.
-    func deliver(_ messages: [[[UInt8]]], to device: String) {
+    func deliver(_ messages: [(frames: [[UInt8]], isModel: Bool)], to device: String) {
         lastSent[device] = messages
         replay(to: device)
     }
 
-    func replay(to device: String) {
-        for frames in lastSent[device] ?? [] {
+    func replay(to device: String, models: Bool = true) {
+        for (frames, isModel) in lastSent[device] ?? [] where models || !isModel {
             do {
                 try service.router.send([Array(device.utf8)] + frames, dontWait: true)
                 bytesDown += frames.reduce(0) { $0 + $1.count }
@@ -77,7 +78,7 @@ class DriverBase {
     func resendDue(_ now: Double, to devices: some Sequence<String>) {
         guard now - lastResend > Double(service.options.heartbeatMs) / 1000 else { return }
         lastResend = now
-        for d in devices { replay(to: d) }
+        for d in devices { replay(to: d, models: false) }
     }
 
     /// Asks every device to evaluate the model `model(device)` gives it.
@@ -90,7 +91,7 @@ class DriverBase {
             let m = model(d)
             let frames = cache[m.cluster] ?? modelFrames(m.params, wire: evalWire, cluster: m.cluster)
             cache[m.cluster] = frames
-            deliver([frames, envelopeFrames(.evalRequest(EvalRequest(round: evalWire)))], to: d)
+            deliver([(frames, true), (envelopeFrames(.evalRequest(EvalRequest(round: evalWire))), false)], to: d)
         }
         lastResend = now
         evalDeadline = now + experiment.federation.deadlineS
