@@ -25,6 +25,8 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     var lastTrainLoss: Double?
     var lastDropped = 0
     var gaps: [Double] = []
+    /// Uploads whose cluster (echoed from the device's announcement) is / is not the device's cluster.
+    var clusterMatched = 0, clusterMismatched = 0
 
     init(service: AggregatorService, singleCluster: Bool = false) throws {
         self.singleCluster = singleCluster
@@ -39,7 +41,8 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     var completedRounds: Int { fed?.completedRounds ?? 0 }
     var summaryARI: Double? { singleCluster ? nil : fed?.adjustedRandIndexAgainstTruth() }
     var summaryNotes: [String: String] {
-        var n: [String: String] = ["lora_aggregation": experiment.loraAggregation]
+        var n: [String: String] = ["lora_aggregation": experiment.loraAggregation, "cluster_matched_uploads": "\(clusterMatched)",
+                                   "cluster_mismatched_uploads": "\(clusterMismatched)"]
         if let f = fed {
             n["clusters"] = f.clusterMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             n["k"] = "\(f.clusterIDs.count)"
@@ -144,6 +147,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
                                  delta: delta, loss: u.trainLoss)
         if let problem = fed.check(update) { return service.coordinator.reject(kind: problem.kind, reason: problem.reason) }
         delivered[device] = Delivered(update: update, computeS: u.computeS, bytes: bytes)
+        if Int(u.cluster) == fed.cluster(of: device) { clusterMatched += 1 } else { clusterMismatched += 1 }
         return .accepted
     }
 
