@@ -28,6 +28,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
     let budget: Int
     var started = false, evaluating = false, finished = false, evalDue = false, stopAfterEval = false
     var evalIndex = 0
+    var evalDueSince: Double?
     /// Device -> (wire id, dispatch) of the task sent to it and not yet reported.
     var tasks: [String: (wire: UInt64, dispatch: AsyncDispatch)] = [:]
     var reportedWire: [String: UInt64] = [:]
@@ -107,7 +108,12 @@ final class AsyncDriver: DriverBase, RoundDriver {
             }
             return
         }
-        if evalDue && (stopAfterEval || Set(scheduler.awaiting).isSubset(of: Set(held.map(\.device)))) {
+        // Evaluate once every sent task has reported: a device must not get the eval model while a task of its own
+        // waits to start (it would ask for its task's model and get the eval one). A dead device is waited for
+        // at most deadline_s.
+        if evalDue, evalDueSince == nil { evalDueSince = now }
+        if evalDue && (tasks.isEmpty || now - (evalDueSince ?? now) > experiment.federation.deadlineS) {
+            evalDueSince = nil
             evalDue = false
             evaluating = true
             evalIndex += 1
