@@ -1,4 +1,5 @@
 import Aggregator
+import Messages
 import ClusterManager
 import Federation
 import FederatedRun
@@ -126,5 +127,21 @@ final class ParadigmRunTests: XCTestCase {
         }
         XCTAssertNoThrow(try Experiment.load(path: "examples/paper/clustered.yaml"))
         XCTAssertNoThrow(try Experiment.load(path: "examples/paper/async.yaml"))
+    }
+}
+
+final class ClusterMapUpdateTests: XCTestCase {
+    func testAggregatorSetsDeviceClustersAndTheMapVersionMoves() {
+        var d = Directory(partitions: 2)
+        _ = d.register(Register(role: .cloudAggregator, nodeId: "agg", endpoint: "inproc://a"))
+        let a = d.register(Register(role: .device, nodeId: "", domainHint: ""))
+        let b = d.register(Register(role: .device, nodeId: "", domainHint: ""))
+        let seq = d.mapSeq
+        XCTAssertFalse(d.setClusters(by: a.nodeId, [b.nodeId: 3]), "a device cannot move others")
+        XCTAssertTrue(d.setClusters(by: "agg", [a.nodeId: 0, b.nodeId: 1]))
+        XCTAssertEqual(d.mapSeq, seq + 1)
+        XCTAssertEqual(d.map().members.first { $0.nodeId == b.nodeId }?.cluster, 1)
+        XCTAssertFalse(d.setClusters(by: "agg", [a.nodeId: 0, b.nodeId: 1]), "no change, no new map")
+        XCTAssertEqual(d.mapSeq, seq + 1)
     }
 }
