@@ -209,6 +209,15 @@ public struct ClusteredFederation: Sendable {
         }
         if config.center { points = centered(points) }
         let clustering = config.method.cluster(points)
+        // k = 1 is no evidence of structure, not a merge: once devices train on their own cluster models, their
+        // centred deltas look alike. Existing clusters stay (CFL likewise only ever splits).
+        if clustering.k <= 1 && Set(members.compactMap { assignment[$0] }).count > 1 {
+            let event = ReclusterEvent(round: completedRounds, k: Set(assignment.values).count, score: clustering.score,
+                                       newClusters: [:], removedClusters: [], clusterMap: assignment,
+                                       ari: adjustedRandIndexAgainstTruth())
+            reclusterings.append(event)
+            return event
+        }
 
         let oldIDs = members.map { assignment[$0]! }
         let (ids, parents) = matchClusters(newLabels: clustering.labels, oldIDs: oldIDs, k: clustering.k)
