@@ -18,6 +18,17 @@ extension AggregatorService {
             reply(.ack(UpdateAck(round: 0, accepted: false, reason: "\(d)")), replyTo: 0, peer: peer)
             return
         }
+        if let driver {
+            switch env.body {
+            case .update(let u):
+                let decision = driver.upload(u, from: env.sender, bytes: size)
+                acknowledge(decision, round: u.round, from: env.sender, replyTo: env.seq, peer: peer)
+                return
+            case .modelRequest: driver.modelRequest(from: env.sender); return
+            case .evalResult(let r): driver.evalResult(r, from: env.sender); return
+            default: break
+            }
+        }
         switch env.body {
         case .update(let u):
             roundBytesUp += size
@@ -62,6 +73,16 @@ extension AggregatorService {
         let update = ModelUpdate(device: device, round: u.round, samples: Int(clamping: u.samples), baseVersion: u.baseVersion,
                                  delta: delta, loss: u.trainLoss)
         return coordinator.submit(update, computeS: u.computeS, bytes: bytes)
+    }
+
+    func acknowledge(_ decision: RoundCoordinator.Decision, round: UInt64, from sender: String, replyTo: UInt64, peer: [UInt8]) {
+        switch decision {
+        case .accepted: reply(.ack(UpdateAck(round: round, accepted: true)), replyTo: replyTo, peer: peer)
+        case .duplicate: reply(.ack(UpdateAck(round: round, accepted: true, duplicate: true)), replyTo: replyTo, peer: peer)
+        case .rejected(let kind, let reason):
+            telemetry.event(.warn, "rejected", "update from \(sender) round \(round): \(kind): \(reason)")
+            reply(.ack(UpdateAck(round: round, accepted: false, reason: "\(kind): \(reason)")), replyTo: replyTo, peer: peer)
+        }
     }
 
     func reply(_ body: Body, replyTo: UInt64, peer: [UInt8]) {

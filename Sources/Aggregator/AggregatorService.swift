@@ -78,6 +78,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     var registered = false
     /// Hierarchical runs: this aggregator's tier state (EdgeTier.swift); nil in flat runs.
     var hierarchy: HierarchyState?
+    /// The paradigm's round logic (clustered, async); nil = the synchronous FedAvg state machine below.
+    var driver: RoundDriver?
 
     /// `initial`: the adapter round 1 starts from (AdapterWire.initialAdapter); a checkpoint in `options.checkpoint` wins.
     public init(_ options: Options, initial: LoRAAdapter, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
@@ -120,12 +122,14 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
         loop.every(.milliseconds(20)) { [unowned self] in drive() }
         try setUpHierarchy(context: context)
+        driver = try makeDriver()
     }
 
     /// The experiment's paradigm as a Federation strategy: fedavg → FedAvg (sample-weighted, sync, staleness 0).
     /// FedAsync/FedBuff/hierarchical plug in here by name once their round drivers exist.
     public static func strategy(for e: Experiment) throws -> any AggregationStrategy {
-        var spec = StrategySpec(name: e.federation.paradigm)
+        // Clustered and async run in their RoundDriver; the coordinator's FedAvg then only counts rejections.
+        var spec = StrategySpec(name: ["clustered", "async"].contains(e.federation.paradigm) ? "fedavg" : e.federation.paradigm)
         spec.fraction = e.federation.fraction
         spec.quorum = e.federation.quorum
         spec.minDevices = 1
@@ -206,6 +210,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     func drive() {
         let now = Self.now()
+        if let driver { driver.drive(now: now); return }
         let f = options.experiment.federation
         switch phase {
         case .starting:
@@ -366,14 +371,14 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         phase = .finished
         if let writer, writesSummary {
             let final = records.last(where: { !$0.valLoss.isEmpty })?.valLoss ?? [:]
-            let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: Int(coordinator.completedRound),
+            let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: driver?.completedRounds ?? Int(coordinator.completedRound),
                                      devices: isHierarchicalCloud ? (hierarchy?.plan.devices ?? 0) : deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
-                                     wallSeconds: Self.now() - startWall, simTimeSeconds: simTime,
-                                     notes: ["name": options.experiment.name, "seed": "\(options.experiment.seed)",
+                                     wallSeconds: Self.now() - startWall, simTimeSeconds: simTime, ari: driver?.summaryARI,
+                                     notes: (driver?.summaryNotes ?? [:]).merging(["name": options.experiment.name, "seed": "\(options.experiment.seed)",
                                              "model": options.experiment.model, "scenario": options.experiment.scenarioName,
                                              "rejected": "\(coordinator.rejections.values.reduce(0, +))",
                                              "initial_val_loss": records.first(where: { $0.round == 0 })
-                                                .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""])
+                                                .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""]) { $1 })
             do { try writer.writeSummary(summary) } catch { telemetry.event(.error, "summary", "\(error)") }
         }
         let handlers = finishHandlers

@@ -89,6 +89,9 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
             if directory.markDead([env.sender]) { publishMap() }
         case .snapshotRequest:
             reply(.clusterMap(directory.map(snapshot: true)), to: env, peer: peer)
+        case .clusterMap(let m):
+            // An aggregator's new cluster assignment (clustered federation): publish it as the next map.
+            if directory.setClusters(by: env.sender, Dictionary(m.members.map { ($0.nodeId, $0.cluster) }, uniquingKeysWith: { $1 })) { publishMap() }
         default:
             badMessages += 1
             telemetry.event(.warn, "unexpected", "\(env.body.name) from \(env.sender) ignored")

@@ -91,6 +91,17 @@ public struct Directory: Sendable {
 
     public mutating func leave(_ id: String) { markDead([id]) }
 
+    /// Clustered federation: a registered aggregator sets its devices' clusters; returns true when the map changed
+    /// (mapSeq bumped, so subscribers see a new map). Anyone else, and unknown or non-device ids, are ignored.
+    @discardableResult
+    public mutating func setClusters(by sender: String, _ clusters: [String: UInt32]) -> Bool {
+        guard let s = nodes[sender], s.role == .cloudAggregator || s.role == .edgeAggregator else { return false }
+        var changed = false
+        for (id, c) in clusters where nodes[id]?.role == .device && nodes[id]?.cluster != c { nodes[id]?.cluster = c; changed = true }
+        if changed { mapSeq += 1 }
+        return changed
+    }
+
     public func map(snapshot: Bool = false) -> ClusterMap {
         ClusterMap(mapSeq: mapSeq, members: order.compactMap { nodes[$0] }.map {
             ClusterMember(nodeId: $0.id, role: $0.role, cluster: $0.cluster, edge: $0.edge, alive: $0.alive, endpoint: $0.endpoint)

@@ -1,4 +1,5 @@
 import EdgeEnvironment
+import Federation
 import Foundation
 import Yams
 
@@ -42,7 +43,7 @@ public struct Experiment: Sendable, Equatable {
     }
 
     public struct FederationSection: Sendable, Equatable {
-        /// fedavg for now; clustered, hierarchical and async plug in behind the same key.
+        /// fedavg, clustered, async or hierarchical (Experiment.paradigms).
         public var paradigm = "fedavg"
         public var rounds = 5
         public var localSteps = 10
@@ -56,12 +57,39 @@ public struct Experiment: Sendable, Equatable {
         public init() {}
     }
 
+    /// `clustered: {mode: auto|oracle|local, warmup_rounds, recluster_every, method, sketch_dim, init}`
+    public struct ClusteredSection: Sendable, Equatable {
+        public var mode = "auto"
+        public var settings = ClusteredSettings()
+        public init() {}
+    }
+
+    /// `async: {mode, alpha, staleness{kind,a,b}, buffer, history, eval_every}`
+    public struct AsyncSection: Sendable, Equatable {
+        public var settings = AsyncSettings()
+        /// One metrics record (with evaluation) every this many applied updates; 0 = the device count.
+        public var evalEvery = 0
+        public init() {}
+    }
+
+    /// `compression: {codec: fp32|fp16|int8|topk, topk_fraction}`
+    public struct CompressionSection: Sendable, Equatable {
+        public var codec = "fp32"
+        public var topkFraction = 0.01
+        public init() {}
+    }
+
     public var name = "experiment"
     public var seed: UInt64 = 0
     public var model = "models/base"
     public var data = DataSection()
     public var lora = LoRASection()
     public var federation = FederationSection()
+    public var clustered = ClusteredSection()
+    public var async = AsyncSection()
+    /// naive | frozen_a | product_svd
+    public var loraAggregation = "naive"
+    public var compression = CompressionSection()
     public var scenario = EdgeEnvironment.Scenario()
     public var scenarioName = "builtin-default"
     /// `hierarchical:` (edges, kappa1, kappa2); see Hierarchy.swift.
@@ -71,7 +99,10 @@ public struct Experiment: Sendable, Equatable {
 
     public init() {}
 
-    public static let paradigms = ["fedavg", "hierarchical"]
+    public static let paradigms = ["fedavg", "clustered", "async", "hierarchical"]
+    public static let clusteredModes = ["auto", "oracle", "local"]
+    public static let loraAggregations = ["naive", "frozen_a", "product_svd"]
+    public static let codecs = ["fp32", "fp16", "int8", "topk"]
     public static let defaultScenarioPath = "examples/scenarios/default.yaml"
 
     static func loadScenario(_ path: String) throws -> EdgeEnvironment.Scenario {
@@ -97,7 +128,8 @@ public struct Experiment: Sendable, Equatable {
         guard let top = root else { return Experiment() }
         let r = try Keys(top, path: "")
         var e = Experiment()
-        try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario", "hierarchical"])
+        try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario", "clustered", "async", "lora_aggregation",
+                    "compression", "hierarchical"])
         e.name = try r.string("name") ?? e.name
         e.seed = try r.uint("seed") ?? e.seed
         e.model = try r.string("model") ?? e.model
@@ -124,7 +156,7 @@ public struct Experiment: Sendable, Equatable {
             e.federation.paradigm = try f.string("paradigm") ?? e.federation.paradigm
             guard paradigms.contains(e.federation.paradigm) else {
                 throw ExperimentError.badValue(key: "federation.paradigm", value: e.federation.paradigm,
-                                               reason: "this build runs \(paradigms.joined(separator: ", ")); clustered, hierarchical and async are not wired yet")
+                                               reason: "this build runs \(paradigms.joined(separator: ", "))")
             }
             e.federation.rounds = try f.int("rounds", min: 1) ?? e.federation.rounds
             e.federation.localSteps = try f.int("local_steps", min: 1) ?? e.federation.localSteps
@@ -140,6 +172,7 @@ public struct Experiment: Sendable, Equatable {
             e.federation.evalTokens = try f.int("eval_tokens", min: 2) ?? e.federation.evalTokens
         }
         if let h = try r.section("hierarchical") { e.hierarchical = try HierarchicalSection.parse(h) }
+        try parseParadigms(r, into: &e)
         if let s = r.raw("scenario") {
             if let path = s as? String {
                 e.scenario = try Experiment.loadScenario(path)

@@ -41,6 +41,8 @@ public final class ModelTrainer: LocalTrainer {
     let train: [Int32]
     let validation: [Int32]
     let batch: Int, sequence: Int
+    let freezeA: Bool
+    var encoder: DeltaEncoder
 
     public init(modelDir: String, dataDir: String, partition: Int, experiment: Experiment) throws {
         try requireModel(modelDir)
@@ -59,6 +61,8 @@ public final class ModelTrainer: LocalTrainer {
         layout = try AdapterWire.layout(of: template)
         batch = experiment.federation.batch
         sequence = min(experiment.federation.seq, model.config.contextLength)
+        freezeA = experiment.loraAggregation == "frozen_a"
+        encoder = DeltaEncoder(experiment.compression)
     }
 
     func load(_ tensors: [Messages.Tensor]) throws -> [Float] {
@@ -71,11 +75,12 @@ public final class ModelTrainer: LocalTrainer {
 
     public func train(global: [Messages.Tensor], steps: Int, learningRate: Float, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double) {
         let before = try load(global)
-        let loss = try model.trainAdapter(tokens: train, steps: steps, batch: batch, sequence: sequence, learningRate: learningRate, seed: seed)
+        let loss = try model.trainAdapter(tokens: train, steps: steps, batch: batch, sequence: sequence, learningRate: learningRate,
+                                        freezeA: freezeA, seed: seed)
         var delta = try model.adapter().flatten()
         for i in delta.indices { delta[i] -= before[i] }
         let flops = loraTrainingFLOPs(parameters: model.parameterCount, tokens: steps * batch * sequence)
-        return (AdapterWire.tensors(delta, layout: layout), loss, flops)
+        return (encoder.encode(delta, layout: layout), loss, flops)
     }
 
     public func evaluate(global: [Messages.Tensor]) throws -> (loss: Float, tokens: Int) {

@@ -71,6 +71,18 @@ final class ClusteredFederationTests: XCTestCase {
         XCTAssertEqual(event.ari ?? 0, 1, accuracy: 1e-12)
     }
 
+    func testReclusteringThatFindsNoStructureKeepsTheExistingClusters() throws {
+        let two = DomainFixture(domains: 2), one = DomainFixture(domains: 1)
+        var fed = try ClusteredFederation(devices: two.devices, initial: flatGlobal([Float](repeating: 0, count: 64)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 1), trueLabels: two.truth)
+        XCTAssertEqual(try XCTUnwrap(fed.aggregate(two.updates(round: 1)).recluster).k, 2)
+        let before = fed.clusterMap
+        let later = try XCTUnwrap(fed.recluster(one.updates(round: 2, version: 1)))
+        XCTAssertEqual(later.clusterMap, before, "k = 1 at a re-clustering must not merge every cluster into one")
+        XCTAssertEqual(later.k, 2)
+        XCTAssertEqual(fed.clusterIDs.count, 2)
+    }
+
     func testReclusteringKeepsIdsAndSplitsGetFreshIdsWithTheirParent() throws {
         // Round 1: domains {0,1} and {2,3} look alike (two clusters); later all four differ.
         let two = DomainFixture(domains: 2), four = DomainFixture(domains: 4)

@@ -13,6 +13,7 @@ struct FI: AsyncParsableCommand {
             Eval.self,
             Pretrain.self,
             Run.self,
+            ExperimentCommand.self,
             Proxy.self,
             TapCommand.self,
             Infer.self,

@@ -123,6 +123,13 @@ public struct ClusteredFederation: Sendable {
     public func members(of cluster: Int) -> [String] { devices.filter { assignment[$0] == cluster } }
     public var isWarmingUp: Bool { mode == .automatic && completedRounds < config.warmupRounds }
 
+    /// Overwrites one cluster's parameters (same length, version kept): exact LoRA aggregation replaces FedAvg's mean.
+    public mutating func replaceParameters(cluster c: Int, with parameters: [Float]) {
+        guard var m = models[c], m.parameters.count == parameters.count else { return }
+        m.parameters = parameters
+        models[c] = m
+    }
+
     /// Is the clustering redone after round r (1-based)? At W, then at W + M, W + 2M, … (automatic mode only).
     public func reclusterDue(afterRound r: Int) -> Bool {
         guard mode == .automatic else { return false }
@@ -202,6 +209,15 @@ public struct ClusteredFederation: Sendable {
         }
         if config.center { points = centered(points) }
         let clustering = config.method.cluster(points)
+        // k = 1 is no evidence of structure, not a merge: once devices train on their own cluster models, their
+        // centred deltas look alike. Existing clusters stay (CFL likewise only ever splits).
+        if clustering.k <= 1 && Set(members.compactMap { assignment[$0] }).count > 1 {
+            let event = ReclusterEvent(round: completedRounds, k: Set(assignment.values).count, score: clustering.score,
+                                       newClusters: [:], removedClusters: [], clusterMap: assignment,
+                                       ari: adjustedRandIndexAgainstTruth())
+            reclusterings.append(event)
+            return event
+        }
 
         let oldIDs = members.map { assignment[$0]! }
         let (ids, parents) = matchClusters(newLabels: clustering.labels, oldIDs: oldIDs, k: clustering.k)

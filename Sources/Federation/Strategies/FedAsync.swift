@@ -17,6 +17,9 @@ public struct FedAsync: AggregationStrategy {
         self.historyDepth = max(0, historyDepth); self.validator = validator
     }
 
+    /// A past global by version (nil once it left the history): what a device dispatched at that version trains from.
+    public func parameters(atVersion v: UInt64) -> [Float]? { history.last(where: { $0.0 == v })?.1 }
+
     /// Mixing weight α·s(τ) used for an update τ versions old.
     public func mixingWeight(staleness tau: UInt64) -> Double { alpha * staleness.weight(staleness: tau) }
 

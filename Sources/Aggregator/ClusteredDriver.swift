@@ -1,0 +1,217 @@
+import ClusterManager
+import Federation
+import Foundation
+import Messages
+
+/// Clustered federation over the services: the aggregator runs `ClusteredFederation` (one adapter per cluster,
+/// clustering of this round's centred deltas after the warm-up and every re-cluster interval) and sends each
+/// device its cluster's adapter for training and evaluation (round/model carry the cluster id). The map is in
+/// every MetricRecord (`clusters`), the ARI against the devices' reported domains in the summary. Also runs FedAvg with an exact LoRA mode (one oracle cluster holding every device).
+final class ClusteredDriver: DriverBase, RoundDriver {
+    enum Phase { case starting, idle, training, evaluating(round: Int), finished }
+
+    struct Delivered { var update: ModelUpdate; var computeS: Double; var bytes: Int }
+
+    let singleCluster: Bool
+    let loraMode: LoRAAggregationMode
+    var phase: Phase = .starting
+    var fed: ClusteredFederation?
+    var round = 0
+    var roundWire: UInt64 = 0
+    var participants: [String] = []
+    var delivered: [String: Delivered] = [:]
+    var deadline = 0.0
+    var simTime = 0.0
+    var lastTrainLoss: Double?
+    var lastDropped = 0
+    var gaps: [Double] = []
+    /// Uploads whose cluster (echoed from the device's announcement) is / is not the device's cluster.
+    var clusterMatched = 0, clusterMismatched = 0
+    var toldManager: [String: Int] = [:]
+
+    init(service: AggregatorService, singleCluster: Bool = false) throws {
+        self.singleCluster = singleCluster
+        switch service.options.experiment.loraAggregation {
+        case "frozen_a": loraMode = .frozenA
+        case "product_svd": loraMode = .productSVD
+        default: loraMode = .naive
+        }
+        super.init(base: service)
+    }
+
+    var completedRounds: Int { fed?.completedRounds ?? 0 }
+    var summaryARI: Double? { singleCluster ? nil : fed?.adjustedRandIndexAgainstTruth() }
+    var summaryNotes: [String: String] {
+        var n: [String: String] = ["lora_aggregation": experiment.loraAggregation, "cluster_matched_uploads": "\(clusterMatched)",
+                                   "cluster_mismatched_uploads": "\(clusterMismatched)"]
+        if let f = fed {
+            n["clusters"] = f.clusterMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            n["k"] = "\(f.clusterIDs.count)"
+            n["reclusterings"] = f.reclusterings.map { "r\($0.round):k=\($0.k),score=\(String(format: "%.3f", $0.score))" }.joined(separator: " ")
+        }
+        if !gaps.isEmpty { n["naive_product_gap_mean"] = String(format: "%.6f", gaps.reduce(0, +) / Double(gaps.count)) }
+        return n
+    }
+
+    func makeFederation(devices: [String]) throws -> ClusteredFederation {
+        let initial = service.coordinator.global
+        let mode: ClusterAssignmentMode
+        if singleCluster {
+            mode = .oracle(Dictionary(uniqueKeysWithValues: devices.map { ($0, 0) }))
+        } else {
+            switch experiment.clustered.mode {
+            case "oracle":
+                // Devices without a reported domain share one extra label rather than failing the run.
+                mode = .oracle(labels: Dictionary(uniqueKeysWithValues: devices.map { ($0, domains[$0] ?? "?") }))
+            case "local": mode = .localOnly
+            default: mode = .automatic
+            }
+        }
+        var config = try experiment.clustered.settings.config(seed: experiment.seed)
+        config.validator = UpdateValidator(maxStaleness: 0)
+        return try ClusteredFederation(devices: devices, initial: initial, mode: mode, config: config,
+                                       trueLabels: domains.isEmpty ? nil : domains)
+    }
+
+    func drive(now: Double) {
+        let f = experiment.federation
+        switch phase {
+        case .starting:
+            guard service.alive.count >= service.coordinator.quorum else { return }
+            let params = service.coordinator.global.parameters
+            startEval(devices: service.alive, now: now) { _ in (params, 0) }
+            phase = .evaluating(round: 0)
+        case .evaluating(let r):
+            if evalDone(now: now) {
+                write(round: r, trainLoss: r == 0 ? nil : lastTrainLoss, participants: r == 0 ? 0 : participants.count,
+                      dropped: r == 0 ? 0 : lastDropped, simTime: simTime, clusters: fed?.clusterMap)
+                phase = .idle
+            } else {
+                resendDue(now, to: evalExpected.subtracting(evalResults.keys))
+            }
+        case .idle:
+            if round >= f.rounds { finish(); return }
+            if fed == nil {
+                do { fed = try makeFederation(devices: service.alive) } catch {
+                    service.telemetry.event(.error, "clustered", "cannot start: \(error)")
+                    finish(); return
+                }
+            }
+            guard let fed else { return }
+            tellManager(fed.clusterMap)
+            let available = service.alive.filter { fed.cluster(of: $0) != nil }
+            guard available.count >= service.coordinator.quorum else { return }
+            round += 1
+            roundWire = nextWire()
+            participants = available.sorted()
+            delivered = [:]
+            deadline = now + f.deadlineS
+            var cache: [Int: [[UInt8]]] = [:]
+            for d in participants {
+                let c = fed.cluster(of: d) ?? 0
+                let model = cache[c] ?? modelFrames(fed.models[c]?.parameters ?? [], wire: roundWire, cluster: c)
+                cache[c] = model
+                let ann = RoundAnnouncement(round: roundWire, paradigm: singleCluster ? .fedAvg : .clustered, tier: .device, cluster: UInt32(c),
+                                            localSteps: UInt32(f.localSteps), learningRate: Float(f.lr), participants: [d],
+                                            deadlineS: f.deadlineS, modelVersion: roundWire)
+                deliver([(envelopeFrames(.round(ann)), false), (model, true)], to: d)
+            }
+            lastResend = now
+            phase = .training
+        case .training:
+            if Set(delivered.keys) == Set(participants) || now >= deadline {
+                close(now: now)
+            } else {
+                resendDue(now, to: participants.filter { delivered[$0] == nil })
+            }
+        case .finished:
+            return
+        }
+    }
+
+    func upload(_ u: UpdateUpload, from device: String, bytes: Int) -> RoundCoordinator.Decision {
+        bytesUp += bytes
+        guard case .training = phase, u.round == roundWire else {
+            if delivered[device] != nil || u.round < roundWire { return .duplicate }
+            return service.coordinator.reject(kind: "wrong_round", reason: "update for \(u.round), open round is \(roundWire)")
+        }
+        if delivered[device] != nil { return .duplicate }
+        guard participants.contains(device), let fed, let model = fed.model(forDevice: device) else {
+            return service.coordinator.reject(kind: "not_participant", reason: "\(device) was not sampled for round \(round)")
+        }
+        let delta: [Float]
+        switch decodeDelta(u) {
+        case .ok(let d): delta = d
+        case .bad(let decision): return decision
+        }
+        let update = ModelUpdate(device: device, round: UInt64(round), samples: Int(clamping: u.samples),
+                                 baseVersion: u.baseVersion == roundWire ? model.version : u.baseVersion &+ 1_000_000,
+                                 delta: delta, loss: u.trainLoss)
+        if let problem = fed.check(update) { return service.coordinator.reject(kind: problem.kind, reason: problem.reason) }
+        delivered[device] = Delivered(update: update, computeS: u.computeS, bytes: bytes)
+        if Int(u.cluster) == fed.cluster(of: device) { clusterMatched += 1 } else { clusterMismatched += 1 }
+        return .accepted
+    }
+
+    func close(now: Double) {
+        guard var fed else { return }
+        let updates = participants.compactMap { delivered[$0]?.update }
+        let bases = Dictionary(uniqueKeysWithValues: fed.clusterIDs.compactMap { c in fed.models[c].map { (c, $0.parameters) } })
+        let clustersBefore = fed.clusterMap
+        let result = fed.aggregate(updates)
+        if loraMode != .naive { exactLoRA(&fed, updates: updates, bases: bases, clusters: clustersBefore) }
+        self.fed = fed
+        let modelBytes = modelFrames(service.coordinator.global.parameters, wire: 0, cluster: 0).reduce(0) { $0 + $1.count }
+        let arrivals = delivered.values.map { d in
+            simulatedArrival(device: d.update.device, index: index(d.update.device), modelBytes: modelBytes, updateBytes: d.bytes,
+                             computeS: d.computeS, cost: service.cost, roundStart: simTime).seconds
+        }
+        simTime += arrivals.max() ?? experiment.federation.deadlineS
+        let losses = updates.map { Double($0.loss) }
+        lastTrainLoss = losses.isEmpty ? nil : losses.reduce(0, +) / Double(losses.count)
+        lastDropped = participants.count - updates.count
+        if let e = result.recluster {
+            service.telemetry.event(.info, "recluster", "round \(round): k=\(e.k) score \(String(format: "%.3f", e.score)) ari \(e.ari.map { String(format: "%.3f", $0) } ?? "-")")
+        }
+        let map = fed.clusterMap
+        startEval(devices: service.alive.filter { map[$0] != nil }, now: now) { d in
+            let c = map[d] ?? 0
+            return (fed.models[c]?.parameters ?? [], c)
+        }
+        phase = .evaluating(round: round)
+    }
+
+    /// frozen_a / product_svd: replaces each cluster's FedAvg mean by `aggregateLoRA` of its members' adapters
+    /// (base + delta), and records how far the naive mean is from the exact product (naiveProductGap).
+    func exactLoRA(_ fed: inout ClusteredFederation, updates: [ModelUpdate], bases: [Int: [Float]], clusters: [String: Int]) {
+        var byCluster: [Int: [ModelUpdate]] = [:]
+        for u in updates { if let c = clusters[u.device] { byCluster[c, default: []].append(u) } }
+        for (c, members) in byCluster {
+            guard let base = bases[c] else { continue }
+            let adapters = members.map { u -> [Float] in var a = base; for i in a.indices where i < u.delta.count { a[i] += u.delta[i] }; return a }
+            let total = Double(members.map(\.samples).reduce(0, +))
+            let weights = members.map { total > 0 ? Double($0.samples) / total : 1 / Double(members.count) }
+            do {
+                gaps.append(try naiveProductGap(adapters, weights: weights, layout: layout))
+                fed.replaceParameters(cluster: c, with: try aggregateLoRA(adapters, weights: weights, layout: layout, mode: loraMode, global: base))
+            } catch {
+                service.telemetry.event(.error, "lora", "cluster \(c): \(error); kept the naive mean")
+            }
+        }
+    }
+
+    /// The ClusterManager publishes the cluster map (map_seq bumped on a change): sent as a ClusterMap of devices.
+    func tellManager(_ map: [String: Int]) {
+        guard !singleCluster, map != toldManager else { return }
+        toldManager = map
+        let members = map.sorted { $0.key < $1.key }.map {
+            ClusterMember(nodeId: $0.key, role: .device, cluster: UInt32(max(0, $0.value)), edge: 0, alive: true, endpoint: "")
+        }
+        service.sendToManager(.clusterMap(ClusterMap(mapSeq: 0, members: members, snapshot: false)))
+    }
+
+    func finish() {
+        phase = .finished
+        service.finish()
+    }
+}

@@ -1,0 +1,158 @@
+import ClusterManager
+import Federation
+import Foundation
+import Messages
+import Reports
+
+/// A paradigm's round logic inside the AggregatorService (clustered, asynchronous). Plain FedAvg keeps the
+/// service's own sync state machine; a driver replaces it, using the service's sockets, metrics and telemetry.
+/// Everything runs on the service's loop thread.
+protocol RoundDriver: AnyObject {
+    func drive(now: Double)
+    func upload(_ u: UpdateUpload, from device: String, bytes: Int) -> RoundCoordinator.Decision
+    func evalResult(_ r: EvalResult, from device: String)
+    /// Replays what was last sent to this device (announcement, model, eval request): a late joiner's snapshot.
+    func modelRequest(from device: String)
+    var summaryARI: Double? { get }
+    var summaryNotes: [String: String] { get }
+    var completedRounds: Int { get }
+}
+
+/// What every driver shares: per-device delivery with replay, evaluation collection, metric records.
+/// Wire ids: every dispatch and evaluation takes the next `wire` number as its round and model version, so a
+/// device's view (round > trained, model version ≥ held) stays monotonic whatever cluster or version it gets.
+enum Decoded { case ok([Float]), bad(RoundCoordinator.Decision) }
+
+class DriverBase {
+    unowned let service: AggregatorService
+    var wire: UInt64 = 0
+    /// Device -> messages (encoded frames) last sent to it, replayed on ModelRequest; the resend timer replays
+    /// only the small ones (announcement, eval request): a device missing the model asks for it.
+    var lastSent: [String: [(frames: [[UInt8]], isModel: Bool)]] = [:]
+    var evalResults: [String: EvalResult] = [:]
+    var evalExpected: Set<String> = []
+    var evalWire: UInt64 = 0
+    var evalDeadline = 0.0
+    var lastResend = 0.0
+    /// Device -> the domain it reports in evaluations (the manifest's true domain).
+    var domains: [String: String] = [:]
+    var bytesUp = 0, bytesDown = 0
+
+    init(base service: AggregatorService) { self.service = service }
+
+    var experiment: Experiment { service.options.experiment }
+    var layout: Federation.ParameterLayout { service.coordinator.global.layout }
+
+    func nextWire() -> UInt64 { wire += 1; return wire }
+
+    func envelopeFrames(_ body: Body) -> [[UInt8]] {
+        service.seq += 1
+        return Envelope(sender: service.options.id, seq: service.seq, body: body).encodeFrames()
+    }
+
+    func modelFrames(_ params: [Float], wire: UInt64, cluster: Int) -> [[UInt8]] {
+        envelopeFrames(.model(ModelBroadcast(round: wire, cluster: UInt32(max(0, cluster)), tier: .device, modelVersion: wire,
+                                             tensors: AdapterWire.tensors(params, layout: layout))))
+    }
+
+    /// Sends messages to one device over the ROUTER (routing id = node id), remembering them for replay.
+    func deliver(_ messages: [(frames: [[UInt8]], isModel: Bool)], to device: String) {
+        lastSent[device] = messages
+        replay(to: device)
+    }
+
+    func replay(to device: String, models: Bool = true) {
+        for (frames, isModel) in lastSent[device] ?? [] where models || !isModel {
+            do {
+                try service.router.send([Array(device.utf8)] + frames, dontWait: true)
+                bytesDown += frames.reduce(0) { $0 + $1.count }
+            } catch {
+                // Not connected yet: the resend timer or the device's ModelRequest covers it.
+            }
+        }
+    }
+
+    func modelRequest(from device: String) { replay(to: device) }
+
+    /// Every heartbeat interval, replays to the devices that still owe something.
+    func resendDue(_ now: Double, to devices: some Sequence<String>) {
+        guard now - lastResend > Double(service.options.heartbeatMs) / 1000 else { return }
+        lastResend = now
+        for d in devices { replay(to: d, models: false) }
+    }
+
+    /// Asks every device to evaluate the model `model(device)` gives it.
+    func startEval(devices: [String], now: Double, model: (String) -> (params: [Float], cluster: Int)) {
+        evalResults = [:]
+        evalExpected = Set(devices)
+        evalWire = nextWire()
+        var cache: [Int: [[UInt8]]] = [:]
+        for d in devices.sorted() {
+            let m = model(d)
+            let frames = cache[m.cluster] ?? modelFrames(m.params, wire: evalWire, cluster: m.cluster)
+            cache[m.cluster] = frames
+            deliver([(frames, true), (envelopeFrames(.evalRequest(EvalRequest(round: evalWire))), false)], to: d)
+        }
+        lastResend = now
+        evalDeadline = now + experiment.federation.deadlineS
+    }
+
+    func evalResult(_ r: EvalResult, from device: String) {
+        guard r.round == evalWire, evalExpected.contains(device) else { return }
+        evalResults[device] = r
+        if !r.domain.isEmpty { domains[device] = r.domain }
+    }
+
+    func evalDone(now: Double) -> Bool { evalExpected.isSubset(of: Set(evalResults.keys)) || now >= evalDeadline }
+
+    /// val_loss per domain = mean over the devices of that domain (each evaluated the model it was given).
+    func valLoss() -> [String: Double] {
+        var byDomain: [String: [Double]] = [:]
+        for r in evalResults.values where r.valLoss.isFinite { byDomain[r.domain, default: []].append(Double(r.valLoss)) }
+        return byDomain.mapValues { $0.reduce(0, +) / Double($0.count) }
+    }
+
+    /// Writes one record with this interval's bytes, then resets them.
+    func write(round: Int, trainLoss: Double?, participants: Int, dropped: Int, simTime: Double, clusters: [String: Int]?) {
+        let val = valLoss()
+        service.bytesUp += bytesUp; service.bytesDown += bytesDown
+        service.simTime = simTime
+        let record = MetricRecord(round: round, paradigm: experiment.federation.paradigm, tier: .cloud, cluster: nil,
+                                  trainLoss: trainLoss, valLoss: val, bytesUp: bytesUp, bytesDown: bytesDown,
+                                  participants: participants, dropped: dropped,
+                                  wallSeconds: AggregatorService.now() - service.startWall, simTimeSeconds: simTime, clusters: clusters)
+        bytesUp = 0; bytesDown = 0
+        service.records.append(record)
+        do { try service.writer?.append(record) } catch { service.telemetry.event(.error, "metrics", "\(error)") }
+        service.telemetry.publish(.metric(Metric(name: "val_loss", value: val.values.reduce(0, +) / Double(max(1, val.count)),
+                                                 labels: ["round": "\(round)"])), kind: "metric")
+    }
+
+    /// Decodes an upload's delta in the global layout; a rejection is counted by the service.
+    func decodeDelta(_ u: UpdateUpload) -> Decoded {
+        if let problem = AdapterWire.mismatch(u.delta, layout: layout) {
+            return .bad(service.coordinator.reject(kind: "wrong_shape", reason: problem))
+        }
+        do { return .ok(try AdapterWire.flat(u.delta)) } catch {
+            return .bad(service.coordinator.reject(kind: "undecodable", reason: "\(error)"))
+        }
+    }
+
+    /// The device's scenario index (registration order, as the sync path uses).
+    func index(_ device: String) -> Int { service.deviceIndex[device] ?? deviceOrdinal(device) }
+}
+
+extension AggregatorService {
+    /// The driver of the experiment's paradigm; nil = the built-in synchronous FedAvg state machine.
+    func makeDriver() throws -> RoundDriver? {
+        let e = options.experiment
+        switch e.federation.paradigm {
+        case "clustered": return try ClusteredDriver(service: self)
+        case "async": return try AsyncDriver(service: self)
+        case "fedavg" where e.loraAggregation != "naive":
+            // FedAvg = one oracle cluster holding every device; the clustered driver does the exact LoRA modes.
+            return try ClusteredDriver(service: self, singleCluster: true)
+        default: return nil
+        }
+    }
+}
