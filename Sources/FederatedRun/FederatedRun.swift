@@ -67,13 +67,7 @@ public enum FederatedRun {
         agg.quiet = s.quiet
         let aggregator = try AggregatorService(agg, initial: try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: e.seed),
                                                context: context)
-        var devices: [DeviceWorkerService] = []
-        for _ in 0..<e.data.devices {
-            var o = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: e.model, data: dataDir, experiment: e)
-            o.heartbeatMs = s.heartbeatMs
-            o.quiet = s.quiet
-            devices.append(try DeviceWorkerService(o, context: context))
-        }
+        let devices = try embeddedDevices(s, manager: manager.routerEndpoint, dataDir: dataDir, context: context)
         let done = DispatchSemaphore(value: 0)
         aggregator.onFinish { done.signal() }
         manager.start(); aggregator.start(); devices.forEach { $0.start() }
@@ -115,6 +109,17 @@ public enum FederatedRun {
             return nil
         })
         return try readSummary(s.out)
+    }
+
+    /// One device worker per partition, in this process, all talking to `manager`.
+    static func embeddedDevices(_ s: Settings, manager: String, dataDir: String, context: BusContext) throws -> [DeviceWorkerService] {
+        let e = s.experiment
+        return try (0..<e.data.devices).map { _ in
+            var o = DeviceWorkerService.Options(manager: manager, model: e.model, data: dataDir, experiment: e)
+            o.heartbeatMs = s.heartbeatMs
+            o.quiet = s.quiet
+            return try DeviceWorkerService(o, context: context)
+        }
     }
 
     static func wait(_ s: Settings, finished: () -> Bool, failed: () -> Error?) throws {

@@ -40,13 +40,7 @@ extension FederatedRun {
         }
         let cloud = try aggregator("cloud", tier: .cloud, upstream: nil)
         let edges = try (0..<plan.edges).map { try aggregator("edge-\($0)", tier: .edge, upstream: cloud.routerEndpoint) }
-        var devices: [DeviceWorkerService] = []
-        for _ in 0..<e.data.devices {
-            var o = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: e.model, data: dataDir, experiment: e)
-            o.heartbeatMs = s.heartbeatMs
-            o.quiet = s.quiet
-            devices.append(try DeviceWorkerService(o, context: context))
-        }
+        let devices = try embeddedDevices(s, manager: manager.routerEndpoint, dataDir: dataDir, context: context)
         let done = DispatchSemaphore(value: 0)
         cloud.onFinish { done.signal() }
         manager.start(); cloud.start(); edges.forEach { $0.start() }; devices.forEach { $0.start() }
