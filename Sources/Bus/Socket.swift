@@ -44,6 +44,9 @@ public enum SocketOption: Sendable, Equatable {
     case linger(milliseconds: Int32)
     /// ROUTER: sending to an unknown peer fails with `.unroutable` instead of dropping silently.
     case routerMandatory(Bool)
+    /// ROUTER: a peer connecting with a routing id still held by an older connection takes it over
+    /// (without it libzmq ignores the newcomer, so a restarted node with a fixed id is silently cut off).
+    case routerHandover(Bool)
     case sendHighWaterMark(Int32)
     case receiveHighWaterMark(Int32)
     /// SUB: receive messages whose first frame starts with this prefix (empty = everything).
@@ -133,6 +136,7 @@ public final class Socket: @unchecked Sendable {  // safe: used by one thread at
         switch option {
         case .linger(let ms): rc = int(ZMQ_LINGER, ms)
         case .routerMandatory(let on): rc = int(ZMQ_ROUTER_MANDATORY, on ? 1 : 0)
+        case .routerHandover(let on): rc = int(ZMQ_ROUTER_HANDOVER, on ? 1 : 0)
         case .sendHighWaterMark(let n): rc = int(ZMQ_SNDHWM, n)
         case .receiveHighWaterMark(let n): rc = int(ZMQ_RCVHWM, n)
         case .subscribe(let prefix): rc = bytes(ZMQ_SUBSCRIBE, prefix)

@@ -39,6 +39,8 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
         loop = ServiceLoop(name: options.id)
         router = try Socket(.router, context: context)
         try router.set(.routerMandatory(true))
+        // Node ids are fixed, so a restarted peer reconnects under the id its dead predecessor may still hold.
+        try router.set(.routerHandover(true))
         routerEndpoint = try router.bind(options.router)
         pub = try Socket(.pub, context: context)
         pubEndpoint = try pub.bind(options.pub)
