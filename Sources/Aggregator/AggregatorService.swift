@@ -87,11 +87,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         self.options = options
         self.cost = try cost ?? Self.tierCost(options)
         loop = ServiceLoop(name: options.id)
-        router = try Socket(.router, context: context)
-        try router.set(.routerMandatory(true))
-        // Node ids are fixed, so a restarted peer reconnects under the id its dead predecessor may still hold.
-        try router.set(.routerHandover(true))
-        routerEndpoint = try router.bind(options.router)
+        (router, routerEndpoint) = try Socket.serviceRouter(bind: options.router, context: context)
         pub = try Socket(.pub, context: context)
         try pub.set(.sendHighWaterMark(10_000))
         pubEndpoint = try pub.bind(options.pub)

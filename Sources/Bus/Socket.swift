@@ -217,3 +217,16 @@ public final class Socket: @unchecked Sendable {  // safe: used by one thread at
     /// The raw libzmq socket, for code (and benchmarks) that call libzmq directly.
     public var rawHandle: UnsafeMutableRawPointer? { handle }
 }
+
+extension Socket {
+    /// The ROUTER a stable service binds (DESIGN.md: stable services bind, workers connect). Sending to an
+    /// unknown peer is an error (ROUTER_MANDATORY), and because node ids are fixed, a restarted peer
+    /// reconnecting under its id takes it over from the dead connection libzmq may still hold
+    /// (ROUTER_HANDOVER); without that the newcomer is silently ignored.
+    public static func serviceRouter(bind endpoint: String, context: BusContext = .shared) throws -> (socket: Socket, endpoint: String) {
+        let socket = try Socket(.router, context: context)
+        try socket.set(.routerMandatory(true))
+        try socket.set(.routerHandover(true))
+        return (socket, try socket.bind(endpoint))
+    }
+}

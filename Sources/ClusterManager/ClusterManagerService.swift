@@ -37,11 +37,7 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
     public init(_ options: Options, context: BusContext = .shared) throws {
         self.options = options
         loop = ServiceLoop(name: options.id)
-        router = try Socket(.router, context: context)
-        try router.set(.routerMandatory(true))
-        // Node ids are fixed, so a restarted peer reconnects under the id its dead predecessor may still hold.
-        try router.set(.routerHandover(true))
-        routerEndpoint = try router.bind(options.router)
+        (router, routerEndpoint) = try Socket.serviceRouter(bind: options.router, context: context)
         pub = try Socket(.pub, context: context)
         pubEndpoint = try pub.bind(options.pub)
         telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)

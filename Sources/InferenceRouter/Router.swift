@@ -85,9 +85,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         liveness = PeerLiveness(interval: options.heartbeatInterval, misses: options.liveness)
         loop = ServiceLoop(name: "inference-router")
         telemetry = try options.telemetry.map { try TelemetryPublisher(connect: $0, sender: "inference-router", context: context) }
-        frontend = try Socket(.router, context: context)
-        try frontend.set(.routerMandatory(true))
-        endpoint = try frontend.bind(bind)
+        (frontend, endpoint) = try Socket.serviceRouter(bind: bind, context: context)
         loop.add(frontend) { [weak self] _, frames in self?.receiveFrontend(frames) }
         loop.every(options.heartbeatInterval) { [weak self] in self?.expireNodes() }
         loop.start()

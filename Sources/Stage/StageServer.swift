@@ -80,9 +80,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         currentLoad = options.load
         queue = DispatchQueue(label: "stage-\(options.id)")
         loop = ServiceLoop(name: "stage-\(options.id)")
-        server = try Socket(.router, context: context)
-        try server.set(.routerMandatory(true))
-        endpoint = try server.bind(options.bind)
+        (server, endpoint) = try Socket.serviceRouter(bind: options.bind, context: context)
         loop.add(server) { [weak self] socket, frames in self?.receive(frames) }
         if let router = options.router {
             let dealer = try Socket(.dealer, context: context)
