@@ -83,4 +83,27 @@ final class CommandLineTests: XCTestCase {
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         XCTAssertTrue(text.contains("FI_XSUB=\"tcp://127.0.0.1:http\" is not a valid endpoint"), text)
     }
+
+    func testPretrainRejectsUnknownDomainAndTextWithDomainsBeforeTraining() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.fi.path) else {
+            return XCTFail("missing \(Self.fi.path): run swift build --build-tests")
+        }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pretrain-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        for (args, expected) in [(["--domains", "klingon-poetry"], "domain 'klingon-poetry'"),
+                                 (["--domains", "bible-kjv", "--text", "/dev/null"], "--text and --domains are exclusive")] {
+            let p = Process()
+            p.executableURL = Self.fi
+            p.arguments = ["pretrain", "--out", out, "--steps", "1"] + args
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = Pipe()
+            try p.run()
+            XCTAssertTrue(waitUntil(60) { !p.isRunning })
+            XCTAssertNotEqual(p.terminationStatus, 0, "\(args)")
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            XCTAssertTrue(text.contains(expected), text)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "no model is written on bad input")
+        }
+    }
 }

@@ -10,6 +10,7 @@ struct Pretrain: ParsableCommand {
         abstract: "Pretrain a small byte-level GPT-2 on text files and save config.json + model.safetensors.")
 
     @Option(help: "Comma-separated text files (default: the built-in general corpus, held apart from every domain's device and test text).") var text: String?
+    @Option(help: "Comma-separated built-in domains whose general and device (never test) text is the corpus, plus the license texts. A base that has never seen the domains it is fine-tuned on (default: the general slice of every domain).") var domains: String?
     @Option(help: "Output model folder.") var out: String
     @Option(help: "Model preset: tiny, small (4L×256, ctx 128), medium (6L×384, ctx 256), gpt2.") var preset = "small"
     @Option(help: "Optimisation steps.") var steps = 1500
@@ -23,7 +24,9 @@ struct Pretrain: ParsableCommand {
             throw ValidationError("unknown preset '\(preset)'; use tiny, small, medium or gpt2")
         }
         guard steps > 0, batch > 0 else { throw ValidationError("--steps and --batch must be positive") }
-        let text = try self.text.map { try ModelFolder.readText($0.split(separator: ",").map(String.init)) } ?? Self.generalCorpus(seed: seed)
+        if self.text != nil, domains != nil { throw ValidationError("--text and --domains are exclusive") }
+        let text = try self.text.map { try ModelFolder.readText($0.split(separator: ",").map(String.init)) }
+            ?? Self.generalCorpus(seed: seed, domains: domains.map { $0.split(separator: ",").map(String.init) })
         let all = text.utf8.map { Int32($0) }
         let T = seq ?? config.contextLength
         let split = all.count - max(all.count / 20, T + 1)  // last 5% held out
@@ -52,9 +55,12 @@ struct Pretrain: ParsableCommand {
     }
 
     /// The general (pretraining) slice of the built-in corpus, chunks shuffled so the held-out tail is a mix.
-    static func generalCorpus(seed: UInt64) throws -> String {
-        let chunked = try ChunkedCorpus(corpus: try Corpus.builtin())
-        var ids = chunked.domains.flatMap(\.general) + chunked.generalExtra
+    /// With `domains`, every non-test chunk of just those domains: test chunks never reach a base model.
+    static func generalCorpus(seed: UInt64, domains: [String]? = nil) throws -> String {
+        var corpus = try Corpus.builtin()
+        if let domains { corpus = try corpus.selecting(domains: domains) }
+        let chunked = try ChunkedCorpus(corpus: corpus)
+        var ids = chunked.generalExtra + chunked.domains.flatMap { domains == nil ? $0.general : $0.general + $0.pool }
         var rng = SplitMix64(seed: seed)
         ids.shuffle(using: &rng)
         let text = ids.map { chunked.chunks[$0].text }.joined(separator: "\n\n")
