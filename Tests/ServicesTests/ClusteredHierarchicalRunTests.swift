@@ -5,10 +5,11 @@ import Foundation
 import Reports
 import XCTest
 
-/// Hierarchical + clustered over the embedded services: 4 devices (two domains, vowels/digits), 2 edges, the
-/// cloud keeps one adapter per cluster.
+/// Hierarchical + clustered over the embedded services: 4 devices (two domains, vowels/digits), 2 edges (the
+/// scenario's 3 access points put devices 0, 2, 3 on edge 0 and device 1 on edge 1, so edge 0 serves both
+/// clusters), the cloud keeps one adapter per cluster.
 final class ClusteredHierarchicalRunTests: XCTestCase {
-    struct Outcome { var summary: RunSummary; var records: [MetricRecord]; var out: String; var adapterBytes: Int }
+    struct Outcome { var summary: RunSummary; var records: [MetricRecord]; var out: String; var adapterBytes: Int; var plan: HierarchyPlan }
 
     func run(_ name: String, rounds: Int, kappa2: Int, clustered: String) throws -> Outcome {
         let devices = 4
@@ -24,7 +25,7 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         federation: {paradigm: hierarchical, rounds: \(rounds), local_steps: 6, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 30, eval_tokens: 256}
         hierarchical: {edges: 2, kappa1: 1, kappa2: \(kappa2), clustered: true}
         clustered: \(clustered)
-        scenario: {devices: {count: \(devices)}, edges: {count: 2}}
+        scenario: {devices: {count: \(devices)}, edges: {count: 3}}
         """
         let e = try Experiment.parse(yaml: yaml)
         XCTAssertTrue(e.isClusteredHierarchical)
@@ -34,7 +35,7 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
         let adapterBytes = try AdapterWire.initialAdapter(modelDir: model, lora: e.lora, seed: 5).flatten().count * 4
-        return Outcome(summary: summary, records: records, out: settings.out, adapterBytes: adapterBytes)
+        return Outcome(summary: summary, records: records, out: settings.out, adapterBytes: adapterBytes, plan: HierarchyPlan(e))
     }
 
     /// The two clusters' final adapters (written by the cloud at the end) as raw files.
@@ -61,16 +62,19 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         XCTAssertEqual(map.count, 4)
         XCTAssertEqual(Set(map.values).count, 2)
         XCTAssertEqual(Dictionary(grouping: map.keys, by: { map[$0]! }).values.map(\.count).sorted(), [2, 2])
+        XCTAssertEqual(o.plan.deviceEdges, [0, 1, 0, 0])
         // Each edge aggregated its devices every edge round (κ2 = 1: one per cloud round).
         for k in 0..<2 {
             let mine = edges.filter { $0.edge == k }
             XCTAssertEqual(mine.map(\.round), [1, 2], "edge \(k)")
-            XCTAssertTrue(mine.allSatisfy { $0.bytesUp > 0 && $0.bytesDown > 0 && $0.participants == 2 })
+            XCTAssertTrue(mine.allSatisfy { $0.bytesUp > 0 && $0.bytesDown > 0 && $0.participants == o.plan.devices(ofEdge: k) }, "edge \(k)")
         }
-        // Cloud-bound: one upload per (edge, cluster) per cloud round: 2–4 adapters per round over 2 rounds.
+        // Cloud-bound: one upload per (edge, cluster of its devices) per cloud round; edge 0 serves both clusters.
+        let pairs = (0..<2).map { k in Set((0..<4).filter { o.plan.deviceEdges[$0] == k }.map { map["device-\($0)"]! }).count }
+        XCTAssertEqual(pairs, [2, 1])
         let cloudBound = cloud.reduce(0) { $0 + $1.bytesUp }
-        XCTAssertGreaterThanOrEqual(cloudBound, 2 * 2 * o.adapterBytes)
-        XCTAssertLessThanOrEqual(cloudBound, 2 * 4 * (o.adapterBytes + 512))
+        XCTAssertGreaterThanOrEqual(cloudBound, 2 * 3 * o.adapterBytes)
+        XCTAssertLessThanOrEqual(cloudBound, 2 * 3 * (o.adapterBytes + 512))
         XCTAssertGreaterThan(edges.reduce(0) { $0 + $1.bytesUp }, 2 * 4 * o.adapterBytes, "device → edge: every device every edge round")
         // Two clusters, two different final adapters; loss falls; sim time advances.
         let adapters = try clusterAdapters(o)
