@@ -11,7 +11,7 @@ import XCTest
 final class ClusteredHierarchicalRunTests: XCTestCase {
     struct Outcome { var summary: RunSummary; var records: [MetricRecord]; var out: String; var adapterBytes: Int; var plan: HierarchyPlan }
 
-    func run(_ name: String, rounds: Int, kappa2: Int, clustered: String) throws -> Outcome {
+    func run(_ name: String, rounds: Int, kappa2: Int, clustered: String, processes: Bool = false) throws -> Outcome {
         let devices = 4
         let dir = Kit.tempDir(name)
         let model = try Kit.tinyModel(in: dir)
@@ -27,11 +27,14 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         clustered: \(clustered)
         scenario: {devices: {count: \(devices)}, edges: {count: 3}}
         """
-        let e = try Experiment.parse(yaml: yaml)
+        let configPath = dir.appendingPathComponent("experiment.yaml").path
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let e = try Experiment.load(path: configPath)
         XCTAssertTrue(e.isClusteredHierarchical)
         var settings = FederatedRun.Settings(experiment: e, out: dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
-        let summary = try FederatedRun.embedded(settings, dataDir: data)
+        let summary = processes ? try FederatedRun.processes(settings, configPath: configPath, dataDir: data, binDir: try Kit.requireExecutables())
+            : try FederatedRun.embedded(settings, dataDir: data)
         let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
         let adapterBytes = try AdapterWire.initialAdapter(modelDir: model, lora: e.lora, seed: 5).flatten().count * 4
@@ -103,6 +106,16 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         XCTAssertEqual(try clusterAdapters(o).count, 2)
         XCTAssertLessThan(Kit.meanVal(o.summary.finalValLoss), Kit.meanVal(cloud[0].valLoss))
         print("hc-auto: ari \(o.summary.ari ?? -1) sketch bytes \(sketchBytes) val \(cloud[0].valLoss) → \(o.summary.finalValLoss); cloud bytes up \(cloud.reduce(0) { $0 + $1.bytesUp }); notes \(o.summary.notes)")
+    }
+
+    func testSeparateProcessesClusteredHierarchyOverTCP() throws {
+        let o = try run("hc-proc", rounds: 2, kappa2: 1, clustered: "{mode: auto, warmup_rounds: 1, sketch_dim: 16}", processes: true)
+        let cloud = o.records.filter { $0.tier == .cloud }
+        XCTAssertEqual(cloud.map(\.round), [0, 1, 2])
+        XCTAssertEqual(Set(o.records.filter { $0.tier == .edge }.compactMap(\.edge)), [0, 1])
+        XCTAssertEqual(o.summary.ari, 1, "notes: \(o.summary.notes)")
+        XCTAssertEqual(Set(try XCTUnwrap(cloud.last?.clusters).values).count, 2)
+        XCTAssertLessThan(Kit.meanVal(o.summary.finalValLoss), Kit.meanVal(cloud[0].valLoss))
     }
 
     func testMalformedClusteredHierarchyNamesTheKey() {
