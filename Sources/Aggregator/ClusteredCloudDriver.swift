@@ -38,7 +38,12 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
     }
 
     var completedRounds: Int { round }
-    var summaryARI: Double? { fed?.adjustedRandIndexAgainstTruth() }
+    /// Against the domains the devices reported in any evaluation (some may have answered only after round 0).
+    var summaryARI: Double? {
+        guard var f = fed else { return nil }
+        if !domains.isEmpty { f.trueLabels = domains }
+        return f.adjustedRandIndexAgainstTruth()
+    }
     var summaryNotes: [String: String] {
         var n: [String: String] = ["clustered_mode": experiment.clustered.mode, "sketch_bytes": "\(sketchBytes)",
                                    "kappa1": "\(plan.kappa1)", "kappa2": "\(plan.kappa2)", "edges": "\(plan.edges)"]

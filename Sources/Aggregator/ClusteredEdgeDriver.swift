@@ -274,9 +274,9 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         pendingEval = nil
         relayingEval = wire
         relayed = []
+        // Every device the cloud placed here (it counts them alive): this edge's own map may lag behind the manager's.
         let map = cloudMap.clusters
-        let devices = service.alive.filter { map[$0] != nil }
-        startEval(devices: devices, now: now) { d in
+        startEval(devices: Array(map.keys), now: now) { d in
             let c = map[d] ?? 0
             return (cloudModels[c]?.params ?? [], c)
         }

@@ -40,6 +40,11 @@ public struct ClusteredHierarchy: Sendable {
         federation = try ClusteredFederation(devices: devices, initial: initial, mode: mode, config: c, trueLabels: trueLabels)
     }
 
+    /// Device -> true domain, for ARI.
+    public var trueLabels: [String: String]? {
+        get { federation.trueLabels }
+        set { federation.trueLabels = newValue }
+    }
     public var clusterMap: [String: Int] { federation.clusterMap }
     public var clusterIDs: [Int] { federation.clusterIDs }
     public var models: [Int: GlobalModel] { federation.models }
