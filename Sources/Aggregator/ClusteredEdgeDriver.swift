@@ -242,8 +242,8 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         guard let fed else { return }
         var bodies: [(sender: String, body: UpdateUpload)] = []
         if sketchesDue {
-            for (d, x) in drift.sorted(by: { $0.key < $1.key }) {
-                let s = ClusteredHierarchy.sketch(x, dimension: clusterConfig.sketchDimension, seed: experiment.seed)
+            let sketches = ClusteredHierarchy.sketches(drift, dimension: clusterConfig.sketchDimension, seed: experiment.seed)
+            for (d, s) in sketches.sorted(by: { $0.key < $1.key }) {
                 bodies.append((d, UpdateUpload(round: cloudRound, cluster: UInt32(fed.cluster(of: d) ?? 0), baseVersion: baseWire, samples: 0,
                                                trainLoss: .nan, delta: [Messages.Tensor(name: "sketch", shape: [s.count], floats: s)],
                                                tier: .device, computeS: 0)))

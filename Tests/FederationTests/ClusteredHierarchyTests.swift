@@ -88,13 +88,15 @@ final class ClusteredHierarchyTests: XCTestCase {
         XCTAssertEqual(h.reclusterings.count, 4)
     }
 
-    func testSketchIsDeterministicAndKeepsCosines() {
+    func testSketchIsDeterministicAndKeepsCosines() throws {
         let p = PlantedHierarchy()
         let a = p.delta(0, round: 1), b = p.delta(1, round: 1)
         let sa = ClusteredHierarchy.sketch(a, dimension: 128, seed: 9)
         XCTAssertEqual(sa.count, 128)
         XCTAssertEqual(sa, ClusteredHierarchy.sketch(a, dimension: 128, seed: 9))
         XCTAssertEqual(ClusteredHierarchy.sketch(a, dimension: 0, seed: 9), a, "dimension 0 relays the delta itself")
+        let batch = ClusteredHierarchy.sketches(["a": a, "b": b], dimension: 128, seed: 9)
+        assertClose(try XCTUnwrap(batch["a"]), sa, accuracy: 1e-5, "a batch sketches like one at a time")
         func cos(_ x: [Float], _ y: [Float]) -> Double {
             let d = zip(x, y).reduce(0.0) { $0 + Double($1.0 * $1.1) }
             let nx = x.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot(), ny = y.reduce(0.0) { $0 + Double($1 * $1) }.squareRoot()

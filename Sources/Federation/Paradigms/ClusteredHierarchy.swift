@@ -83,7 +83,15 @@ public struct ClusteredHierarchy: Sendable {
     /// What an edge relays for a device: the seeded random projection of its delta (the same matrix at every edge
     /// for a seed), or the delta itself when `dimension` is 0 or not smaller than the delta.
     public static func sketch(_ delta: [Float], dimension: Int, seed: UInt64) -> [Float] {
-        guard dimension > 0, dimension < delta.count else { return delta }
-        return RandomProjection(inputDimension: delta.count, outputDimension: dimension, seed: seed).project(delta)
+        sketches(["": delta], dimension: dimension, seed: seed)[""] ?? delta
+    }
+
+    /// Sketches of several devices' deltas in one pass (the projection matrix is generated once, not per device).
+    public static func sketches(_ deltas: [String: [Float]], dimension: Int, seed: UInt64) -> [String: [Float]] {
+        let d = deltas.values.map(\.count).max() ?? 0
+        guard dimension > 0, dimension < d else { return deltas }
+        let ids = deltas.keys.sorted()
+        let out = RandomProjection(inputDimension: d, outputDimension: dimension, seed: seed).project(ids.map { deltas[$0]! })
+        return Dictionary(uniqueKeysWithValues: zip(ids, out).map { ($0, $1) })
     }
 }
