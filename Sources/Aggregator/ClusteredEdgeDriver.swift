@@ -47,7 +47,6 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
     var participants: [String] = []
     var delivered: [String: Delivered] = [:]
     var deadline = 0.0
-    var lastTrainLoss: Double?
     // Uploads to the cloud until every one is acknowledged.
     var pendingUploads: [Envelope] = []
     var uploadRound: UInt64 = 0
