@@ -11,7 +11,8 @@ import XCTest
 final class ClusteredHierarchicalRunTests: XCTestCase {
     struct Outcome { var summary: RunSummary; var records: [MetricRecord]; var out: String; var adapterBytes: Int; var plan: HierarchyPlan }
 
-    func run(_ name: String, rounds: Int, kappa2: Int, clustered: String, processes: Bool = false) throws -> Outcome {
+    /// `flat`: the same experiment as a flat clustered run (device → cloud), for comparison.
+    func run(_ name: String, rounds: Int, kappa2: Int, clustered: String, processes: Bool = false, flat: Bool = false) throws -> Outcome {
         let devices = 4
         let dir = Kit.tempDir(name)
         let model = try Kit.tinyModel(in: dir)
@@ -22,15 +23,15 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         model: \(model)
         data: {devices: \(devices), manifest: \(data)}
         lora: {rank: 2, alpha: 4, targets: [c_attn]}
-        federation: {paradigm: hierarchical, rounds: \(rounds), local_steps: 6, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 30, eval_tokens: 256}
-        hierarchical: {edges: 2, kappa1: 1, kappa2: \(kappa2), clustered: true}
+        federation: {paradigm: \(flat ? "clustered" : "hierarchical"), rounds: \(rounds), local_steps: 6, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 30, eval_tokens: 256}
+        \(flat ? "" : "hierarchical: {edges: 2, kappa1: 1, kappa2: \(kappa2), clustered: true}")
         clustered: \(clustered)
         scenario: {devices: {count: \(devices)}, edges: {count: 3}}
         """
         let configPath = dir.appendingPathComponent("experiment.yaml").path
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         let e = try Experiment.load(path: configPath)
-        XCTAssertTrue(e.isClusteredHierarchical)
+        XCTAssertEqual(e.isClusteredHierarchical, !flat)
         var settings = FederatedRun.Settings(experiment: e, out: dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = processes ? try FederatedRun.processes(settings, configPath: configPath, dataDir: data, binDir: try Kit.requireExecutables())
@@ -106,6 +107,20 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         XCTAssertEqual(try clusterAdapters(o).count, 2)
         XCTAssertLessThan(Kit.meanVal(o.summary.finalValLoss), Kit.meanVal(cloud[0].valLoss))
         print("hc-auto: ari \(o.summary.ari ?? -1) sketch bytes \(sketchBytes) val \(cloud[0].valLoss) → \(o.summary.finalValLoss); cloud bytes up \(cloud.reduce(0) { $0 + $1.bytesUp }); notes \(o.summary.notes)")
+    }
+
+    func testWithKappasOfOneTheTwoTierFedAvgEqualsFlatClusteredFederation() throws {
+        // κ1 = κ2 = 1: the edge's per-cluster FedAvg followed by the cloud's sample-weighted FedAvg of the edge
+        // deltas is the flat per-cluster FedAvg, and devices train the same steps on the same models.
+        let hier = try run("hc-eq", rounds: 2, kappa2: 1, clustered: "{mode: oracle}")
+        let flat = try run("hc-eq-flat", rounds: 2, kappa2: 1, clustered: "{mode: oracle}", flat: true)
+        let h = hier.records.filter { $0.tier == .cloud }, f = flat.records
+        XCTAssertEqual(h.map(\.round), f.map(\.round))
+        for (a, b) in zip(h, f) {
+            XCTAssertEqual(Set(a.valLoss.keys), Set(b.valLoss.keys))
+            for (k, v) in a.valLoss { XCTAssertEqual(v, b.valLoss[k] ?? 0, accuracy: 1e-4, "round \(a.round) \(k)") }
+        }
+        XCTAssertEqual(hier.summary.ari, flat.summary.ari)
     }
 
     func testSeparateProcessesClusteredHierarchyOverTCP() throws {
