@@ -27,7 +27,6 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     var gaps: [Double] = []
     /// Uploads whose cluster (echoed from the device's announcement) is / is not the device's cluster.
     var clusterMatched = 0, clusterMismatched = 0
-    var toldManager: [String: Int] = [:]
 
     init(service: AggregatorService, singleCluster: Bool = false) throws {
         self.singleCluster = singleCluster
@@ -98,7 +97,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
                 }
             }
             guard let fed else { return }
-            tellManager(fed.clusterMap)
+            if !singleCluster { tellManager(fed.clusterMap) }
             let available = service.alive.filter { fed.cluster(of: $0) != nil }
             guard available.count >= service.coordinator.quorum else { return }
             round += 1
@@ -198,16 +197,6 @@ final class ClusteredDriver: DriverBase, RoundDriver {
                 service.telemetry.event(.error, "lora", "cluster \(c): \(error); kept the naive mean")
             }
         }
-    }
-
-    /// The ClusterManager publishes the cluster map (map_seq bumped on a change): sent as a ClusterMap of devices.
-    func tellManager(_ map: [String: Int]) {
-        guard !singleCluster, map != toldManager else { return }
-        toldManager = map
-        let members = map.sorted { $0.key < $1.key }.map {
-            ClusterMember(nodeId: $0.key, role: .device, cluster: UInt32(max(0, $0.value)), edge: 0, alive: true, endpoint: "")
-        }
-        service.sendToManager(.clusterMap(ClusterMap(mapSeq: 0, members: members, snapshot: false)))
     }
 
     func finish() {

@@ -23,6 +23,8 @@ struct HierarchyState {
     var upstream: Socket?
     /// Cloud tier: live devices, the evaluation population.
     var aliveDevices: [String] = []
+    /// Cloud tier: every device in the map → its edge ordinal.
+    var deviceEdges: [String: Int] = [:]
     // Edge tier: the cloud round being worked on and the cloud model it started from.
     var cloudRound: UInt64 = 0
     var pendingAnnouncement: RoundAnnouncement?
@@ -103,6 +105,7 @@ extension AggregatorService {
         case .edge: return map.members.filter { $0.role == .device && Int($0.edge) == h.edge }
         default:
             hierarchy?.aliveDevices = map.members.filter { $0.role == .device && $0.alive }.map(\.nodeId)
+            hierarchy?.deviceEdges = Dictionary(map.members.filter { $0.role == .device }.map { ($0.nodeId, Int($0.edge)) }, uniquingKeysWith: { $1 })
             return map.members.filter { $0.role == .edgeAggregator }
         }
     }

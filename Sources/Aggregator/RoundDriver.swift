@@ -18,6 +18,11 @@ protocol RoundDriver: AnyObject {
     var completedRounds: Int { get }
 }
 
+/// A driver of an edge aggregator: it also takes what the cloud sends over the upstream DEALER.
+protocol UpstreamDriver: RoundDriver {
+    func upstream(_ env: Envelope)
+}
+
 /// What every driver shares: per-device delivery with replay, evaluation collection, metric records.
 /// Wire ids: every dispatch and evaluation takes the next `wire` number as its round and model version, so a
 /// device's view (round > trained, model version ≥ held) stays monotonic whatever cluster or version it gets.
@@ -37,6 +42,7 @@ class DriverBase {
     /// Device -> the domain it reports in evaluations (the manifest's true domain).
     var domains: [String: String] = [:]
     var bytesUp = 0, bytesDown = 0
+    var toldManager: [String: Int] = [:]
 
     init(base service: AggregatorService) { self.service = service }
 
@@ -50,8 +56,8 @@ class DriverBase {
         return Envelope(sender: service.options.id, seq: service.seq, body: body).encodeFrames()
     }
 
-    func modelFrames(_ params: [Float], wire: UInt64, cluster: Int) -> [[UInt8]] {
-        envelopeFrames(.model(ModelBroadcast(round: wire, cluster: UInt32(max(0, cluster)), tier: .device, modelVersion: wire,
+    func modelFrames(_ params: [Float], wire: UInt64, cluster: Int, tier: Messages.Tier = .device) -> [[UInt8]] {
+        envelopeFrames(.model(ModelBroadcast(round: wire, cluster: UInt32(max(0, cluster)), tier: tier, modelVersion: wire,
                                              tensors: AdapterWire.tensors(params, layout: layout))))
     }
 
@@ -113,19 +119,30 @@ class DriverBase {
     }
 
     /// Writes one record with this interval's bytes, then resets them.
-    func write(round: Int, trainLoss: Double?, participants: Int, dropped: Int, simTime: Double, clusters: [String: Int]?) {
+    func write(round: Int, trainLoss: Double?, participants: Int, dropped: Int, simTime: Double, clusters: [String: Int]?,
+               tier: Reports.Tier = .cloud, edge: Int? = nil) {
         let val = valLoss()
         service.bytesUp += bytesUp; service.bytesDown += bytesDown
         service.simTime = simTime
-        let record = MetricRecord(round: round, paradigm: experiment.federation.paradigm, tier: .cloud, cluster: nil,
+        let record = MetricRecord(round: round, paradigm: experiment.federation.paradigm, tier: tier, cluster: nil,
                                   trainLoss: trainLoss, valLoss: val, bytesUp: bytesUp, bytesDown: bytesDown,
                                   participants: participants, dropped: dropped,
-                                  wallSeconds: AggregatorService.now() - service.startWall, simTimeSeconds: simTime, clusters: clusters)
+                                  wallSeconds: AggregatorService.now() - service.startWall, simTimeSeconds: simTime, clusters: clusters, edge: edge)
         bytesUp = 0; bytesDown = 0
         service.records.append(record)
         do { try service.writer?.append(record) } catch { service.telemetry.event(.error, "metrics", "\(error)") }
         service.telemetry.publish(.metric(Metric(name: "val_loss", value: val.values.reduce(0, +) / Double(max(1, val.count)),
                                                  labels: ["round": "\(round)"])), kind: "metric")
+    }
+
+    /// The ClusterManager publishes the cluster map (map_seq bumped on a change): sent as a ClusterMap of devices.
+    func tellManager(_ map: [String: Int]) {
+        guard map != toldManager else { return }
+        toldManager = map
+        let members = map.sorted { $0.key < $1.key }.map {
+            ClusterMember(nodeId: $0.key, role: .device, cluster: UInt32(max(0, $0.value)), edge: 0, alive: true, endpoint: "")
+        }
+        service.sendToManager(.clusterMap(ClusterMap(mapSeq: 0, members: members, snapshot: false)))
     }
 
     /// Decodes an upload's delta in the global layout; a rejection is counted by the service.
@@ -148,6 +165,8 @@ extension AggregatorService {
         let e = options.experiment
         switch e.federation.paradigm {
         case "clustered": return try ClusteredDriver(service: self)
+        case "hierarchical" where e.isClusteredHierarchical:
+            return options.tier == .edge ? try ClusteredEdgeDriver(service: self) : try ClusteredCloudDriver(service: self)
         case "async": return try AsyncDriver(service: self)
         case "fedavg" where e.loraAggregation != "naive":
             // FedAvg = one oracle cluster holding every device; the clustered driver does the exact LoRA modes.

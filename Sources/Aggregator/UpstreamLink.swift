@@ -20,6 +20,7 @@ extension AggregatorService {
             telemetry.event(.warn, "bad_message", "undecodable message from the cloud aggregator: \(error)")
             return
         }
+        if let d = driver as? UpstreamDriver { d.upstream(env); return }
         switch env.body {
         case .round(let ann):
             guard ann.round > hierarchy!.cloudRound, ann.participants.isEmpty || ann.participants.contains(options.id) else { return }
@@ -103,7 +104,7 @@ extension AggregatorService {
     /// Heartbeat work of the tiers: the edge resends an unacknowledged upload and unanswered eval requests,
     /// and asks for the model when it has none; the cloud repeats an eval request to edges that have not relayed.
     func hierarchyHeartbeat() {
-        guard let h = hierarchy, h.tier == .edge else { return }
+        guard let h = hierarchy, h.tier == .edge, driver == nil else { return }
         let now = Self.now()
         if let u = h.upload, now - u.sentAt >= 2 * Double(options.heartbeatMs) / 1000 {
             hierarchy!.upload!.sentAt = now

@@ -232,6 +232,12 @@ struct Keys {
         return i
     }
 
+    func bool(_ k: String) throws -> Bool? {
+        guard let v = map[k] else { return nil }
+        guard let b = v as? Bool else { throw ExperimentError.wrongType(key: key(k), expected: "true or false", got: describe(v)) }
+        return b
+    }
+
     func uint(_ k: String) throws -> UInt64? {
         guard let i = try int(k, min: 0) else { return nil }
         return UInt64(i)

@@ -10,9 +10,10 @@ import Messages
 // model as HierFAVG; only the optimizer moments carry over). A cloud round is κ2 edge rounds. Cloud rounds =
 // rounds / (κ1·κ2), at least 1.
 //
-// Clustered + hierarchical (later): one edge aggregator per (edge, cluster), id "edge-<e>-c<k>"; the manager
-// keys the device → aggregator choice by (edge, cluster) instead of edge alone, and the cloud keeps one model
-// per cluster (its participants: the edge aggregators of that cluster).
+// Clustered + hierarchical (`hierarchical.clustered: true`): the cloud keeps one adapter per cluster
+// (Federation.ClusteredHierarchy), each edge one per cluster of its devices. The experiment's `clustered:` section
+// drives assignment, with warm-up and re-clustering counted in cloud rounds; edges relay per-device sketches in
+// the cloud rounds that (re)cluster. Services: Aggregator/ClusteredCloudDriver.swift and ClusteredEdgeDriver.swift.
 
 extension Experiment {
     /// `hierarchical:` section (only read with `federation.paradigm: hierarchical`).
@@ -21,19 +22,24 @@ extension Experiment {
         public var edges = 2
         public var kappa1 = 1
         public var kappa2 = 2
+        /// One adapter per cluster under the hierarchy; the `clustered:` section says how devices get clusters.
+        public var clustered = false
         public init() {}
 
         static func parse(_ h: Keys) throws -> HierarchicalSection {
-            try h.only(["edges", "kappa1", "kappa2"])
+            try h.only(["edges", "kappa1", "kappa2", "clustered"])
             var s = HierarchicalSection()
             s.edges = try h.int("edges", min: 1) ?? s.edges
             s.kappa1 = try h.int("kappa1", min: 1) ?? s.kappa1
             s.kappa2 = try h.int("kappa2", min: 1) ?? s.kappa2
+            s.clustered = try h.bool("clustered") ?? s.clustered
             return s
         }
     }
 
     public var isHierarchical: Bool { federation.paradigm == "hierarchical" }
+    /// Hierarchical with one adapter per cluster.
+    public var isClusteredHierarchical: Bool { isHierarchical && hierarchical?.clustered == true }
 }
 
 /// Why an aggregator cannot take its place in the hierarchy.

@@ -131,7 +131,10 @@ public struct ClusteredFederation: Sendable {
     }
 
     /// Is the clustering redone after round r (1-based)? At W, then at W + M, W + 2M, … (automatic mode only).
-    public func reclusterDue(afterRound r: Int) -> Bool {
+    public func reclusterDue(afterRound r: Int) -> Bool { Self.reclusterDue(afterRound: r, mode: mode, config: config) }
+
+    /// The same schedule without a federation (an edge aggregator decides whether to relay device sketches).
+    public static func reclusterDue(afterRound r: Int, mode: ClusterAssignmentMode, config: ClusteredFederationConfig) -> Bool {
         guard mode == .automatic else { return false }
         let w = config.warmupRounds, m = config.reclusterEvery
         return r == w || (m > 0 && r > w && (r - w) % m == 0)
@@ -162,14 +165,54 @@ public struct ClusteredFederation: Sendable {
     /// When due, re-clusters on this round's accepted deltas afterwards.
     public mutating func aggregate(_ updates: [ModelUpdate]) -> ClusteredRound {
         var rejected: [RejectedUpdate] = []
-        var byCluster: [Int: FedAvg] = [:]
-        var accepted: [ModelUpdate] = []
+        var pairs: [(cluster: Int, update: ModelUpdate)] = []
         for u in updates {
-            guard let c = assignment[u.device], var model = models[c] else {
+            guard let c = assignment[u.device], models[c] != nil else {
                 rejected.append(RejectedUpdate(device: u.device, kind: "unknown_device",
                                                reason: ParadigmError.unknownDevice(u.device).description))
                 continue
             }
+            pairs.append((c, u))
+        }
+        let (results, accepted, bad) = fedAvgPerCluster(pairs)
+        return finishRound(results: results, rejected: rejected + bad, reclusterOn: accepted)
+    }
+
+    /// Hierarchical: updates already keyed by cluster (an edge's cluster-model delta; `device` names the sender),
+    /// FedAvg per cluster; when due, re-clusters the devices on `deviceDeltas` (their deltas or sketches).
+    public mutating func aggregate(clusterUpdates: [(cluster: Int, update: ModelUpdate)], deviceDeltas: [ModelUpdate]) -> ClusteredRound {
+        var rejected: [RejectedUpdate] = []
+        var pairs: [(cluster: Int, update: ModelUpdate)] = []
+        for p in clusterUpdates {
+            guard models[p.cluster] != nil else {
+                rejected.append(RejectedUpdate(device: p.update.device, kind: "unknown_cluster", reason: "cluster \(p.cluster) does not exist (clusters: \(clusterIDs))"))
+                continue
+            }
+            pairs.append(p)
+        }
+        let (results, _, bad) = fedAvgPerCluster(pairs)
+        return finishRound(results: results, rejected: rejected + bad, reclusterOn: deviceDeltas)
+    }
+
+    /// Checks an update against one cluster's model (as `aggregate(clusterUpdates:)` would): nil when accepted.
+    public func check(_ update: ModelUpdate, cluster c: Int) -> RejectedUpdate? {
+        guard let model = models[c] else {
+            return RejectedUpdate(device: update.device, kind: "unknown_cluster", reason: "cluster \(c) does not exist (clusters: \(clusterIDs))")
+        }
+        do { try config.validator.validate(update, against: model) } catch {
+            return RejectedUpdate(device: update.device, kind: error.kind, reason: error.description)
+        }
+        return nil
+    }
+
+    /// Sample-weighted FedAvg inside each cluster; remembers each aggregated cluster's base for re-clustering.
+    private mutating func fedAvgPerCluster(_ pairs: [(cluster: Int, update: ModelUpdate)])
+        -> (results: [Int: AggregationResult], accepted: [ModelUpdate], rejected: [RejectedUpdate]) {
+        var rejected: [RejectedUpdate] = []
+        var byCluster: [Int: FedAvg] = [:]
+        var accepted: [ModelUpdate] = []
+        for (c, u) in pairs {
+            guard var model = models[c] else { continue }
             var strategy = byCluster[c] ?? FedAvg(quorum: 1, validator: config.validator)
             do {
                 _ = try strategy.submit(u, to: &model)
@@ -187,9 +230,13 @@ public struct ClusteredFederation: Sendable {
             if case let .applied(r) = strategy.closeRound(&model) { results[c] = r }
             models[c] = model
         }
+        return (results, accepted, rejected)
+    }
+
+    private mutating func finishRound(results: [Int: AggregationResult], rejected: [RejectedUpdate], reclusterOn deltas: [ModelUpdate]) -> ClusteredRound {
         completedRounds += 1
         var event: ReclusterEvent? = nil
-        if reclusterDue(afterRound: completedRounds) { event = recluster(accepted) }
+        if reclusterDue(afterRound: completedRounds) { event = recluster(deltas) }
         return ClusteredRound(round: completedRounds, results: results, rejected: rejected, recluster: event,
                               clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
     }
