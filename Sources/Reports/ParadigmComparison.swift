@@ -66,6 +66,7 @@ public struct ParadigmComparison: Codable, Sendable, Equatable {
 
     public static let fedavg = "fedavg", clustered = "clustered", oracle = "clustered-oracle", local = "local"
     public static let hierarchical = "hierarchical", async = "async", fedavgStragglers = "fedavg-stragglers"
+    public static let hierarchicalClustered = "hierarchical-clustered"
 
     public var settings: Settings
     public var paradigms: [ParadigmOutcome]
@@ -179,6 +180,23 @@ public struct ParadigmComparison: Codable, Sendable, Equatable {
         })
         let (h2f, h2fText) = ratio(Self.hierarchical, Self.fedavg)
         rows.append(row("hierarchical_loss", "hierarchical final loss within 3% of FedAvg", goal: "≤ 1.03×", h2f, h2fText) { $0 <= 1.03 })
+
+        // Hierarchy with clustered assignment: the hierarchical targets against flat clustered (only when it ran).
+        if let hc = outcome(Self.hierarchicalClustered) {
+            let cb = outcome(Self.clustered)?.cloudBoundBytes
+            let hb = hc.cloudBoundBytes
+            let r: Double? = (cb ?? 0) > 0 ? Double(hb) / Double(cb!) : nil
+            rows.append(row("hierarchical_clustered_cloud_bytes", "hierarchical-clustered cloud-bound bytes (sketches included) vs flat clustered",
+                            goal: "≤ 1/κ2 = \(fmt(1 / Double(settings.kappa2)))", r,
+                            r.map { "\(hb) / \(cb!) B = \(fmt($0))" } ?? "needs cloud-tier bytes of hierarchical-clustered and clustered") {
+                $0 <= 1 / Double(settings.kappa2) + 1e-12
+            })
+            let (hc2c, hc2cText) = ratio(Self.hierarchicalClustered, Self.clustered)
+            rows.append(row("hierarchical_clustered_loss", "hierarchical-clustered final loss within 3% of flat clustered", goal: "≤ 1.03×",
+                            hc2c, hc2cText) { $0 <= 1.03 })
+            rows.append(row("hierarchical_clustered_ari", "ARI of the hierarchical-clustered clusters", goal: "≥ 0.95", hc.ari,
+                            hc.ari.map { "ARI \(fmt($0))" } ?? "hierarchical-clustered summary has no ari") { $0 >= 0.95 })
+        }
 
         // Async against the synchronous baseline under the same straggler scenario.
         let baselineName = outcome(Self.fedavgStragglers) != nil ? Self.fedavgStragglers : Self.fedavg

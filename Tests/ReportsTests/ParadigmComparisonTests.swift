@@ -89,4 +89,20 @@ final class ParadigmComparisonTests: XCTestCase {
         let back = try RunFiles.decoder().decode(ParadigmComparison.self, from: json)
         XCTAssertEqual(back, c)
     }
+
+    func testHierarchicalClusteredRunAddsItsTargetsAgainstFlatClustered() throws {
+        let dir = try fixture()
+        // Cloud every second round: 10 × 3000 B against flat clustered's 20 × 12,000 B; loss 1.85 vs 1.80 (2.8% off).
+        let edgeRecords = (1...20).map { MetricRecord(round: $0, tier: .edge, bytesUp: 12_000, participants: 12) }
+        try writeRun(dir, "hierarchical-clustered", loss: { r in r % 2 == 0 ? linear(3, 1.85)(r) : [:] }, bytesUp: 0,
+                     summary: RunSummary(ari: 0.9), extra: edgeRecords + (1...10).map { MetricRecord(round: 2 * $0, tier: .cloud, bytesUp: 3_000) })
+        let c = try ParadigmComparison.load(experiment: dir, settings: .init(kappa2: 2))
+        XCTAssertEqual(c.targets.count, 11)
+        let byID = Dictionary(uniqueKeysWithValues: c.targets.map { ($0.id, $0) })
+        XCTAssertEqual(byID["hierarchical_clustered_cloud_bytes"]?.measured ?? -1, 30_000.0 / 240_000, accuracy: 1e-12)
+        XCTAssertEqual(byID["hierarchical_clustered_cloud_bytes"]?.status, .met)
+        XCTAssertEqual(byID["hierarchical_clustered_loss"]?.measured ?? -1, 1.85 / 1.8, accuracy: 1e-12)
+        XCTAssertEqual(byID["hierarchical_clustered_loss"]?.status, .met)
+        XCTAssertEqual(byID["hierarchical_clustered_ari"]?.status, .missed)
+    }
 }
