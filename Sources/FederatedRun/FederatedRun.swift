@@ -126,17 +126,19 @@ public enum FederatedRun {
         let f = s.experiment.federation
         let limit = Double(f.rounds + 1) * (2 * f.deadlineS + 30) + 120
         let start = Date()
-        let total = f.rounds + 1
+        // Cloud records only: a hierarchical run's edges write records too, and its cloud runs fewer rounds.
+        let total = (s.experiment.isHierarchical ? HierarchyPlan(s.experiment).cloudRounds : f.rounds) + 1
         let bar = s.showProgress ? ProgressBar(total: total, label: "rounds") : nil
         let metrics = URL(fileURLWithPath: s.out).appendingPathComponent(RunFiles.metrics).path
-        var shown = 0
+        var lineCount = 0
         func show() {
             let lines = (try? String(contentsOfFile: metrics, encoding: .utf8))?.split(separator: "\n") ?? []
-            if lines.count != shown, let last = lines.last,
-               let r = try? JSONDecoder().decode(MetricRecord.self, from: Foundation.Data(last.utf8)) {
-                shown = lines.count
+            guard lines.count != lineCount else { return }
+            lineCount = lines.count
+            let cloud = lines.compactMap { try? JSONDecoder().decode(MetricRecord.self, from: Foundation.Data($0.utf8)) }.filter { $0.tier == .cloud }
+            if let r = cloud.last {
                 let val = r.valLoss.values.reduce(0, +) / Double(max(1, r.valLoss.count))
-                bar?.set(completed: min(total, shown), status: String(format: "round %d val %.4f", r.round, val))
+                bar?.set(completed: min(total, cloud.count), status: String(format: "round %d val %.4f", r.round, val))
             }
         }
         while !finished() {
