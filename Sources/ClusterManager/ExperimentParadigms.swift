@@ -6,7 +6,7 @@ import Federation
 extension Experiment {
     static func parseParadigms(_ r: Keys, into e: inout Experiment) throws {
         if let c = try r.section("clustered") {
-            try c.only(["mode", "warmup_rounds", "recluster_every", "method", "sketch_dim", "init"])
+            try c.only(["mode", "warmup_rounds", "recluster_every", "method", "sketch_dim", "init", "merge"])
             e.clustered.mode = try c.string("mode") ?? e.clustered.mode
             guard clusteredModes.contains(e.clustered.mode) else {
                 throw ExperimentError.badValue(key: "clustered.mode", value: e.clustered.mode, reason: "use \(clusteredModes.joined(separator: ", "))")
@@ -17,6 +17,7 @@ extension Experiment {
             s.method = try c.string("method") ?? s.method
             s.sketchDim = try c.int("sketch_dim", min: 0) ?? s.sketchDim
             s.initialisation = try c.string("init") ?? s.initialisation
+            s.merge = try c.bool("merge") ?? s.merge
             do { _ = try s.config(seed: e.seed) } catch {
                 throw ExperimentError.badValue(key: "clustered", value: s.method + "/" + s.initialisation, reason: "\(error)")
             }

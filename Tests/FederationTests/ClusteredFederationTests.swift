@@ -83,6 +83,28 @@ final class ClusteredFederationTests: XCTestCase {
         XCTAssertEqual(fed.clusterIDs.count, 2)
     }
 
+    func testReclusteringOnlySplitsUnlessMergeIsAllowed() throws {
+        // Four clusters first; later deltas make domains {0,2} and {1,3} look alike.
+        let four = DomainFixture(domains: 4), two = DomainFixture(domains: 2)
+        for merge in [false, true] {
+            var fed = try ClusteredFederation(devices: four.devices, initial: flatGlobal([Float](repeating: 0, count: 64)),
+                                              config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 1, mergeOnRecluster: merge),
+                                              trueLabels: four.truth)
+            XCTAssertEqual(try XCTUnwrap(fed.aggregate(four.updates(round: 1)).recluster).k, 4)
+            let before = fed.clusterMap
+            let later = try XCTUnwrap(fed.recluster(two.updates(round: 2, version: 1)))
+            if merge {
+                XCTAssertEqual(later.k, 2)
+                XCTAssertEqual(later.removedClusters.count, 2)
+                XCTAssertEqual(fed.clusterIDs.count, 2)
+            } else {
+                XCTAssertEqual(later.clusterMap, before, "split-only: no two clusters merge")
+                XCTAssertEqual(later.k, 4)
+                XCTAssertEqual(later.ari ?? 0, 1, accuracy: 1e-12)
+            }
+        }
+    }
+
     func testReclusteringKeepsIdsAndSplitsGetFreshIdsWithTheirParent() throws {
         // Round 1: domains {0,1} and {2,3} look alike (two clusters); later all four differ.
         let two = DomainFixture(domains: 2), four = DomainFixture(domains: 4)

@@ -58,6 +58,11 @@ final class ServiceLogicTests: XCTestCase {
         XCTAssertThrowsError(try Experiment.parse(yaml: "federation: {rounds: many}")) { e in
             XCTAssertEqual(e as? ExperimentError, .wrongType(key: "federation.rounds", expected: "an integer", got: "the string \"many\""))
         }
+        XCTAssertThrowsError(try Experiment.parse(yaml: "clustered: {merge: sometimes}")) { e in
+            XCTAssertEqual(e as? ExperimentError, .wrongType(key: "clustered.merge", expected: "true or false", got: "the string \"sometimes\""))
+        }
+        XCTAssertEqual(try Experiment.parse(yaml: "clustered: {merge: true}").clustered.settings.merge, true)
+        XCTAssertEqual(try Experiment.parse(yaml: "clustered: {}").clustered.settings.merge, false)
         XCTAssertThrowsError(try Experiment.parse(yaml: "federaton: {}")) { e in
             XCTAssertTrue("\(e)".contains("federaton"))
         }

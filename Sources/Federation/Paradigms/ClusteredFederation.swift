@@ -36,15 +36,20 @@ public struct ClusteredFederationConfig: Sendable {
     /// Subtract the mean delta first: real deltas share a large common direction (the language itself).
     public var center: Bool
     public var initialisation: SplitInitialisation
+    /// false (CFL): a re-clustering only splits existing clusters. After the first clustering each device's delta
+    /// is measured from its own cluster's model, so it no longer carries what the clusters share and cannot
+    /// justify a merge (seen on the paper workload: two domains merged at silhouette 0.27).
+    public var mergeOnRecluster: Bool
     public var seed: UInt64
     /// Applied per cluster; the default takes only updates on the cluster model's current version.
     public var validator: UpdateValidator
 
     public init(warmupRounds: Int = 2, reclusterEvery: Int = 0, method: any ClusteringMethod = SilhouetteKMeans(),
                 sketchDimension: Int = 0, center: Bool = true, initialisation: SplitInitialisation = .parent,
-                seed: UInt64 = 0, validator: UpdateValidator = UpdateValidator(maxStaleness: 0)) {
+                mergeOnRecluster: Bool = false, seed: UInt64 = 0, validator: UpdateValidator = UpdateValidator(maxStaleness: 0)) {
         self.warmupRounds = max(1, warmupRounds); self.reclusterEvery = max(0, reclusterEvery); self.method = method
         self.sketchDimension = max(0, sketchDimension); self.center = center; self.initialisation = initialisation
+        self.mergeOnRecluster = mergeOnRecluster
         self.seed = seed; self.validator = validator
     }
 }
@@ -255,11 +260,11 @@ public struct ClusteredFederation: Sendable {
             points = RandomProjection(inputDimension: d, outputDimension: config.sketchDimension, seed: config.seed).project(points)
         }
         if config.center { points = centered(points) }
-        let clustering = config.method.cluster(points)
+        let found = config.method.cluster(points)
         // k = 1 is no evidence of structure, not a merge: once devices train on their own cluster models, their
         // centred deltas look alike. Existing clusters stay (CFL likewise only ever splits).
-        if clustering.k <= 1 && Set(members.compactMap { assignment[$0] }).count > 1 {
-            let event = ReclusterEvent(round: completedRounds, k: Set(assignment.values).count, score: clustering.score,
+        if found.k <= 1 && Set(members.compactMap { assignment[$0] }).count > 1 {
+            let event = ReclusterEvent(round: completedRounds, k: Set(assignment.values).count, score: found.score,
                                        newClusters: [:], removedClusters: [], clusterMap: assignment,
                                        ari: adjustedRandIndexAgainstTruth())
             reclusterings.append(event)
@@ -267,6 +272,9 @@ public struct ClusteredFederation: Sendable {
         }
 
         let oldIDs = members.map { assignment[$0]! }
+        // Split only: the groups are (old cluster, new label) pairs (Clustering renumbers them), so no merge.
+        let clustering = config.mergeOnRecluster ? found
+            : Clustering(labels: zip(oldIDs, found.labels).map { $0.0 * (found.k + 1) + $0.1 }, score: found.score)
         let (ids, parents) = matchClusters(newLabels: clustering.labels, oldIDs: oldIDs, k: clustering.k)
         let before = assignment
         for (i, m) in members.enumerated() { assignment[m] = ids[clustering.labels[i]] }

@@ -1,7 +1,7 @@
 // The paradigm sections of an experiment file as plain values, and what they build. A service's YAML parser fills
 // these (keys in comments) and calls the builders; every bad value is a RegistryError naming the key.
 
-/// `clustered: {warmup_rounds, recluster_every, method, sketch_dim, init}`
+/// `clustered: {warmup_rounds, recluster_every, method, sketch_dim, init, merge}`
 public struct ClusteredSettings: Sendable, Equatable {
     public var warmupRounds = 2
     public var reclusterEvery = 0
@@ -10,6 +10,8 @@ public struct ClusteredSettings: Sendable, Equatable {
     public var sketchDim = 0
     /// parent | member_mean
     public var initialisation = "parent"
+    /// Re-clusterings may merge clusters (default: split only).
+    public var merge = false
     public init() {}
 
     public func config(seed: UInt64) throws(RegistryError) -> ClusteredFederationConfig {
@@ -26,7 +28,7 @@ public struct ClusteredSettings: Sendable, Equatable {
         spec.seed = seed
         return ClusteredFederationConfig(warmupRounds: warmupRounds, reclusterEvery: reclusterEvery,
                                          method: try makeClusteringMethod(spec), sketchDimension: sketchDim,
-                                         initialisation: initMode, seed: seed)
+                                         initialisation: initMode, mergeOnRecluster: merge, seed: seed)
     }
 }
 
