@@ -10,8 +10,6 @@ import Messages
 final class ClusteredDriver: DriverBase, RoundDriver {
     enum Phase { case starting, idle, training, evaluating(round: Int), finished }
 
-    struct Delivered { var update: ModelUpdate; var computeS: Double; var bytes: Int }
-
     let singleCluster: Bool
     let loraMode: LoRAAggregationMode
     var phase: Phase = .starting
@@ -130,26 +128,14 @@ final class ClusteredDriver: DriverBase, RoundDriver {
 
     func upload(_ u: UpdateUpload, from device: String, bytes: Int) -> RoundCoordinator.Decision {
         bytesUp += bytes
-        guard case .training = phase, u.round == roundWire else {
-            if delivered[device] != nil || u.round < roundWire { return .duplicate }
-            return service.coordinator.reject(kind: "wrong_round", reason: "update for \(u.round), open round is \(roundWire)")
+        var open = false
+        if case .training = phase { open = true }
+        let decision = acceptClusterUpload(u, from: device, bytes: bytes, open: open, wire: roundWire, round: round,
+                                           participants: participants, fed: fed, delivered: &delivered)
+        if decision == .accepted, let fed {
+            if Int(u.cluster) == fed.cluster(of: device) { clusterMatched += 1 } else { clusterMismatched += 1 }
         }
-        if delivered[device] != nil { return .duplicate }
-        guard participants.contains(device), let fed, let model = fed.model(forDevice: device) else {
-            return service.coordinator.reject(kind: "not_participant", reason: "\(device) was not sampled for round \(round)")
-        }
-        let delta: [Float]
-        switch decodeDelta(u) {
-        case .ok(let d): delta = d
-        case .bad(let decision): return decision
-        }
-        let update = ModelUpdate(device: device, round: UInt64(round), samples: Int(clamping: u.samples),
-                                 baseVersion: u.baseVersion == roundWire ? model.version : u.baseVersion &+ 1_000_000,
-                                 delta: delta, loss: u.trainLoss)
-        if let problem = fed.check(update) { return service.coordinator.reject(kind: problem.kind, reason: problem.reason) }
-        delivered[device] = Delivered(update: update, computeS: u.computeS, bytes: bytes)
-        if Int(u.cluster) == fed.cluster(of: device) { clusterMatched += 1 } else { clusterMismatched += 1 }
-        return .accepted
+        return decision
     }
 
     func close(now: Double) {

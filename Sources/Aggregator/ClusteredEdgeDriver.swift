@@ -12,8 +12,6 @@ import Messages
 /// rounds that (re)cluster, first one sketch per device of its summed deltas (tier DEVICE, sender = the device).
 /// Evaluation: each device evaluates its cluster's cloud model; results go up with the device as sender.
 final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
-    struct Delivered { var update: ModelUpdate; var computeS: Double; var bytes: Int }
-
     let plan: HierarchyPlan
     let edge: Int
     /// auto mode: the cloud re-clusters on its schedule, so the edge relays sketches in those cloud rounds.
@@ -185,25 +183,8 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
 
     func upload(_ u: UpdateUpload, from device: String, bytes: Int) -> RoundCoordinator.Decision {
         bytesUp += bytes
-        guard isOpen, u.round == roundWire else {
-            if delivered[device] != nil || u.round < roundWire { return .duplicate }
-            return service.coordinator.reject(kind: "wrong_round", reason: "update for \(u.round), open round is \(roundWire)")
-        }
-        if delivered[device] != nil { return .duplicate }
-        guard participants.contains(device), let fed, let model = fed.model(forDevice: device) else {
-            return service.coordinator.reject(kind: "not_participant", reason: "\(device) was not sampled for edge round \(edgeRound)")
-        }
-        let delta: [Float]
-        switch decodeDelta(u) {
-        case .ok(let d): delta = d
-        case .bad(let decision): return decision
-        }
-        let update = ModelUpdate(device: device, round: UInt64(edgeRound), samples: Int(clamping: u.samples),
-                                 baseVersion: u.baseVersion == roundWire ? model.version : u.baseVersion &+ 1_000_000,
-                                 delta: delta, loss: u.trainLoss)
-        if let problem = fed.check(update) { return service.coordinator.reject(kind: problem.kind, reason: problem.reason) }
-        delivered[device] = Delivered(update: update, computeS: u.computeS, bytes: bytes)
-        return .accepted
+        return acceptClusterUpload(u, from: device, bytes: bytes, open: isOpen, wire: roundWire, round: edgeRound,
+                                   participants: participants, fed: fed, delivered: &delivered)
     }
 
     func closeEdgeRound(now: Double) {

@@ -155,6 +155,35 @@ class DriverBase {
         }
     }
 
+    /// An accepted upload of an open per-cluster round, with what the virtual clock needs.
+    struct Delivered { var update: ModelUpdate; var computeS: Double; var bytes: Int }
+
+    /// A device's upload to the open per-cluster round `wire` (flat clustered, clustered edge): retries and wrong
+    /// rounds answered, the delta decoded and checked against the device's cluster model, then kept in `delivered`.
+    func acceptClusterUpload(_ u: UpdateUpload, from device: String, bytes: Int, open: Bool, wire: UInt64, round: Int,
+                             participants: [String], fed: ClusteredFederation?,
+                             delivered: inout [String: Delivered]) -> RoundCoordinator.Decision {
+        guard open, u.round == wire else {
+            if delivered[device] != nil || u.round < wire { return .duplicate }
+            return service.coordinator.reject(kind: "wrong_round", reason: "update for \(u.round), open round is \(wire)")
+        }
+        if delivered[device] != nil { return .duplicate }
+        guard participants.contains(device), let fed, let model = fed.model(forDevice: device) else {
+            return service.coordinator.reject(kind: "not_participant", reason: "\(device) was not sampled for round \(round)")
+        }
+        let delta: [Float]
+        switch decodeDelta(u) {
+        case .ok(let d): delta = d
+        case .bad(let decision): return decision
+        }
+        let update = ModelUpdate(device: device, round: UInt64(round), samples: Int(clamping: u.samples),
+                                 baseVersion: u.baseVersion == wire ? model.version : u.baseVersion &+ 1_000_000,
+                                 delta: delta, loss: u.trainLoss)
+        if let problem = fed.check(update) { return service.coordinator.reject(kind: problem.kind, reason: problem.reason) }
+        delivered[device] = Delivered(update: update, computeS: u.computeS, bytes: bytes)
+        return .accepted
+    }
+
     /// The device's scenario index (registration order, as the sync path uses).
     func index(_ device: String) -> Int { service.deviceIndex[device] ?? deviceOrdinal(device) }
 }

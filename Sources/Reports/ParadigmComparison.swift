@@ -158,6 +158,13 @@ public struct ParadigmComparison: Codable, Sendable, Equatable {
             guard let x = loss(a), let y = loss(b), y > 0 else { return (nil, "needs final losses of \(a) and \(b)") }
             return (x / y, "\(a) \(fmt(x)) / \(b) \(fmt(y)) = \(fmt(x / y))")
         }
+        func bytesRatio(_ a: String, _ b: String) -> (Double?, String) {
+            guard let x = outcome(a)?.cloudBoundBytes, let y = outcome(b)?.cloudBoundBytes, y > 0 else {
+                return (nil, "needs cloud-tier bytes of \(a) and \(b)")
+            }
+            return (Double(x) / Double(y), "\(x) / \(y) B = \(fmt(Double(x) / Double(y)))")
+        }
+        let withinKappa2 = { (r: Double) in r <= 1 / Double(self.settings.kappa2) + 1e-12 }
         var rows: [TargetRow] = []
         let rounds = outcome(Self.clustered)?.rounds ?? 0
         let (c2f, c2fText) = ratio(Self.clustered, Self.fedavg)
@@ -171,26 +178,17 @@ public struct ParadigmComparison: Codable, Sendable, Equatable {
         rows.append(row("ari", "ARI of the clusters against the true domains", goal: "≥ 0.95", ari,
                         ari.map { "ARI \(fmt($0))" } ?? "clustered summary has no ari") { $0 >= 0.95 })
 
-        let hb = outcome(Self.hierarchical)?.cloudBoundBytes, fb = outcome(Self.fedavg)?.cloudBoundBytes
-        let bytesRatio: Double? = (hb != nil && (fb ?? 0) > 0) ? Double(hb!) / Double(fb!) : nil
+        let (hBytes, hBytesText) = bytesRatio(Self.hierarchical, Self.fedavg)
         rows.append(row("hierarchical_cloud_bytes", "hierarchical cloud-bound bytes vs flat FedAvg (κ2 = \(settings.kappa2))",
-                        goal: "≤ 1/κ2 = \(fmt(1 / Double(settings.kappa2)))", bytesRatio,
-                        bytesRatio.map { "\(hb!) / \(fb!) B = \(fmt($0))" } ?? "needs cloud-tier bytes of hierarchical and fedavg") {
-            $0 <= 1 / Double(settings.kappa2) + 1e-12
-        })
+                        goal: "≤ 1/κ2 = \(fmt(1 / Double(settings.kappa2)))", hBytes, hBytesText, withinKappa2))
         let (h2f, h2fText) = ratio(Self.hierarchical, Self.fedavg)
         rows.append(row("hierarchical_loss", "hierarchical final loss within 3% of FedAvg", goal: "≤ 1.03×", h2f, h2fText) { $0 <= 1.03 })
 
         // Hierarchy with clustered assignment: the hierarchical targets against flat clustered (only when it ran).
         if let hc = outcome(Self.hierarchicalClustered) {
-            let cb = outcome(Self.clustered)?.cloudBoundBytes
-            let hb = hc.cloudBoundBytes
-            let r: Double? = (cb ?? 0) > 0 ? Double(hb) / Double(cb!) : nil
+            let (hcBytes, hcBytesText) = bytesRatio(Self.hierarchicalClustered, Self.clustered)
             rows.append(row("hierarchical_clustered_cloud_bytes", "hierarchical-clustered cloud-bound bytes (sketches included) vs flat clustered",
-                            goal: "≤ 1/κ2 = \(fmt(1 / Double(settings.kappa2)))", r,
-                            r.map { "\(hb) / \(cb!) B = \(fmt($0))" } ?? "needs cloud-tier bytes of hierarchical-clustered and clustered") {
-                $0 <= 1 / Double(settings.kappa2) + 1e-12
-            })
+                            goal: "≤ 1/κ2 = \(fmt(1 / Double(settings.kappa2)))", hcBytes, hcBytesText, withinKappa2))
             let (hc2c, hc2cText) = ratio(Self.hierarchicalClustered, Self.clustered)
             rows.append(row("hierarchical_clustered_loss", "hierarchical-clustered final loss within 3% of flat clustered", goal: "≤ 1.03×",
                             hc2c, hc2cText) { $0 <= 1.03 })

@@ -36,8 +36,7 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = processes ? try FederatedRun.processes(settings, configPath: configPath, dataDir: data, binDir: try Kit.requireExecutables())
             : try FederatedRun.embedded(settings, dataDir: data)
-        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        let records = try Kit.records(settings.out)
         let adapterBytes = try AdapterWire.initialAdapter(modelDir: model, lora: e.lora, seed: 5).flatten().count * 4
         return Outcome(summary: summary, records: records, out: settings.out, adapterBytes: adapterBytes, plan: HierarchyPlan(e))
     }

@@ -13,8 +13,7 @@ final class FederatedRunTests: XCTestCase {
         var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.embedded(settings, dataDir: try FederatedRun.prepareData(settings))
-        let lines = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-        let records = try lines.map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        let records = try Kit.records(settings.out)
         XCTAssertEqual(records.map(\.round), [0, 1, 2, 3])
         XCTAssertEqual(Set(records[0].valLoss.keys), ["vowels", "digits"])
         let before = Kit.meanVal(records[0].valLoss), after = Kit.meanVal(summary.finalValLoss)
@@ -33,8 +32,7 @@ final class FederatedRunTests: XCTestCase {
         var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.processes(settings, configPath: s.configPath, dataDir: s.data, binDir: bin)
-        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        let records = try Kit.records(settings.out)
         XCTAssertEqual(records.map(\.round), [0, 1, 2])
         XCTAssertLessThan(Kit.meanVal(summary.finalValLoss), Kit.meanVal(records[0].valLoss))
         XCTAssertEqual(records[2].participants, 2)

@@ -32,8 +32,7 @@ final class HierarchicalRunTests: XCTestCase {
         var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.embedded(settings, dataDir: try FederatedRun.prepareData(settings))
-        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        let records = try Kit.records(settings.out)
         let cloud = records.filter { $0.tier == .cloud }
         let edges = records.filter { $0.tier == .edge }
         // 4 local rounds, κ1 = 1, κ2 = 2: the cloud aggregates twice (after the round-0 evaluation).
@@ -68,8 +67,7 @@ final class HierarchicalRunTests: XCTestCase {
         var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.processes(settings, configPath: s.configPath, dataDir: s.data, binDir: bin)
-        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        let records = try Kit.records(settings.out)
         XCTAssertEqual(records.filter { $0.tier == .cloud }.map(\.round), [0, 1])
         XCTAssertEqual(Set(records.filter { $0.tier == .edge }.compactMap(\.edge)), [0, 1])
         XCTAssertEqual(records.filter { $0.tier == .edge }.count, 4)

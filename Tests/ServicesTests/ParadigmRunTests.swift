@@ -30,8 +30,7 @@ final class ParadigmRunTests: XCTestCase {
         var settings = FederatedRun.Settings(experiment: e, out: dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.embedded(settings, dataDir: data)
-        let records = try String(contentsOfFile: settings.out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-            .map { try JSONDecoder().decode(MetricRecord.self, from: Data($0.utf8)) }
+        let records = try Kit.records(settings.out)
         return Outcome(summary: summary, records: records, out: settings.out)
     }
 

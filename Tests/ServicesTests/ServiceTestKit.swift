@@ -3,10 +3,16 @@ import Data
 import Engine
 import FederatedRun
 import Foundation
+import Reports
 import XCTest
 
 /// Tiny fixtures: a random-init tiny GPT-2, a two-domain synthetic corpus partitioned over devices, an experiment.
 enum Kit {
+    /// A run's `<out>/metrics.jsonl` records, decoded as `fi report` reads them.
+    static func records(_ out: String) throws -> [MetricRecord] {
+        try RunDirectory.readJSONLines(URL(fileURLWithPath: out).appendingPathComponent(RunFiles.metrics), as: MetricRecord.self)
+    }
+
     static func tempDir(_ name: String) -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("svc-\(name)-\(UUID().uuidString.prefix(8))")
         try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
