@@ -179,6 +179,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     func heartbeat() {
         if !registered { register() }
         sendToManager(.heartbeat(Heartbeat(round: coordinator.completedRound, load: 0)))
+        // Also on the telemetry bus, so a tap that joined late still sees the aggregator between rounds.
+        telemetry.publish(.metric(Metric(name: "completed_round", value: Double(coordinator.completedRound))), kind: "metric")
         sendToManager(.snapshotRequest(SnapshotRequest(topic: "map")))
         hierarchyHeartbeat()
     }

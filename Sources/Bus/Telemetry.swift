@@ -34,7 +34,7 @@ public enum TelemetryTopic {
 /// Sending never blocks: with no subscriber, or a full queue, PUB drops the message; its seq is still used,
 /// so the drop shows up downstream as a gap.
 public final class TelemetryPublisher: @unchecked Sendable {  // safe: socket and counters only touched under `lock`
-    public let sender: String
+    private var name: String
     private let socket: Socket
     private let lock = NSLock()
     private var next: UInt64 = 1
@@ -44,7 +44,7 @@ public final class TelemetryPublisher: @unchecked Sendable {  // safe: socket an
     /// and the subscriptions arrive are dropped, as with any PUB (the slow-joiner rule).
     public init(connect endpoint: String, sender: String, context: BusContext = .shared,
                 linger: Int32 = Socket.defaultLingerMilliseconds, sendHighWaterMark: Int32 = 10_000) throws {
-        self.sender = sender
+        name = sender
         socket = try Socket(.pub, context: context, linger: linger)
         try socket.set(.sendHighWaterMark(sendHighWaterMark))
         try socket.connect(endpoint)
@@ -65,8 +65,8 @@ public final class TelemetryPublisher: @unchecked Sendable {  // safe: socket an
         lock.lock(); defer { lock.unlock() }
         let seq = next
         next += 1
-        let envelope = Envelope(sender: sender, seq: seq, body: body)
-        let topic = Array(TelemetryTopic.topic(for: body, sender: sender).utf8)
+        let envelope = Envelope(sender: name, seq: seq, body: body)
+        let topic = Array(TelemetryTopic.topic(for: body, sender: name).utf8)
         do {
             try socket.send(envelope, prefix: [topic], dontWait: true)
             sent += 1
@@ -74,6 +74,20 @@ public final class TelemetryPublisher: @unchecked Sendable {  // safe: socket an
             // Dropped like any PUB overflow; the subscriber sees the gap in seq.
         }
         return seq
+    }
+
+    public var sender: String {
+        lock.lock(); defer { lock.unlock() }
+        return name
+    }
+
+    /// Publishes as `sender` from now on, from seq 1: a scaled worker learns its id from the manager after it
+    /// connected, and a tap tracks gaps per sender.
+    public func rename(_ sender: String) {
+        lock.lock(); defer { lock.unlock() }
+        guard sender != name else { return }
+        name = sender
+        next = 1
     }
 
     /// The seq the next publish will use.

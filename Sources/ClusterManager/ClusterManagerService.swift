@@ -97,6 +97,8 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
     }
 
     func expire() {
+        // A liveness signal on the telemetry bus every heartbeat: a tap that joined late still sees the manager.
+        telemetry.publish(.metric(Metric(name: "live_nodes", value: Double(directory.liveCount))), kind: "metric")
         let dead = liveness.expire()
         guard !dead.isEmpty else { return }
         if directory.markDead(dead) {

@@ -102,6 +102,8 @@ public struct Directory: Sendable {
         return changed
     }
 
+    public var liveCount: Int { nodes.values.filter(\.alive).count }
+
     public func map(snapshot: Bool = false) -> ClusterMap {
         ClusterMap(mapSeq: mapSeq, members: order.compactMap { nodes[$0] }.map {
             ClusterMember(nodeId: $0.id, role: $0.role, cluster: $0.cluster, edge: $0.edge, alive: $0.alive, endpoint: $0.endpoint)

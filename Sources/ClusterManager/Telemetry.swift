@@ -6,7 +6,7 @@ import Messages
 /// without a proxy still logs them.
 public final class TelemetryOut: @unchecked Sendable {  // safe: TelemetryPublisher locks; `quiet` is set before use
     let publisher: TelemetryPublisher?
-    let sender: String
+    private(set) var sender: String
     public var quiet = false
 
     public init(endpoint: String?, sender: String, context: BusContext) throws {
@@ -23,6 +23,12 @@ public final class TelemetryOut: @unchecked Sendable {  // safe: TelemetryPublis
             FileHandle.standardError.write(Foundation.Data("[\(sender)] \(kind): \(text)\n".utf8))
         }
         publish(.event(Event(severity: severity, kind: kind, text: text)), kind: "event")
+    }
+
+    /// Call on the owner's loop thread (`sender` is not locked here).
+    public func rename(_ sender: String) {
+        self.sender = sender
+        publisher?.rename(sender)
     }
 
     public func close() { publisher?.close() }

@@ -116,6 +116,7 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         let first = assignment == nil
         assignment = a
         nodeId = a.nodeId
+        telemetry.rename(a.nodeId)
         if first { prepareTrainer(partition: Int(a.partition)) }
         if !a.aggregatorEndpoint.isEmpty && a.aggregatorEndpoint != aggregatorEndpoint { connectAggregator(a.aggregatorEndpoint) }
     }
