@@ -81,7 +81,7 @@ let package = Package(
         tests("ConfigTests", ["Config"]),
         tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers"]),
         // compose/docker-compose.yml started without Docker: the executables from the build folder.
-        tests("DeploymentTests", ["Engine", "Data", "Reports", yams]),
+        tests("DeploymentTests", ["Bus", "Engine", "Data", "Messages", "Reports", yams]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports"]),
     ]
 )

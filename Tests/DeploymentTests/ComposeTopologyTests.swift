@@ -1,6 +1,8 @@
+import Bus
 import Data
 import Engine
 import Foundation
+import Messages
 import Reports
 import XCTest
 
@@ -67,7 +69,10 @@ final class ComposeTopologyTests: XCTestCase {
         let stack = try makeStack(devices: 2)
         defer { stack.down(); try? FileManager.default.removeItem(at: stack.root) }
         let start = Date()
-        try stack.up(scale: ["device-worker": 2], timeout: 30)
+        // As in a deployment, the tap is listening before the federation starts (this one finishes in seconds).
+        try stack.up(scale: ["device-worker": 2], timeout: 30) { r in
+            if r.service == "tap" { try Self.waitUntilTapHears(stack, tap: r, timeout: 20) }
+        }
 
         // Every long-running replica passes its compose health check (--health plus the bound port). The
         // aggregator passed it before the workers started (their depends_on) and may be done already.
@@ -122,6 +127,19 @@ final class ComposeTopologyTests: XCTestCase {
         XCTAssertFalse(senders.contains("device"), "a worker kept its pre-assignment name; senders seen: \(senders)")
         XCTAssertTrue(senders.contains("edge-stage-0") && senders.contains("cloud-stage-0"), "senders seen: \(senders)")
         XCTAssertLessThan(Date().timeIntervalSince(start), 90)
+    }
+
+    /// Publishes probe events to the proxy until the tap prints one: its subscription has reached the proxy.
+    static func waitUntilTapHears(_ stack: LocalCompose, tap: LocalCompose.Replica, timeout: Double) throws {
+        let probe = try TelemetryPublisher(connect: "tcp://127.0.0.1:\(try stack.hostPort("telemetry", 5580))", sender: "tap-probe")
+        defer { probe.close() }
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            try probe.publish(.event(Event(severity: .debug, kind: "probe", text: "is the tap listening?")))
+            Thread.sleep(forTimeInterval: 0.1)
+            if let out = try? String(contentsOf: tap.log.appendingPathExtension("out"), encoding: .utf8), out.contains("tap-probe") { return }
+        }
+        XCTFail("the tap printed no probe within \(timeout) s: \(stack.tail(tap))")
     }
 
     /// A bad value in a service's compose environment stops the executable at once with a message naming the variable.

@@ -148,7 +148,8 @@ final class LocalCompose {
     }
 
     /// `up`: the active services in dependency order, each started once its depends_on conditions hold.
-    func up(scale: [String: Int] = [:], timeout: Double = 30) throws {
+    /// Starts every service in dependency order; `started` runs after each replica starts, before the next service.
+    func up(scale: [String: Int] = [:], timeout: Double = 30, started: (Replica) throws -> Void = { _ in }) throws {
         for s in try file.startOrder() {
             for (dep, condition) in s.dependsOn {
                 for r in replicas where r.service == dep {
@@ -164,7 +165,7 @@ final class LocalCompose {
                     }
                 }
             }
-            for i in 0..<(scale[s.name] ?? 1) { try start(s, index: i) }
+            for i in 0..<(scale[s.name] ?? 1) { try started(try start(s, index: i)) }
         }
     }
 
