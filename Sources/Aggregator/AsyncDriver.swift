@@ -45,7 +45,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
         budget = e.federation.rounds * devices
         evalEvery = e.async.evalEvery > 0 ? e.async.evalEvery : devices
         // Lookahead = the shortest possible task (fastest device's compute): lets updates be released while others train.
-        let strategy = try e.async.settings.strategy()
+        let strategy = try e.async.settings.strategy(loraMode: e.loraMode)
         let global = service.coordinator.global
         let bytes = Envelope(sender: service.options.id, body: .model(ModelBroadcast(round: 1, cluster: 0, tier: .device, modelVersion: 1,
                              tensors: AdapterWire.tensors(global.parameters, layout: global.layout)))).encodeFrames().reduce(0) { $0 + $1.count }
@@ -64,7 +64,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
     var completedRounds: Int { evalIndex }
     var summaryARI: Double? { nil }
     var summaryNotes: [String: String] {
-        ["async_mode": experiment.async.settings.mode, "applied": "\(scheduler.accepted)", "rejected_async": "\(scheduler.rejected)",
+        ["async_mode": experiment.async.settings.mode, "lora_aggregation": experiment.loraAggregation, "applied": "\(scheduler.accepted)", "rejected_async": "\(scheduler.rejected)",
          "lookahead_s": String(format: "%.3f", scheduler.lookahead), "version": "\(scheduler.global.version)"]
     }
 
@@ -161,7 +161,11 @@ final class AsyncDriver: DriverBase, RoundDriver {
         let outcome: String
         var version = scheduler.global.version
         switch a.outcome {
-        case .applied(let r): outcome = "applied"; version = r.version
+        case .applied(let r):
+            outcome = "applied"; version = r.version
+            if let e = (scheduler.strategy as? FedBuff)?.lastError {
+                service.telemetry.event(.error, "lora", "exact combine failed at version \(r.version): \(e); applied the naive step")
+            }
         case .buffered: outcome = "buffered"
         case .rejected(let r):
             outcome = "rejected"

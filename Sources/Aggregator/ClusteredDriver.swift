@@ -28,11 +28,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
 
     init(service: AggregatorService, singleCluster: Bool = false) throws {
         self.singleCluster = singleCluster
-        switch service.options.experiment.loraAggregation {
-        case "frozen_a": loraMode = .frozenA
-        case "product_svd": loraMode = .productSVD
-        default: loraMode = .naive
-        }
+        loraMode = service.options.experiment.loraMode
         super.init(base: service)
     }
 

@@ -74,9 +74,11 @@ extension AggregatorService {
     }
 
     /// FedAvg at both tiers (sample-weighted = hierarchicalCombine of models that share a base); the cloud takes every edge.
+    /// Exact LoRA modes combine at both tiers (LoRAFedAvg): each tier's model is the exact combine of what it received.
     static func tierStrategy(_ o: Options) throws -> (any AggregationStrategy)? {
         guard o.experiment.isHierarchical else { return nil }
-        var spec = StrategySpec(name: "fedavg")
+        var spec = StrategySpec(name: o.experiment.loraMode == .naive ? "fedavg" : "lora_fedavg")
+        spec.loraMode = o.experiment.loraMode.rawValue
         spec.fraction = o.tier == .edge ? o.experiment.federation.fraction : 1
         spec.quorum = tierQuorum(o)
         spec.minDevices = 1

@@ -89,6 +89,14 @@ public struct Experiment: Sendable, Equatable {
     public var async = AsyncSection()
     /// naive | frozen_a | product_svd
     public var loraAggregation = "naive"
+    /// `loraAggregation` as the federation math's mode.
+    public var loraMode: LoRAAggregationMode {
+        switch loraAggregation {
+        case "frozen_a": return .frozenA
+        case "product_svd": return .productSVD
+        default: return .naive
+        }
+    }
     public var compression = CompressionSection()
     public var scenario = EdgeEnvironment.Scenario()
     public var scenarioName = "builtin-default"
@@ -173,6 +181,10 @@ public struct Experiment: Sendable, Equatable {
         }
         if let h = try r.section("hierarchical") { e.hierarchical = try HierarchicalSection.parse(h) }
         try parseParadigms(r, into: &e)
+        if e.isClusteredHierarchical && e.loraAggregation == "product_svd" {
+            throw ExperimentError.badValue(key: "lora_aggregation", value: e.loraAggregation,
+                                           reason: "not supported with hierarchical.clustered: true; use naive, or frozen_a (exact with a shared frozen A)")
+        }
         if let s = r.raw("scenario") {
             if let path = s as? String {
                 e.scenario = try Experiment.loadScenario(path)

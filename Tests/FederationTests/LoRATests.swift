@@ -127,4 +127,66 @@ final class LoRATests: XCTestCase {
         assertClose(Array(global.parameters[22...]), [1, 1, 1], accuracy: 1e-6)
         XCTAssertEqual(strategy.name, "lora_fedavg_frozenA")
     }
+
+    // Async exact modes. Zero-initialised B (as LoRA starts) keeps the target products at rank ≤ r, so exact is checkable.
+
+    func testFedAsyncProductModeMixesTheProducts() throws {
+        let x = adapter(a: randomVector(10, seed: 11), b: [Float](repeating: 0, count: 12), bias: [0, 0, 0])
+        let delta = randomVector(10, seed: 12) + randomVector(12, seed: 13) + [1, 1, 1]
+        var xNew = x
+        for i in xNew.indices { xNew[i] += delta[i] }
+        let beta = 0.6  // alpha 0.6, constant staleness, τ = 0
+        let want = try weightedProduct([x, xNew], weights: [1 - beta, beta], pair: try layout.loraPairs()[0])
+        var exact = FedAsync(alpha: 0.6, staleness: .constant, loraMode: .productSVD)
+        var naive = FedAsync(alpha: 0.6, staleness: .constant)
+        var g1 = GlobalModel(layout: layout, parameters: x), g2 = g1
+        let update = ModelUpdate(device: "d", samples: 1, baseVersion: 0, delta: delta)
+        _ = try exact.submit(update, to: &g1)
+        _ = try naive.submit(update, to: &g2)
+        assertClose(try product(g1.parameters), want, accuracy: 1e-4)
+        XCTAssertGreaterThan(zip(try product(g2.parameters), want).map { abs($0 - $1) }.max() ?? 0, 0.05, "naive mixes A and B apart")
+        assertClose(Array(g1.parameters[22...]), [0.6, 0.6, 0.6], accuracy: 1e-6, "non-LoRA tensors mix linearly")
+        XCTAssertEqual(g1.version, 1)
+    }
+
+    func testFedBuffProductModeStepsTheProductsIncludingAStaleUpdate() throws {
+        // K = 1, η = 1 and constant staleness: each release adds the update's product change to the global's product.
+        // Both updates move A from A0 to the same A', so every target product is (·)·A' (rank ≤ r).
+        let a0 = randomVector(10, seed: 21), aNew = randomVector(10, seed: 22)
+        let b1 = randomVector(12, seed: 23), b2 = randomVector(12, seed: 24)
+        let x0 = adapter(a: a0, b: [Float](repeating: 0, count: 12), bias: [0, 0, 0])
+        func delta(_ b: [Float], from base: [Float]) -> [Float] { zip(aNew + b + [1, 1, 1], base).map { $0 - $1 } }
+        var strategy = FedBuff(bufferSize: 1, staleness: .constant, loraMode: .productSVD)
+        var global = GlobalModel(layout: layout, parameters: x0)
+        _ = try strategy.submit(ModelUpdate(device: "a", round: 1, samples: 1, baseVersion: 0, delta: delta(b1, from: x0)), to: &global)
+        XCTAssertEqual(global.version, 1)
+        // Trained from version 0 (τ = 1): its base comes from the strategy's history, not the current global.
+        _ = try strategy.submit(ModelUpdate(device: "b", round: 1, samples: 1, baseVersion: 0, delta: delta(b2, from: x0)), to: &global)
+        XCTAssertEqual(global.version, 2)
+        XCTAssertNil(strategy.lastError)
+        let pair = try layout.loraPairs()[0]
+        let want = try weightedProduct([adapter(a: aNew, b: b1, bias: []), adapter(a: aNew, b: b2, bias: [])], weights: [1, 1], pair: pair)
+        assertClose(try product(global.parameters), want, accuracy: 1e-4)
+        assertClose(Array(global.parameters[22...]), [2, 2, 2], accuracy: 1e-5)
+        // Naive adds the raw deltas: A moves twice (A0 + 2(A' − A0)), so the product is off.
+        var naive = FedBuff(bufferSize: 1, staleness: .constant)
+        var g = GlobalModel(layout: layout, parameters: x0)
+        _ = try naive.submit(ModelUpdate(device: "a", round: 1, samples: 1, baseVersion: 0, delta: delta(b1, from: x0)), to: &g)
+        _ = try naive.submit(ModelUpdate(device: "b", round: 1, samples: 1, baseVersion: 0, delta: delta(b2, from: x0)), to: &g)
+        XCTAssertGreaterThan(zip(try product(g.parameters), want).map { abs($0 - $1) }.max() ?? 0, 0.05)
+    }
+
+    func testFedBuffProductModeRejectsABaseOutOfItsHistory() throws {
+        var strategy = FedBuff(bufferSize: 1, staleness: .constant, loraMode: .productSVD, historyDepth: 1)
+        var global = GlobalModel(layout: layout, parameters: adapter(a: randomVector(10, seed: 31), b: randomVector(12, seed: 32), bias: [0, 0, 0]))
+        for (i, d) in ["a", "b"].enumerated() {
+            _ = try strategy.submit(ModelUpdate(device: d, round: 1, samples: 1, baseVersion: UInt64(i), delta: randomVector(25, seed: 33)), to: &global)
+        }
+        XCTAssertEqual(global.version, 2)
+        XCTAssertThrowsError(try strategy.submit(ModelUpdate(device: "c", round: 1, samples: 1, baseVersion: 0, delta: randomVector(25, seed: 34)),
+                                                 to: &global)) {
+            XCTAssertEqual($0 as? UpdateRejection, .staleBeyond(staleness: 2, limit: 1))
+        }
+        XCTAssertEqual(global.version, 2, "a rejected update changes nothing")
+    }
 }

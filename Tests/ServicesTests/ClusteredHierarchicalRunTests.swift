@@ -139,6 +139,7 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
             ("hierarchical: {clustered: 1}", "hierarchical.clustered"),
             ("hierarchical: {clustered: true}\nclustered: {mode: kmeans}", "clustered.mode"),
             ("hierarchical: {clustered: true}\nclustered: {warmup_rounds: 0}", "clustered.warmup_rounds"),
+            ("hierarchical: {clustered: true}\nlora_aggregation: product_svd", "lora_aggregation"),
         ]
         for (yaml, key) in cases {
             XCTAssertThrowsError(try Experiment.parse(yaml: base + yaml), yaml) { error in

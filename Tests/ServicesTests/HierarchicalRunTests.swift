@@ -8,7 +8,7 @@ import Reports
 import XCTest
 
 final class HierarchicalRunTests: XCTestCase {
-    static func setup(_ name: String, devices: Int = 4, rounds: Int = 4, kappa1: Int = 1, kappa2: Int = 2) throws -> Kit.Setup {
+    static func setup(_ name: String, devices: Int = 4, rounds: Int = 4, kappa1: Int = 1, kappa2: Int = 2, extra: String = "") throws -> Kit.Setup {
         let dir = Kit.tempDir(name)
         let model = try Kit.tinyModel(in: dir)
         let data = try Kit.tinyData(in: dir, devices: devices)
@@ -21,6 +21,7 @@ final class HierarchicalRunTests: XCTestCase {
         federation: {paradigm: hierarchical, rounds: \(rounds), local_steps: 8, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 20, eval_tokens: 512}
         hierarchical: {edges: 2, kappa1: \(kappa1), kappa2: \(kappa2)}
         scenario: {devices: {count: \(devices)}, edges: {count: 2}}
+        \(extra)
         """
         let path = dir.appendingPathComponent("experiment.yaml").path
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
@@ -59,6 +60,20 @@ final class HierarchicalRunTests: XCTestCase {
         XCTAssertLessThan(Kit.meanVal(summary.finalValLoss), Kit.meanVal(cloud[0].valLoss))
         XCTAssertGreaterThan(cloud[2].simTimeSeconds, cloud[1].simTimeSeconds)
         XCTAssertGreaterThan(cloud[1].simTimeSeconds, 0)
+    }
+
+    /// lora_aggregation applies at both tiers (LoRAFedAvg at the edges and the cloud; the math is in LoRATests).
+    func testExactLoRAHierarchicalRunTrains() throws {
+        for mode in ["product_svd", "frozen_a"] {
+            let s = try Self.setup("hier-\(mode)", rounds: 2, extra: "lora_aggregation: \(mode)")
+            var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
+            settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
+            let summary = try FederatedRun.embedded(settings, dataDir: try FederatedRun.prepareData(settings))
+            let cloud = try Kit.records(settings.out).filter { $0.tier == .cloud }
+            XCTAssertEqual(cloud.map(\.round), [0, 1], mode)
+            XCTAssertEqual(cloud.last?.participants, 2, mode)
+            XCTAssertLessThan(Kit.meanVal(summary.finalValLoss), Kit.meanVal(cloud[0].valLoss), mode)
+        }
     }
 
     func testSeparateProcessesHierarchicalRunHasBothTiers() throws {

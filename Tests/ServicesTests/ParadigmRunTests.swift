@@ -87,6 +87,20 @@ final class ParadigmRunTests: XCTestCase {
         XCTAssertLessThan(Kit.meanVal(r.summary.finalValLoss), Kit.meanVal(r.records[0].valLoss))
     }
 
+    /// Exact LoRA applies on arrival too (FedAsync mixes, FedBuff steps the products; the math is in LoRATests).
+    func testAsyncRunsWithExactLoRA() throws {
+        for (mode, buffer) in [("fedbuff", 2), ("fedasync", 1)] {
+            let r = try run("async-svd-\(mode)", devices: 2, rounds: 3, paradigm: "async", steps: 3, extra: """
+            lora_aggregation: product_svd
+            async: {mode: \(mode), buffer: \(buffer), eval_every: 2}
+            """)
+            XCTAssertEqual(r.summary.notes["lora_aggregation"], "product_svd")
+            XCTAssertEqual(r.summary.notes["applied"], "6", "\(mode): \(r.summary.notes)")
+            XCTAssertEqual(r.summary.notes["rejected_async"], "0", "\(mode): \(r.summary.notes)")
+            XCTAssertLessThan(Kit.meanVal(r.summary.finalValLoss), Kit.meanVal(r.records[0].valLoss), mode)
+        }
+    }
+
     func testProductSVDGlobalIsTheRefactorisedMeanProduct() throws {
         // Two rank-2 adapters on one 6×5 pair whose products have rank 1 (A's second row 0): the weighted mean of the
         // products has rank ≤ 2 = r, so the re-factorised aggregate's B·A equals it.

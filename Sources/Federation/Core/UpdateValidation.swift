@@ -9,6 +9,8 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
     case fromFuture(baseVersion: UInt64, currentVersion: UInt64)
     case duplicate(device: String, round: UInt64)
     case nonPositiveSamples(Int)
+    /// An exact LoRA combine (SVD) failed on an update applied on arrival; the global is unchanged.
+    case combineFailed(reason: String)
 
     /// Short stable key for counters and logs.
     public var kind: String {
@@ -21,6 +23,7 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
         case .fromFuture: return "from_future"
         case .duplicate: return "duplicate"
         case .nonPositiveSamples: return "non_positive_samples"
+        case .combineFailed: return "combine_failed"
         }
     }
 
@@ -42,6 +45,8 @@ public enum UpdateRejection: Error, Equatable, Sendable, CustomStringConvertible
             return "update from '\(d)' for round \(r) was already accepted; the retry is ignored"
         case let .nonPositiveSamples(n):
             return "update reports \(n) samples; a contribution needs at least one"
+        case let .combineFailed(reason):
+            return "the exact LoRA combine failed (\(reason)); the global is unchanged"
         }
     }
 }

@@ -77,15 +77,16 @@ public struct AsyncSettings: Sendable, Equatable {
         }
     }
 
-    public func strategy() throws(RegistryError) -> any AggregationStrategy {
+    public func strategy(loraMode: LoRAAggregationMode = .naive) throws(RegistryError) -> any AggregationStrategy {
         guard alpha > 0, alpha <= 1 else { throw .invalid(kind: "async", field: "alpha", reason: "\(alpha) is not in (0, 1]") }
         guard stalenessA.isFinite, stalenessA >= 0 else { throw .invalid(kind: "async", field: "staleness.a", reason: "\(stalenessA) must be ≥ 0") }
         switch mode {
         case "fedasync":
-            return FedAsync(alpha: alpha, staleness: try stalenessFunction(), historyDepth: max(1, history))
+            return FedAsync(alpha: alpha, staleness: try stalenessFunction(), historyDepth: max(1, history), loraMode: loraMode)
         case "fedbuff":
             guard buffer >= 1 else { throw .invalid(kind: "async", field: "buffer", reason: "\(buffer) < 1") }
-            return FedBuff(bufferSize: buffer, serverLearningRate: 1, staleness: try stalenessFunction())
+            return FedBuff(bufferSize: buffer, serverLearningRate: 1, staleness: try stalenessFunction(), loraMode: loraMode,
+                           historyDepth: max(1, history))
         default:
             throw .unknown(kind: "async mode", name: mode, known: ["fedasync", "fedbuff"])
         }

@@ -1,4 +1,7 @@
 /// FedBuff (Nguyen et al. 2022): buffer K deltas; when full, x ← x + η·(1/K)·Σ s(τᵢ)·Δᵢ and the version advances.
+/// Exact LoRA modes: `.frozenA` keeps the global's A; `.productSVD` applies the same step to each adapter's product,
+/// B·A ← B·A + η/K·Σ s(τᵢ)·(Bᵢ·Aᵢ − B_baseᵢ·A_baseᵢ), re-factorised to rank r (so it keeps the last `historyDepth`
+/// globals to rebuild each update's base, like FedAsync).
 public struct FedBuff: AggregationStrategy {
     public let name = "fedbuff"
     public let timing = AggregationTiming.asynchronous
@@ -6,7 +9,16 @@ public struct FedBuff: AggregationStrategy {
     public var serverLearningRate: Double
     public var staleness: StalenessFunction
     public var validator: UpdateValidator
-    /// Running Σ s(τᵢ)·Δᵢ, so memory stays one vector whatever K is.
+    public var loraMode: LoRAAggregationMode
+    public let historyDepth: Int
+    /// The last combine error of an exact mode; that release fell back to the naive step.
+    public private(set) var lastError: LoRAAggregationError?
+    /// Past globals, oldest first (`.productSVD` only).
+    private var history: [(UInt64, [Float])] = []
+    /// Each buffered update's base and base + Δ (`.productSVD` only).
+    private var bases: [[Float]] = []
+    private var adapters: [[Float]] = []
+    /// Running Σ s(τᵢ)·Δᵢ, so memory stays one vector whatever K is (naive and frozen-A).
     private var sum: [Float] = []
     private var contributors: [String] = []
     private var scales: [Double] = []
@@ -16,9 +28,10 @@ public struct FedBuff: AggregationStrategy {
     private var rounds: [UInt64] = []
 
     public init(bufferSize: Int = 10, serverLearningRate: Double = 1, staleness: StalenessFunction = .polynomial(a: 0.5),
-                validator: UpdateValidator = UpdateValidator()) {
+                validator: UpdateValidator = UpdateValidator(), loraMode: LoRAAggregationMode = .naive, historyDepth: Int = 16) {
         self.bufferSize = max(1, bufferSize); self.serverLearningRate = serverLearningRate
         self.staleness = staleness; self.validator = validator
+        self.loraMode = loraMode; self.historyDepth = max(0, historyDepth)
     }
 
     public var buffered: Int { contributors.count }
@@ -28,6 +41,14 @@ public struct FedBuff: AggregationStrategy {
             throw .duplicate(device: update.device, round: update.round)
         }
         let tau = try validator.validate(update, against: global)
+        if loraMode == .productSVD {
+            guard let base = tau == 0 ? global.parameters : history.last(where: { $0.0 == update.baseVersion })?.1 else {
+                throw .staleBeyond(staleness: tau, limit: UInt64(history.count))
+            }
+            var x = base
+            VectorMath.axpy(1, update.delta, &x)
+            bases.append(base); adapters.append(x)
+        }
         let s = staleness.weight(staleness: tau)
         if sum.count != update.delta.count { sum = [Float](repeating: 0, count: update.delta.count) }
         VectorMath.axpy(Float(s), update.delta, &sum)
@@ -50,6 +71,24 @@ public struct FedBuff: AggregationStrategy {
         let step = Float(serverLearningRate / k)
         let before = global.parameters
         VectorMath.axpy(step, sum, &global.parameters)
+        lastError = nil
+        do {
+            switch loraMode {
+            case .naive: break
+            case .frozenA:
+                global.parameters = try aggregateLoRA([global.parameters], weights: [1], layout: global.layout, mode: .frozenA, global: before)
+            case .productSVD:
+                let c = scales.map { serverLearningRate * $0 / k }
+                global.parameters = try aggregateLoRA([before] + adapters + bases, weights: [1] + c + c.map { -$0 },
+                                                      layout: global.layout, mode: .productSVD, global: before)
+            }
+        } catch {
+            lastError = error  // the naive step above stands
+        }
+        if loraMode == .productSVD && historyDepth > 0 {
+            history.append((global.version, before))
+            if history.count > historyDepth { history.removeFirst(history.count - historyDepth) }
+        }
         global.version += 1
         let lw = sampleWeights(samples)
         var meanLoss = 0.0
@@ -58,7 +97,7 @@ public struct FedBuff: AggregationStrategy {
                                        weights: scales.map { serverLearningRate * $0 / k }, stalenesses: taus,
                                        stepNorm: VectorMath.distance(global.parameters, before),
                                        meanLoss: meanLoss, totalSamples: samples.reduce(0, +))
-        sum = []; contributors = []; scales = []; taus = []; samples = []; losses = []; rounds = []
+        sum = []; contributors = []; scales = []; taus = []; samples = []; losses = []; rounds = []; bases = []; adapters = []
         return result
     }
 }
