@@ -52,7 +52,7 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
             n["k"] = "\(f.clusterIDs.count)"
             n["reclusterings"] = f.reclusterings.map { "r\($0.round):k=\($0.k),score=\(String(format: "%.3f", $0.score))" }.joined(separator: " ")
         }
-        return n
+        return n.merging(gapNotes) { $1 }
     }
 
     var knownDevices: [String] { (service.hierarchy?.deviceEdges.keys).map { Array($0).sorted() } ?? [] }
@@ -70,7 +70,7 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
         case "local": mode = .localOnly
         default: mode = .automatic
         }
-        var config = try experiment.clustered.settings.config(seed: experiment.seed)
+        var config = try experiment.clustered.settings.config(seed: experiment.seed, loraMode: experiment.loraMode)
         config.validator = UpdateValidator(maxStaleness: 0)
         return try ClusteredHierarchy(devices: devices, initial: service.coordinator.global, mode: mode, config: config,
                                       trueLabels: domains.isEmpty ? nil : domains)
@@ -201,6 +201,7 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
         let delivered = uploads.keys.sorted().flatMap { e in (uploads[e] ?? [:]).keys.sorted().compactMap { uploads[e]?[$0] } }
         // An edge whose devices of a cluster all dropped reports 0 samples: present, but no weight.
         let result = fed.aggregate(edgeUpdates: delivered.map(\.update).filter { $0.samples > 0 }, deviceSketches: sketches)
+        recordExactLoRA(result)
         self.fed = fed
         // Virtual clock: the cloud round lasts until the slowest edge's models are back over the backhaul.
         let arrivals = uploads.map { e, byCluster in

@@ -22,7 +22,6 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     var simTime = 0.0
     var lastTrainLoss: Double?
     var lastDropped = 0
-    var gaps: [Double] = []
     /// Uploads whose cluster (echoed from the device's announcement) is / is not the device's cluster.
     var clusterMatched = 0, clusterMismatched = 0
 
@@ -42,8 +41,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
             n["k"] = "\(f.clusterIDs.count)"
             n["reclusterings"] = f.reclusterings.map { "r\($0.round):k=\($0.k),score=\(String(format: "%.3f", $0.score))" }.joined(separator: " ")
         }
-        if !gaps.isEmpty { n["naive_product_gap_mean"] = String(format: "%.6f", gaps.reduce(0, +) / Double(gaps.count)) }
-        return n
+        return n.merging(gapNotes) { $1 }
     }
 
     func makeFederation(devices: [String]) throws -> ClusteredFederation {
@@ -60,7 +58,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
             default: mode = .automatic
             }
         }
-        var config = try experiment.clustered.settings.config(seed: experiment.seed)
+        var config = try experiment.clustered.settings.config(seed: experiment.seed, loraMode: loraMode)
         config.validator = UpdateValidator(maxStaleness: 0)
         return try ClusteredFederation(devices: devices, initial: initial, mode: mode, config: config,
                                        trueLabels: domains.isEmpty ? nil : domains)
@@ -137,10 +135,8 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     func close(now: Double) {
         guard var fed else { return }
         let updates = participants.compactMap { delivered[$0]?.update }
-        let bases = Dictionary(uniqueKeysWithValues: fed.clusterIDs.compactMap { c in fed.models[c].map { (c, $0.parameters) } })
-        let clustersBefore = fed.clusterMap
         let result = fed.aggregate(updates)
-        if loraMode != .naive { exactLoRA(&fed, updates: updates, bases: bases, clusters: clustersBefore) }
+        recordExactLoRA(result)
         self.fed = fed
         let modelBytes = modelFrames(service.coordinator.global.parameters, wire: 0, cluster: 0).reduce(0) { $0 + $1.count }
         let arrivals = delivered.values.map { d in
@@ -160,25 +156,6 @@ final class ClusteredDriver: DriverBase, RoundDriver {
             return (fed.models[c]?.parameters ?? [], c)
         }
         phase = .evaluating(round: round)
-    }
-
-    /// frozen_a / product_svd: replaces each cluster's FedAvg mean by `aggregateLoRA` of its members' adapters
-    /// (base + delta), and records how far the naive mean is from the exact product (naiveProductGap).
-    func exactLoRA(_ fed: inout ClusteredFederation, updates: [ModelUpdate], bases: [Int: [Float]], clusters: [String: Int]) {
-        var byCluster: [Int: [ModelUpdate]] = [:]
-        for u in updates { if let c = clusters[u.device] { byCluster[c, default: []].append(u) } }
-        for (c, members) in byCluster {
-            guard let base = bases[c] else { continue }
-            let adapters = members.map { u -> [Float] in var a = base; for i in a.indices where i < u.delta.count { a[i] += u.delta[i] }; return a }
-            let total = Double(members.map(\.samples).reduce(0, +))
-            let weights = members.map { total > 0 ? Double($0.samples) / total : 1 / Double(members.count) }
-            do {
-                gaps.append(try naiveProductGap(adapters, weights: weights, layout: layout))
-                fed.replaceParameters(cluster: c, with: try aggregateLoRA(adapters, weights: weights, layout: layout, mode: loraMode, global: base))
-            } catch {
-                service.telemetry.event(.error, "lora", "cluster \(c): \(error); kept the naive mean")
-            }
-        }
     }
 
     func finish() {

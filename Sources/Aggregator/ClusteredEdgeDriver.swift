@@ -65,7 +65,7 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
 
     var completedRounds: Int { edgeRound }
     var summaryARI: Double? { nil }
-    var summaryNotes: [String: String] { [:] }
+    var summaryNotes: [String: String] { gapNotes }
     var heartbeatS: Double { Double(service.options.heartbeatMs) / 1000 }
 
     /// Holds the map and every model of dispatch `wire`.
@@ -139,9 +139,11 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         let ids = Set(map.values).sorted()
         guard let first = ids.first, let initial = cloudModels[first]?.params else { return }
         var f: ClusteredFederation
+        var edgeConfig = ClusteredFederationConfig(validator: UpdateValidator(maxStaleness: 0))
+        edgeConfig.loraMode = experiment.loraMode
         do {
             f = try ClusteredFederation(devices: Array(map.keys), initial: GlobalModel(layout: layout, parameters: initial),
-                                        mode: .oracle(map), config: ClusteredFederationConfig(validator: UpdateValidator(maxStaleness: 0)))
+                                        mode: .oracle(map), config: edgeConfig)
         } catch {
             service.telemetry.event(.error, "cloud_round", "cannot start cloud round \(ann.round): \(error)")
             return
@@ -191,6 +193,7 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         guard var fed else { return }
         let updates = participants.compactMap { delivered[$0]?.update }
         let result = fed.aggregate(updates)
+        recordExactLoRA(result)
         self.fed = fed
         let accepted = Set(updates.map(\.device)).subtracting(result.rejected.map(\.device))
         for u in updates where accepted.contains(u.device) {

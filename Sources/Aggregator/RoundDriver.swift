@@ -30,6 +30,8 @@ enum Decoded { case ok([Float]), bad(RoundCoordinator.Decision) }
 
 class DriverBase {
     unowned let service: AggregatorService
+    /// Exact LoRA modes: each aggregated cluster's naive-vs-exact product gap, per round.
+    var gaps: [Double] = []
     var wire: UInt64 = 0
     /// Device -> messages (encoded frames) last sent to it, replayed on ModelRequest; the resend timer replays
     /// only the small ones (announcement, eval request): a device missing the model asks for it.
@@ -186,6 +188,19 @@ class DriverBase {
 
     /// The device's scenario index (registration order, as the sync path uses).
     func index(_ device: String) -> Int { service.deviceIndex[device] ?? deviceOrdinal(device) }
+
+    /// Keeps a clustered round's exact-LoRA gaps and reports clusters whose exact combine failed.
+    func recordExactLoRA(_ r: ClusteredRound) {
+        gaps += r.naiveProductGaps.sorted { $0.key < $1.key }.map(\.value)
+        for (c, e) in r.combineErrors.sorted(by: { $0.key < $1.key }) {
+            service.telemetry.event(.error, "lora", "cluster \(c): \(e); kept the naive mean")
+        }
+    }
+
+    /// Summary note `naive_product_gap_mean` (exact LoRA modes only).
+    var gapNotes: [String: String] {
+        gaps.isEmpty ? [:] : ["naive_product_gap_mean": String(format: "%.6f", gaps.reduce(0, +) / Double(gaps.count))]
+    }
 }
 
 extension AggregatorService {

@@ -181,10 +181,6 @@ public struct Experiment: Sendable, Equatable {
         }
         if let h = try r.section("hierarchical") { e.hierarchical = try HierarchicalSection.parse(h) }
         try parseParadigms(r, into: &e)
-        if e.isClusteredHierarchical && e.loraAggregation == "product_svd" {
-            throw ExperimentError.badValue(key: "lora_aggregation", value: e.loraAggregation,
-                                           reason: "not supported with hierarchical.clustered: true; use naive, or frozen_a (exact with a shared frozen A)")
-        }
         if let s = r.raw("scenario") {
             if let path = s as? String {
                 e.scenario = try Experiment.loadScenario(path)

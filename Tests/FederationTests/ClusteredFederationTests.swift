@@ -30,6 +30,45 @@ private struct DomainFixture {
 }
 
 final class ClusteredFederationTests: XCTestCase {
+
+    /// Exact LoRA inside clusters: each cluster's model is aggregateLoRA of its members (base + Δ), for flat rounds
+    /// and for the hierarchy's per-cluster edge updates, and the round reports the naive gap.
+    func testExactLoRAModeCombinesEachClusterExactly() throws {
+        let layout = try ParameterLayout(entries: [(name: "m.lora_A.weight", shape: [2, 5]), (name: "m.lora_B.weight", shape: [6, 2])])
+        let pair = try layout.loraPairs()[0]
+        let base = randomVector(10, seed: 1) + [Float](repeating: 0, count: 12)
+        let deltas = (0..<4).map { randomVector(22, seed: 10 + UInt64($0)) }
+        let devices = ["a", "b", "c", "d"]
+        let clusters = ["a": 0, "b": 0, "c": 1, "d": 1]
+        let updates = zip(devices, deltas).map { ModelUpdate(device: $0, round: 1, samples: 1, baseVersion: 0, delta: $1) }
+        func adapters(_ ds: [[Float]]) -> [[Float]] { ds.map { d in zip(base, d).map { $0 + $1 } } }
+        for mode in [LoRAAggregationMode.productSVD, .naive] {
+            var config = ClusteredFederationConfig()
+            config.loraMode = mode
+            var fed = try ClusteredFederation(devices: devices, initial: GlobalModel(layout: layout, parameters: base),
+                                              mode: .oracle(clusters), config: config)
+            let r = fed.aggregate(updates)
+            var hier = try ClusteredHierarchy(devices: devices, initial: GlobalModel(layout: layout, parameters: base),
+                                              mode: .oracle(clusters), config: config)
+            let hr = hier.aggregate(edgeUpdates: [0, 1].flatMap { c in (0..<2).map { k in
+                EdgeClusterUpdate(edge: "edge-\(k)", cluster: c, samples: 1, delta: deltas[2 * c + k], baseVersion: 0) } })
+            for (c, members) in [(0, Array(deltas[0..<2])), (1, Array(deltas[2..<4]))] {
+                let want = try aggregateLoRA(adapters(members), weights: [0.5, 0.5], layout: layout, mode: mode, global: base)
+                for got in [try XCTUnwrap(fed.models[c]?.parameters), try XCTUnwrap(hier.models[c]?.parameters)] {
+                    assertClose(try weightedProduct([got], weights: [1], pair: pair), try weightedProduct([want], weights: [1], pair: pair),
+                                accuracy: 1e-5, "\(mode) cluster \(c)")
+                }
+            }
+            if mode == .naive {
+                XCTAssertTrue(r.naiveProductGaps.isEmpty && hr.naiveProductGaps.isEmpty)
+            } else {
+                XCTAssertEqual(Set(r.naiveProductGaps.keys), [0, 1])
+                XCTAssertGreaterThan(r.naiveProductGaps[0] ?? 0, 0.01, "random members: mean(B)·mean(A) ≠ mean(B·A)")
+                XCTAssertEqual(hr.naiveProductGaps.keys.sorted(), [0, 1])
+                XCTAssertTrue(r.combineErrors.isEmpty)
+            }
+        }
+    }
     func testWarmupThenCenteredClusteringRecoversTheFourDomains() throws {
         let f = DomainFixture()
         var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),

@@ -12,7 +12,8 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
     struct Outcome { var summary: RunSummary; var records: [MetricRecord]; var out: String; var adapterBytes: Int; var plan: HierarchyPlan }
 
     /// `flat`: the same experiment as a flat clustered run (device → cloud), for comparison.
-    func run(_ name: String, rounds: Int, kappa2: Int, clustered: String, processes: Bool = false, flat: Bool = false) throws -> Outcome {
+    func run(_ name: String, rounds: Int, kappa2: Int, clustered: String, processes: Bool = false, flat: Bool = false,
+             extra: String = "") throws -> Outcome {
         let devices = 4
         let dir = Kit.tempDir(name)
         let model = try Kit.tinyModel(in: dir)
@@ -27,6 +28,7 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         \(flat ? "" : "hierarchical: {edges: 2, kappa1: 1, kappa2: \(kappa2), clustered: true}")
         clustered: \(clustered)
         scenario: {devices: {count: \(devices)}, edges: {count: 3}}
+        \(extra)
         """
         let configPath = dir.appendingPathComponent("experiment.yaml").path
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -132,6 +134,16 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         XCTAssertLessThan(Kit.meanVal(o.summary.finalValLoss), Kit.meanVal(cloud[0].valLoss))
     }
 
+    /// product_svd combines exactly at the edges and in the cloud (math in ClusteredFederationTests).
+    func testExactLoRAClusteredHierarchyTrainsAndReportsTheNaiveGap() throws {
+        let o = try run("hc-svd", rounds: 2, kappa2: 1, clustered: "{mode: oracle}", extra: "lora_aggregation: product_svd")
+        let cloud = o.records.filter { $0.tier == .cloud }
+        XCTAssertEqual(cloud.map(\.round), [0, 1, 2])
+        XCTAssertEqual(o.summary.ari, 1, "notes: \(o.summary.notes)")
+        XCTAssertGreaterThan(try XCTUnwrap(o.summary.notes["naive_product_gap_mean"].flatMap(Double.init)), 0, "\(o.summary.notes)")
+        XCTAssertLessThan(Kit.meanVal(o.summary.finalValLoss), Kit.meanVal(cloud[0].valLoss))
+    }
+
     func testMalformedClusteredHierarchyNamesTheKey() {
         let base = "scenario: {devices: {count: 2}}\nfederation: {paradigm: hierarchical}\n"
         let cases: [(String, String)] = [
@@ -139,7 +151,6 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
             ("hierarchical: {clustered: 1}", "hierarchical.clustered"),
             ("hierarchical: {clustered: true}\nclustered: {mode: kmeans}", "clustered.mode"),
             ("hierarchical: {clustered: true}\nclustered: {warmup_rounds: 0}", "clustered.warmup_rounds"),
-            ("hierarchical: {clustered: true}\nlora_aggregation: product_svd", "lora_aggregation"),
         ]
         for (yaml, key) in cases {
             XCTAssertThrowsError(try Experiment.parse(yaml: base + yaml), yaml) { error in

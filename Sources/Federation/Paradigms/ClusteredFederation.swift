@@ -43,6 +43,9 @@ public struct ClusteredFederationConfig: Sendable {
     public var seed: UInt64
     /// Applied per cluster; the default takes only updates on the cluster model's current version.
     public var validator: UpdateValidator
+    /// How each cluster combines its members' LoRA factors (exact modes replace the FedAvg mean by `aggregateLoRA`
+    /// before any re-clustering, so split clusters start from the exact parent).
+    public var loraMode: LoRAAggregationMode = .naive
 
     public init(warmupRounds: Int = 2, reclusterEvery: Int = 0, method: any ClusteringMethod = SilhouetteKMeans(),
                 sketchDimension: Int = 0, center: Bool = true, initialisation: SplitInitialisation = .parent,
@@ -66,6 +69,10 @@ public struct ReclusterEvent: Sendable, Equatable {
     public var removedClusters: [Int]
     public var clusterMap: [String: Int]
     public var ari: Double?
+    /// Exact LoRA modes: per aggregated cluster, ‖mean(B)·mean(A) − mean(B·A)‖ / ‖mean(B·A)‖ (naiveProductGap).
+    public var naiveProductGaps: [Int: Double] = [:]
+    /// Exact LoRA modes: clusters whose exact combine failed and kept the FedAvg mean, with why.
+    public var combineErrors: [Int: String] = [:]
 }
 
 /// One aggregated round of every cluster.
@@ -95,6 +102,8 @@ public struct ClusteredFederation: Sendable {
     private var nextClusterID: Int
     /// Cluster models before the last aggregation: the base of the deltas that clustering sees.
     private var lastBase: [Int: [Float]] = [:]
+    private var lastGaps: [Int: Double] = [:]
+    private var lastErrors: [Int: String] = [:]
 
     public init(devices: [String], initial: GlobalModel, mode: ClusterAssignmentMode = .automatic,
                 config: ClusteredFederationConfig = ClusteredFederationConfig(),
@@ -216,12 +225,14 @@ public struct ClusteredFederation: Sendable {
         var rejected: [RejectedUpdate] = []
         var byCluster: [Int: FedAvg] = [:]
         var accepted: [ModelUpdate] = []
+        var members: [Int: [ModelUpdate]] = [:]
         for (c, u) in pairs {
             guard var model = models[c] else { continue }
             var strategy = byCluster[c] ?? FedAvg(quorum: 1, validator: config.validator)
             do {
                 _ = try strategy.submit(u, to: &model)
                 accepted.append(u)
+                members[c, default: []].append(u)
             } catch {
                 rejected.append(RejectedUpdate(device: u.device, kind: error.kind, reason: error.description))
             }
@@ -229,21 +240,42 @@ public struct ClusteredFederation: Sendable {
         }
         var results: [Int: AggregationResult] = [:]
         lastBase = [:]
+        lastGaps = [:]; lastErrors = [:]
         for (c, var strategy) in byCluster {
             guard var model = models[c] else { continue }
-            lastBase[c] = model.parameters
-            if case let .applied(r) = strategy.closeRound(&model) { results[c] = r }
+            let base = model.parameters
+            lastBase[c] = base
+            if case let .applied(r) = strategy.closeRound(&model) {
+                results[c] = r
+                if config.loraMode != .naive { exactCombine(cluster: c, base: base, updates: members[c] ?? [], into: &model) }
+            }
             models[c] = model
         }
         return (results, accepted, rejected)
+    }
+
+    /// Replaces the FedAvg mean by `aggregateLoRA` of the members' adapters (base + Δ, sample-weighted); on failure
+    /// the mean stays and the error is reported.
+    private mutating func exactCombine(cluster c: Int, base: [Float], updates: [ModelUpdate], into model: inout GlobalModel) {
+        let adapters = updates.map { u -> [Float] in var x = base; VectorMath.axpy(1, u.delta, &x); return x }
+        let weights = sampleWeights(updates.map(\.samples))
+        do {
+            lastGaps[c] = try naiveProductGap(adapters, weights: weights, layout: model.layout)
+            model.parameters = try aggregateLoRA(adapters, weights: weights, layout: model.layout, mode: config.loraMode, global: base)
+        } catch {
+            lastErrors[c] = error.description
+        }
     }
 
     private mutating func finishRound(results: [Int: AggregationResult], rejected: [RejectedUpdate], reclusterOn deltas: [ModelUpdate]) -> ClusteredRound {
         completedRounds += 1
         var event: ReclusterEvent? = nil
         if reclusterDue(afterRound: completedRounds) { event = recluster(deltas) }
-        return ClusteredRound(round: completedRounds, results: results, rejected: rejected, recluster: event,
-                              clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
+        var round = ClusteredRound(round: completedRounds, results: results, rejected: rejected, recluster: event,
+                                   clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
+        round.naiveProductGaps = lastGaps
+        round.combineErrors = lastErrors
+        return round
     }
 
     /// Re-clusters the devices that sent these deltas (others keep their cluster). New clusters are matched to old

@@ -14,7 +14,7 @@ public struct ClusteredSettings: Sendable, Equatable {
     public var merge = false
     public init() {}
 
-    public func config(seed: UInt64) throws(RegistryError) -> ClusteredFederationConfig {
+    public func config(seed: UInt64, loraMode: LoRAAggregationMode = .naive) throws(RegistryError) -> ClusteredFederationConfig {
         guard warmupRounds >= 1 else { throw .invalid(kind: "clustered", field: "warmup_rounds", reason: "\(warmupRounds) < 1: clustering needs one round of deltas") }
         guard reclusterEvery >= 0 else { throw .invalid(kind: "clustered", field: "recluster_every", reason: "\(reclusterEvery) < 0; use 0 to cluster once") }
         guard sketchDim >= 0 else { throw .invalid(kind: "clustered", field: "sketch_dim", reason: "\(sketchDim) < 0; use 0 for full deltas") }
@@ -26,9 +26,11 @@ public struct ClusteredSettings: Sendable, Equatable {
         }
         var spec = ClusteringSpec(name: method)
         spec.seed = seed
-        return ClusteredFederationConfig(warmupRounds: warmupRounds, reclusterEvery: reclusterEvery,
-                                         method: try makeClusteringMethod(spec), sketchDimension: sketchDim,
-                                         initialisation: initMode, mergeOnRecluster: merge, seed: seed)
+        var config = ClusteredFederationConfig(warmupRounds: warmupRounds, reclusterEvery: reclusterEvery,
+                                               method: try makeClusteringMethod(spec), sketchDimension: sketchDim,
+                                               initialisation: initMode, mergeOnRecluster: merge, seed: seed)
+        config.loraMode = loraMode
+        return config
     }
 }
 
