@@ -69,10 +69,6 @@ public struct ReclusterEvent: Sendable, Equatable {
     public var removedClusters: [Int]
     public var clusterMap: [String: Int]
     public var ari: Double?
-    /// Exact LoRA modes: per aggregated cluster, ‖mean(B)·mean(A) − mean(B·A)‖ / ‖mean(B·A)‖ (naiveProductGap).
-    public var naiveProductGaps: [Int: Double] = [:]
-    /// Exact LoRA modes: clusters whose exact combine failed and kept the FedAvg mean, with why.
-    public var combineErrors: [Int: String] = [:]
 }
 
 /// One aggregated round of every cluster.
@@ -85,6 +81,10 @@ public struct ClusteredRound: Sendable, Equatable {
     /// Device -> cluster after this round (what the ClusterManager publishes).
     public var clusterMap: [String: Int]
     public var ari: Double?
+    /// Exact LoRA modes: per aggregated cluster, ‖mean(B)·mean(A) − mean(B·A)‖ / ‖mean(B·A)‖ (naiveProductGap).
+    public var naiveProductGaps: [Int: Double] = [:]
+    /// Exact LoRA modes: clusters whose exact combine failed and kept the FedAvg mean, with why.
+    public var combineErrors: [Int: String] = [:]
 }
 
 /// One GlobalModel per cluster, FedAvg inside each cluster, clusters found from update deltas with stable ids.
