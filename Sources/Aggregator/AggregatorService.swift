@@ -58,6 +58,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     var coordinator: RoundCoordinator
     var template: LoRAAdapter
     let checkpoints: CheckpointStore?
+    /// The checkpoint this aggregator resumed from (a round driver restores its own state from it).
+    var resumed: CheckpointStore.State?
     let writer: MetricsWriter?
     let cost: any EdgeCostModel
     var phase: Phase = .starting
@@ -106,6 +108,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             global.parameters = adapter.flatten()
             global.version = state.version
             completed = state.round
+            resumed = state
             bytesUp = state.bytesUp; bytesDown = state.bytesDown; simTime = state.simTimeS
             phase = .idle
         }

@@ -12,16 +12,20 @@ public struct CheckpointStore: Sendable {
         public var bytesUp: Int
         public var bytesDown: Int
         public var simTimeS: Double
-        public init(round: UInt64, version: UInt64, paradigm: String, bytesUp: Int = 0, bytesDown: Int = 0, simTimeS: Double = 0) {
+        /// A round driver's last message wire id (devices only accept rounds above what they trained).
+        public var wire: UInt64?
+        public init(round: UInt64, version: UInt64, paradigm: String, bytesUp: Int = 0, bytesDown: Int = 0, simTimeS: Double = 0,
+                    wire: UInt64? = nil) {
             self.round = round; self.version = version; self.paradigm = paradigm
-            self.bytesUp = bytesUp; self.bytesDown = bytesDown; self.simTimeS = simTimeS
+            self.bytesUp = bytesUp; self.bytesDown = bytesDown; self.simTimeS = simTimeS; self.wire = wire
         }
     }
 
     public let directory: URL
     public init(directory: URL) { self.directory = directory }
 
-    public func save(state: State, adapter: LoRAAdapter) throws {
+    /// `files`: a round driver's own state, written into the same checkpoint folder (name -> contents).
+    public func save(state: State, adapter: LoRAAdapter, files: [String: Data] = [:]) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         let name = String(format: "round-%06llu", state.round)
@@ -31,6 +35,7 @@ public struct CheckpointStore: Sendable {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         try enc.encode(state).write(to: temp.appendingPathComponent("state.json"))
+        for (name, data) in files { try data.write(to: temp.appendingPathComponent(name)) }
         let final = directory.appendingPathComponent(name)
         try? fm.removeItem(at: final)
         try fm.moveItem(at: temp, to: final)
@@ -40,10 +45,20 @@ public struct CheckpointStore: Sendable {
         for o in old { try? fm.removeItem(at: directory.appendingPathComponent(o)) }
     }
 
+    /// The newest checkpoint's folder, or nil when there is none.
+    var latest: URL? {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("latest").path) else { return nil }
+        return directory.appendingPathComponent(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// A file `save(files:)` put in the newest checkpoint, or nil.
+    public func latestFile(_ name: String) -> Data? {
+        latest.flatMap { FileManager.default.contents(atPath: $0.appendingPathComponent(name).path) }
+    }
+
     /// The newest checkpoint, or nil when there is none.
     public func load(layers: Int, width: Int) throws -> (state: State, adapter: LoRAAdapter)? {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent("latest").path) else { return nil }
-        let dir = directory.appendingPathComponent(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        guard let dir = latest else { return nil }
         let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: dir.appendingPathComponent("state.json")))
         let adapter = try LoRAAdapter.load(directory: dir, layers: layers, width: width)
         return (state, adapter)

@@ -35,6 +35,7 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
     init(service: AggregatorService) throws {
         plan = HierarchyPlan(service.options.experiment)
         super.init(base: service)
+        warnCheckpointNotResumed()
     }
 
     var completedRounds: Int { round }

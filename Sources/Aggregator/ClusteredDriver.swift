@@ -24,11 +24,14 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     var lastDropped = 0
     /// Uploads whose cluster (echoed from the device's announcement) is / is not the device's cluster.
     var clusterMatched = 0, clusterMismatched = 0
+    /// The cluster state read from the checkpoint, made into `fed` at the first round.
+    var restored: ClusteredCheckpoint?
 
     init(service: AggregatorService, singleCluster: Bool = false) throws {
         self.singleCluster = singleCluster
         loraMode = service.options.experiment.loraMode
         super.init(base: service)
+        try restore()
     }
 
     var completedRounds: Int { fed?.completedRounds ?? 0 }
@@ -45,23 +48,61 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     }
 
     func makeFederation(devices: [String]) throws -> ClusteredFederation {
-        let initial = service.coordinator.global
-        let mode: ClusterAssignmentMode
-        if singleCluster {
-            mode = .oracle(Dictionary(uniqueKeysWithValues: devices.map { ($0, 0) }))
-        } else {
-            switch experiment.clustered.mode {
-            case "oracle":
-                // Devices without a reported domain share one extra label rather than failing the run.
-                mode = .oracle(labels: Dictionary(uniqueKeysWithValues: devices.map { ($0, domains[$0] ?? "?") }))
-            case "local": mode = .localOnly
-            default: mode = .automatic
-            }
+        let labels = domains.isEmpty ? nil : domains
+        if let r = restored {
+            return try ClusteredFederation(restoring: r.federation, models: r.models, layout: layout, mode: assignmentMode(devices: r.federation.devices),
+                                           config: try federationConfig(), trueLabels: labels)
         }
+        return try ClusteredFederation(devices: devices, initial: service.coordinator.global, mode: assignmentMode(devices: devices),
+                                       config: try federationConfig(), trueLabels: labels)
+    }
+
+    func assignmentMode(devices: [String]) -> ClusterAssignmentMode {
+        if singleCluster { return .oracle(Dictionary(uniqueKeysWithValues: devices.map { ($0, 0) })) }
+        switch experiment.clustered.mode {
+        case "oracle":
+            // Devices without a reported domain share one extra label rather than failing the run.
+            return .oracle(labels: Dictionary(uniqueKeysWithValues: devices.map { ($0, domains[$0] ?? "?") }))
+        case "local": return .localOnly
+        default: return .automatic
+        }
+    }
+
+    func federationConfig() throws -> ClusteredFederationConfig {
         var config = try experiment.clustered.settings.config(seed: experiment.seed, loraMode: loraMode)
         config.validator = UpdateValidator(maxStaleness: 0)
-        return try ClusteredFederation(devices: devices, initial: initial, mode: mode, config: config,
-                                       trueLabels: domains.isEmpty ? nil : domains)
+        return config
+    }
+
+    // MARK: checkpoints
+
+    /// After each evaluated round (with the service's --checkpoint): the cluster state, the models (binary), the
+    /// round, the wire and the clocks, in the same atomic checkpoint folder as FedAvg's.
+    func saveCheckpoint(round r: Int) {
+        guard let store = service.checkpoints, let fed else { return }
+        let (state, models) = fed.snapshot()
+        var adapter = service.template
+        do {
+            try adapter.load(flat: service.coordinator.global.parameters)
+            let files = try ClusteredCheckpoint(federation: state, domains: domains, models: models).files()
+            try store.save(state: .init(round: UInt64(r), version: wire, paradigm: experiment.federation.paradigm, bytesUp: service.bytesUp,
+                                        bytesDown: service.bytesDown, simTimeS: simTime, wire: wire), adapter: adapter, files: files)
+        } catch {
+            service.telemetry.event(.error, "checkpoint", "cannot write checkpoint: \(error)")
+        }
+    }
+
+    /// Resumes after the checkpoint's round: no round-0 evaluation, the next wire above every one used before.
+    func restore() throws {
+        guard let st = service.resumed, let store = service.checkpoints else { return }
+        let r = try ClusteredCheckpoint(store: store, layout: layout)
+        restored = r
+        domains = r.domains
+        round = Int(st.round)
+        wire = st.wire ?? st.version
+        simTime = st.simTimeS
+        phase = .idle
+        service.telemetry.event(.info, "resume", "clustered run resumes after round \(round) with \(Set(r.federation.assignment.values).count) clusters")
     }
 
     func drive(now: Double) {
@@ -76,6 +117,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
             if evalDone(now: now) {
                 write(round: r, trainLoss: r == 0 ? nil : lastTrainLoss, participants: r == 0 ? 0 : participants.count,
                       dropped: r == 0 ? 0 : lastDropped, simTime: simTime, clusters: fed?.clusterMap)
+                if r > 0 { saveCheckpoint(round: r) }
                 phase = .idle
             } else {
                 resendDue(now, to: evalExpected.subtracting(evalResults.keys))
@@ -161,5 +203,48 @@ final class ClusteredDriver: DriverBase, RoundDriver {
     func finish() {
         phase = .finished
         service.finish()
+    }
+}
+
+/// A clustered aggregator's checkpoint files: clusters.json (the federation's state and the devices' domains) and
+/// clusters.f32 (every cluster's parameters, ascending cluster id, little-endian Float32).
+struct ClusteredCheckpoint {
+    static let stateFile = "clusters.json", modelsFile = "clusters.f32"
+    struct State: Codable { var federation: ClusteredFederationSnapshot; var domains: [String: String] }
+
+    var federation: ClusteredFederationSnapshot
+    var domains: [String: String]
+    var models: [Int: [Float]]
+
+    init(federation: ClusteredFederationSnapshot, domains: [String: String], models: [Int: [Float]]) {
+        self.federation = federation; self.domains = domains; self.models = models
+    }
+
+    func files() throws -> [String: Data] {
+        var floats: [Float] = []
+        for c in models.keys.sorted() { floats += models[c] ?? [] }
+        return [Self.stateFile: try JSONEncoder().encode(State(federation: federation, domains: domains)),
+                Self.modelsFile: floats.withUnsafeBytes { Data($0) }]
+    }
+
+    /// Reads the newest checkpoint's files; a checkpoint without them (another paradigm's) or with models that do not
+    /// fit the layout is a typed error naming the file.
+    init(store: CheckpointStore, layout: Federation.ParameterLayout) throws(ParadigmError) {
+        guard let json = store.latestFile(Self.stateFile), let bin = store.latestFile(Self.modelsFile) else {
+            throw .badSnapshot(reason: "the newest checkpoint in \(store.directory.path) has no \(Self.stateFile)/\(Self.modelsFile) (written by another paradigm?)")
+        }
+        let state: State
+        do { state = try JSONDecoder().decode(State.self, from: json) } catch {
+            throw .badSnapshot(reason: "\(Self.stateFile): \(error)")
+        }
+        let ids = state.federation.versions.keys.sorted()
+        guard bin.count == ids.count * layout.count * MemoryLayout<Float>.size else {
+            throw .badSnapshot(reason: "\(Self.modelsFile) has \(bin.count) bytes, \(ids.count) clusters × \(layout.count) parameters need \(ids.count * layout.count * 4)")
+        }
+        var floats = [Float](repeating: 0, count: bin.count / MemoryLayout<Float>.size)
+        _ = floats.withUnsafeMutableBytes { bin.copyBytes(to: $0) }
+        var models: [Int: [Float]] = [:]
+        for (i, c) in ids.enumerated() { models[c] = Array(floats[(i * layout.count)..<((i + 1) * layout.count)]) }
+        self.init(federation: state.federation, domains: state.domains, models: models)
     }
 }

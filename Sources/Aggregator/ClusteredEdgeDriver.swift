@@ -61,6 +61,7 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         automatic = e.clustered.mode == "auto"
         clusterConfig = try e.clustered.settings.config(seed: e.seed)
         super.init(base: service)
+        warnCheckpointNotResumed()
     }
 
     var completedRounds: Int { edgeRound }

@@ -189,6 +189,12 @@ class DriverBase {
     /// The device's scenario index (registration order, as the sync path uses).
     func index(_ device: String) -> Int { service.deviceIndex[device] ?? deviceOrdinal(device) }
 
+    /// Drivers without resume (async, clustered hierarchy) say so when the service found a checkpoint: the run starts over.
+    func warnCheckpointNotResumed() {
+        guard let st = service.resumed else { return }
+        service.telemetry.event(.warn, "checkpoint", "found a checkpoint after round \(st.round), but a \(experiment.federation.paradigm) run with this setup does not resume: starting over (metrics records start again at round 0)")
+    }
+
     /// Keeps a clustered round's exact-LoRA gaps and reports clusters whose exact combine failed.
     func recordExactLoRA(_ r: ClusteredRound) {
         gaps += r.naiveProductGaps.sorted { $0.key < $1.key }.map(\.value)

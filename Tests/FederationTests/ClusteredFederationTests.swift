@@ -31,6 +31,43 @@ private struct DomainFixture {
 
 final class ClusteredFederationTests: XCTestCase {
 
+    func testSnapshotRestoresTheFederationAndRejectsOneThatDoesNotFit() throws {
+        let f = DomainFixture()
+        var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 2), trueLabels: f.truth)
+        _ = fed.aggregate(f.updates(round: 1))
+        let (state, models) = fed.snapshot()
+        let json = try JSONEncoder().encode(state)
+        let decoded = try JSONDecoder().decode(ClusteredFederationSnapshot.self, from: json)
+        XCTAssertEqual(decoded, state)
+        let layout = try XCTUnwrap(fed.models.values.first?.layout)
+        var back = try ClusteredFederation(restoring: decoded, models: models, layout: layout, mode: .automatic,
+                                           config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 2), trueLabels: f.truth)
+        XCTAssertEqual(back.clusterMap, fed.clusterMap)
+        XCTAssertEqual(back.completedRounds, 1)
+        XCTAssertEqual(back.reclusterings, fed.reclusterings)
+        XCTAssertEqual(back.models, fed.models)
+        // Both go on identically: same aggregation, the re-clustering due after round 3 on both.
+        for r in 2...3 {
+            let a = fed.aggregate(f.updates(round: UInt64(r), version: 1))
+            let b = back.aggregate(f.updates(round: UInt64(r), version: 1))
+            XCTAssertEqual(a, b, "round \(r)")
+        }
+        XCTAssertEqual(back.models, fed.models)
+
+        var missing = state
+        missing.assignment[f.devices[0]] = nil
+        var unknown = state
+        unknown.assignment[f.devices[0]] = 99
+        let short = models.mapValues { Array($0.dropLast()) }
+        for (s, m, what) in [(missing, models, "does not list exactly the devices"), (unknown, models, "cluster 99"), (state, short, "parameters")] {
+            XCTAssertThrowsError(try ClusteredFederation(restoring: s, models: m, layout: layout, mode: .automatic, config: ClusteredFederationConfig())) {
+                guard case .badSnapshot(let reason) = $0 as? ParadigmError else { return XCTFail("\($0)") }
+                XCTAssertTrue(reason.contains(what), reason)
+            }
+        }
+    }
+
     /// Exact LoRA inside clusters: each cluster's model is aggregateLoRA of its members (base + Δ), for flat rounds
     /// and for the hierarchy's per-cluster edge updates, and the round reports the naive gap.
     func testExactLoRAModeCombinesEachClusterExactly() throws {

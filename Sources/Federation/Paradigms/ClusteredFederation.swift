@@ -58,7 +58,7 @@ public struct ClusteredFederationConfig: Sendable {
 }
 
 /// What one re-clustering did.
-public struct ReclusterEvent: Sendable, Equatable {
+public struct ReclusterEvent: Codable, Sendable, Equatable {
     public var round: Int
     public var k: Int
     /// The clustering method's score (silhouette, or CFL's worst cross-cluster cosine).
@@ -364,5 +364,49 @@ public struct ClusteredFederation: Sendable {
             return row.max { ($0.value, -$0.key) < ($1.value, -$1.key) }?.key ?? ids[l]
         }
         return (ids, parents)
+    }
+}
+
+/// What a checkpoint keeps of a ClusteredFederation besides the cluster models' parameters (stored as binary).
+/// Re-clustering state of the last round (its bases) is not kept: the next round sets it again.
+public struct ClusteredFederationSnapshot: Codable, Sendable, Equatable {
+    public var devices: [String]
+    public var assignment: [String: Int]
+    /// Cluster id -> its model's version.
+    public var versions: [Int: UInt64]
+    public var completedRounds: Int
+    public var reclusterings: [ReclusterEvent]
+    public var nextClusterID: Int
+}
+
+extension ClusteredFederation {
+    public func snapshot() -> (state: ClusteredFederationSnapshot, models: [Int: [Float]]) {
+        (ClusteredFederationSnapshot(devices: devices, assignment: assignment, versions: models.mapValues(\.version),
+                                     completedRounds: completedRounds, reclusterings: reclusterings, nextClusterID: nextClusterID),
+         models.mapValues(\.parameters))
+    }
+
+    /// Rebuilds a federation from `snapshot()`; every model must fit `layout` and every device's cluster must exist.
+    public init(restoring s: ClusteredFederationSnapshot, models saved: [Int: [Float]], layout: ParameterLayout,
+                mode: ClusterAssignmentMode, config: ClusteredFederationConfig, trueLabels: [String: String]? = nil) throws(ParadigmError) {
+        guard !s.devices.isEmpty else { throw .noDevices }
+        guard Set(s.assignment.keys) == Set(s.devices) else { throw .badSnapshot(reason: "the cluster map does not list exactly the devices") }
+        guard Set(saved.keys) == Set(s.versions.keys), !saved.isEmpty else {
+            throw .badSnapshot(reason: "models for clusters \(saved.keys.sorted()) but versions for \(s.versions.keys.sorted())")
+        }
+        for (c, p) in saved where p.count != layout.count {
+            throw .badSnapshot(reason: "cluster \(c) has \(p.count) parameters, the adapter layout \(layout.count)")
+        }
+        if let c = Set(s.assignment.values).subtracting(saved.keys).min() { throw .badSnapshot(reason: "devices in cluster \(c), which has no model") }
+        guard s.completedRounds >= 0, s.nextClusterID > (saved.keys.max() ?? -1) else {
+            throw .badSnapshot(reason: "round \(s.completedRounds), next cluster id \(s.nextClusterID)")
+        }
+        try self.init(devices: s.devices, initial: GlobalModel(layout: layout, parameters: saved.values.first!), mode: mode,
+                      config: config, trueLabels: trueLabels)
+        assignment = s.assignment
+        models = Dictionary(uniqueKeysWithValues: saved.map { ($0.key, GlobalModel(layout: layout, parameters: $0.value, version: s.versions[$0.key] ?? 0)) })
+        completedRounds = s.completedRounds
+        reclusterings = s.reclusterings
+        nextClusterID = s.nextClusterID
     }
 }

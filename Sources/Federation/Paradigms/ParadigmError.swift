@@ -11,6 +11,7 @@ public enum ParadigmError: Error, Equatable, Sendable, CustomStringConvertible {
     case versionMismatch(device: String, dispatched: UInt64, reported: UInt64)
     case invalidDuration(device: String, seconds: Double)
     case missingBackhaul(edge: String)
+    case badSnapshot(reason: String)
 
     public var description: String {
         switch self {
@@ -34,6 +35,8 @@ public enum ParadigmError: Error, Equatable, Sendable, CustomStringConvertible {
             return "task of device '\(d)' has duration \(s) s; durations must be finite and ≥ 0"
         case let .missingBackhaul(e):
             return "no backhaul cost for edge '\(e)' at a cloud aggregation; pass one per edge"
+        case .badSnapshot(let reason):
+            return "the clustered checkpoint does not fit: \(reason); remove the checkpoint folder to start over"
         }
     }
 }

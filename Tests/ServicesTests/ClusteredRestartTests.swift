@@ -1,0 +1,121 @@
+import Aggregator
+import Bus
+import ClusterManager
+import DeviceWorker
+import Federation
+import FederatedRun
+import Foundation
+import Reports
+import XCTest
+
+/// A clustered aggregator checkpoints its clusters every round and a restarted one carries on from them.
+final class ClusteredRestartTests: XCTestCase {
+    static func experiment(_ dir: URL, devices: Int, rounds: Int) throws -> Experiment {
+        let model = try Kit.tinyModel(in: dir)
+        let data = try Kit.tinyData(in: dir, devices: devices)
+        return try Experiment.parse(yaml: """
+        name: clustered-restart
+        seed: 5
+        model: \(model)
+        data: {devices: \(devices), manifest: \(data)}
+        lora: {rank: 2, alpha: 4, targets: [c_attn]}
+        federation: {paradigm: clustered, rounds: \(rounds), local_steps: 30, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 20, eval_tokens: 256}
+        clustered: {mode: auto, warmup_rounds: 1, recluster_every: 0}
+        scenario: {devices: {count: \(devices)}}
+        """)
+    }
+
+    func testRestartedClusteredAggregatorResumesItsClusters() async throws {
+        let dir = Kit.tempDir("cl-restart")
+        let e = try Self.experiment(dir, devices: 4, rounds: 5)
+        let context = BusContext()
+        let ports = try FederatedRun.freePorts(4)
+        let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
+                                                      heartbeatMs: 200, liveness: 4, partitions: 4), context: context)
+        manager.start()
+        defer { manager.stop() }
+        var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "tcp://127.0.0.1:\(ports[2])", pub: "tcp://127.0.0.1:\(ports[3])",
+                                          experiment: e)
+        o.heartbeatMs = 200; o.quiet = true
+        o.checkpoint = dir.appendingPathComponent("ckpt").path
+        o.metrics = dir.appendingPathComponent("out").path
+        let initial = try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: 5)
+        var devices: [DeviceWorkerService] = []
+        for _ in 0..<4 {
+            var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: e.model, data: e.data.manifest ?? "", experiment: e)
+            d.heartbeatMs = 200; d.retryMs = 500; d.quiet = true
+            devices.append(try DeviceWorkerService(d, context: context))
+        }
+        defer { devices.forEach { $0.stop() } }
+        let first = try AggregatorService(o, initial: initial, context: context)
+        first.start(); devices.forEach { $0.start() }
+        // Records of rounds 0, 1, 2: the clusters were found after round 1 (warm-up 1).
+        let reached = try await eventually(60) { try await first.status().records.count >= 3 }
+        XCTAssertTrue(reached)
+        first.stop()
+        let metricsFile = URL(fileURLWithPath: o.metrics!).appendingPathComponent("metrics.jsonl")
+        let before = try RunDirectory.readJSONLines(metricsFile, as: MetricRecord.self)
+        let saved = try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: o.checkpoint!)).load(layers: 2, width: 32))
+        let stopped = Int(saved.state.round)
+        XCTAssertGreaterThanOrEqual(stopped, 2)
+        XCTAssertLessThan(stopped, 5, "the run must still be going when stopped")
+        XCTAssertNotNil(saved.state.wire)
+        let clustersAtStop = try XCTUnwrap(before.first { $0.round == stopped }?.clusters)
+        XCTAssertEqual(Set(clustersAtStop.values).count, 2)
+
+        var maybeSecond: AggregatorService?
+        for _ in 0..<30 where maybeSecond == nil {
+            maybeSecond = try? AggregatorService(o, initial: initial, context: context)
+            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let second = try XCTUnwrap(maybeSecond)
+        second.start()
+        let finished = try await eventually(60) { try await second.status().finished }
+        XCTAssertTrue(finished, "devices must take the resumed rounds (wire ids above every one used before)")
+        let after = try await second.status().records
+        second.stop()
+        XCTAssertEqual(after.map(\.round), Array((stopped + 1)...5), "no round runs twice and round 0 is not evaluated again")
+        // The restored federation keeps its clusters and round count: clustering ran once, in round 1, before the restart.
+        XCTAssertEqual(after.first?.clusters, clustersAtStop)
+        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: o.metrics!).appendingPathComponent("summary.json")))
+        XCTAssertEqual(summary.rounds, 5)
+        XCTAssertEqual(summary.ari, 1)
+        XCTAssertEqual(summary.notes["reclusterings"]?.hasPrefix("r1:k=2"), true, "\(summary.notes)")
+        let lines = try RunDirectory.readJSONLines(metricsFile, as: MetricRecord.self)
+        XCTAssertEqual(lines.map(\.round), Array(0...5), "metrics.jsonl continues where the first process stopped")
+    }
+
+    /// A checkpoint without the cluster files (another paradigm's) or with truncated models stops the start with an
+    /// error naming the file.
+    func testBadClusteredCheckpointIsATypedError() throws {
+        let dir = Kit.tempDir("cl-badckpt")
+        let e = try Self.experiment(dir, devices: 2, rounds: 2)
+        let initial = try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: 5)
+        let store = CheckpointStore(directory: dir.appendingPathComponent("ckpt"))
+        let layoutCount = initial.flatten().count
+        let state = CheckpointStore.State(round: 1, version: 3, paradigm: "clustered", wire: 3)
+        let snapshot = """
+        {"federation": {"devices": ["device-0", "device-1"], "assignment": {"device-0": 0, "device-1": 1}, "versions": {"0": 1, "1": 1},
+         "completedRounds": 1, "reclusterings": [], "nextClusterID": 2}, "domains": {}}
+        """
+        let cases: [(files: [String: Data], names: String)] = [
+            ([:], "clusters.json"),
+            (["clusters.json": Data(snapshot.utf8), "clusters.f32": Data(count: 4 * layoutCount)], "clusters.f32"),
+            (["clusters.json": Data("{\"federation\": 3}".utf8), "clusters.f32": Data(count: 8 * layoutCount)], "clusters.json"),
+        ]
+        for (i, c) in cases.enumerated() {
+            try store.save(state: state, adapter: initial, files: c.files)
+            var o = AggregatorService.Options(manager: "inproc://cl-bad-m\(i)", router: "inproc://cl-bad-r\(i)", pub: "inproc://cl-bad-p\(i)", experiment: e)
+            o.checkpoint = store.directory.path; o.quiet = true
+            XCTAssertThrowsError(try AggregatorService(o, initial: initial, context: BusContext()), "case \(i)") { error in
+                XCTAssertTrue(error is ParadigmError, "case \(i): \(error)")
+                XCTAssertTrue("\(error)".contains(c.names), "case \(i): \(error)")
+            }
+        }
+        // The same files with whole models restore.
+        try store.save(state: state, adapter: initial, files: ["clusters.json": Data(snapshot.utf8), "clusters.f32": Data(count: 8 * layoutCount)])
+        var o = AggregatorService.Options(manager: "inproc://cl-ok-m", router: "inproc://cl-ok-r", pub: "inproc://cl-ok-p", experiment: e)
+        o.checkpoint = store.directory.path; o.quiet = true
+        XCTAssertNoThrow(try AggregatorService(o, initial: initial, context: BusContext()))
+    }
+}
