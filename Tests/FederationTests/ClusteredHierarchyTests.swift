@@ -75,7 +75,7 @@ final class ClusteredHierarchyTests: XCTestCase {
         let p = PlantedHierarchy()
         var h = try ClusteredHierarchy(devices: p.devices, initial: flatGlobal([Float](repeating: 0, count: p.dim)),
                                        config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 1, sketchDimension: 32))
-        h.aggregate(edgeUpdates: [], deviceSketches: p.sketches(round: 1))
+        _ = h.aggregate(edgeUpdates: [], deviceSketches: p.sketches(round: 1))
         let first = h.clusterMap
         XCTAssertEqual(Set(first.values).count, 2)
         for round in 2...4 {
