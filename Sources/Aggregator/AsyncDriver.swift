@@ -59,7 +59,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
         scheduler = AsyncScheduler(strategy: strategy, global: global, stop: .appliedUpdates(budget),
                                    lookahead: lookahead.isFinite ? lookahead * 0.999 : 0)
         super.init(base: service)
-        warnCheckpointNotResumed()
+        beginIncarnation(resumes: false)
     }
 
     var completedRounds: Int { evalIndex }

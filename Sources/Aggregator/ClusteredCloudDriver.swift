@@ -35,7 +35,7 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
     init(service: AggregatorService) throws {
         plan = HierarchyPlan(service.options.experiment)
         super.init(base: service)
-        warnCheckpointNotResumed()
+        beginIncarnation(resumes: false)
     }
 
     var completedRounds: Int { round }

@@ -31,6 +31,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
         self.singleCluster = singleCluster
         loraMode = service.options.experiment.loraMode
         super.init(base: service)
+        beginIncarnation(resumes: true)
         try restore()
     }
 
@@ -99,7 +100,7 @@ final class ClusteredDriver: DriverBase, RoundDriver {
         restored = r
         domains = r.domains
         round = Int(st.round)
-        wire = st.wire ?? st.version
+        wire = max(wire, st.wire ?? st.version)
         simTime = st.simTimeS
         phase = .idle
         service.telemetry.event(.info, "resume", "clustered run resumes after round \(round) with \(Set(r.federation.assignment.values).count) clusters")

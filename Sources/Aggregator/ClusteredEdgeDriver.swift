@@ -61,7 +61,7 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         automatic = e.clustered.mode == "auto"
         clusterConfig = try e.clustered.settings.config(seed: e.seed)
         super.init(base: service)
-        warnCheckpointNotResumed()
+        beginIncarnation(resumes: false)
     }
 
     var completedRounds: Int { edgeRound }

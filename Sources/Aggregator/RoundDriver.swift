@@ -189,10 +189,27 @@ class DriverBase {
     /// The device's scenario index (registration order, as the sync path uses).
     func index(_ device: String) -> Int { service.deviceIndex[device] ?? deviceOrdinal(device) }
 
-    /// Drivers without resume (async, clustered hierarchy) say so when the service found a checkpoint: the run starts over.
-    func warnCheckpointNotResumed() {
-        guard let st = service.resumed else { return }
-        service.telemetry.event(.warn, "checkpoint", "found a checkpoint after round \(st.round), but a \(experiment.federation.paradigm) run with this setup does not resume: starting over (metrics records start again at round 0)")
+    /// With --checkpoint, counts this driver's starts in `<checkpoint>/incarnation` and returns the count before this
+    /// one. After a restart (count > 0) the wire ids start at count << 32: devices only take rounds above the last one
+    /// they trained, so a restarted driver must send higher ids, while a fresh run keeps the ids (and with them the
+    /// training seeds) of an uninterrupted one. Drivers that do not resume (`resumes` false) say they start over.
+    @discardableResult
+    func beginIncarnation(resumes: Bool) -> UInt64 {
+        guard let store = service.checkpoints else { return 0 }
+        let file = store.directory.appendingPathComponent("incarnation")
+        let before = (try? String(contentsOf: file, encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
+        do {
+            try FileManager.default.createDirectory(at: store.directory, withIntermediateDirectories: true)
+            try Data("\(before + 1)\n".utf8).write(to: file, options: .atomic)
+        } catch {
+            service.telemetry.event(.error, "checkpoint", "cannot write \(file.path): \(error)")
+        }
+        guard before > 0 else { return 0 }
+        wire = max(wire, before << 32)
+        if !resumes {
+            service.telemetry.event(.warn, "restart", "restart \(before) of a \(experiment.federation.paradigm) run that does not resume: starting over (metrics records start again at round 0)")
+        }
+        return before
     }
 
     /// Keeps a clustered round's exact-LoRA gaps and reports clusters whose exact combine failed.

@@ -8,9 +8,9 @@ import Foundation
 import Reports
 import XCTest
 
-/// A clustered aggregator checkpoints its clusters every round and a restarted one carries on from them.
-final class ClusteredRestartTests: XCTestCase {
-    static func experiment(_ dir: URL, devices: Int, rounds: Int) throws -> Experiment {
+/// Round drivers across an aggregator restart: clustered resumes from its checkpoint, async starts over.
+final class DriverRestartTests: XCTestCase {
+    static func experiment(_ dir: URL, devices: Int, rounds: Int, paradigm: String = "clustered") throws -> Experiment {
         let model = try Kit.tinyModel(in: dir)
         let data = try Kit.tinyData(in: dir, devices: devices)
         return try Experiment.parse(yaml: """
@@ -19,8 +19,9 @@ final class ClusteredRestartTests: XCTestCase {
         model: \(model)
         data: {devices: \(devices), manifest: \(data)}
         lora: {rank: 2, alpha: 4, targets: [c_attn]}
-        federation: {paradigm: clustered, rounds: \(rounds), local_steps: 30, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 20, eval_tokens: 256}
+        federation: {paradigm: \(paradigm), rounds: \(rounds), local_steps: 30, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 20, eval_tokens: 256}
         clustered: {mode: auto, warmup_rounds: 1, recluster_every: 0}
+        async: {mode: fedasync, eval_every: 4}
         scenario: {devices: {count: \(devices)}}
         """)
     }
@@ -83,6 +84,53 @@ final class ClusteredRestartTests: XCTestCase {
         XCTAssertEqual(summary.notes["reclusterings"]?.hasPrefix("r1:k=2"), true, "\(summary.notes)")
         let lines = try RunDirectory.readJSONLines(metricsFile, as: MetricRecord.self)
         XCTAssertEqual(lines.map(\.round), Array(0...5), "metrics.jsonl continues where the first process stopped")
+    }
+
+    /// An async aggregator does not resume, but a restarted one must still reach the devices, which only take rounds
+    /// above the last they trained: its wire ids start above every id of the previous run (`<checkpoint>/incarnation`).
+    func testRestartedAsyncAggregatorStartsOverAndDevicesFollowIt() async throws {
+        let dir = Kit.tempDir("async-restart")
+        let e = try Self.experiment(dir, devices: 4, rounds: 3, paradigm: "async")
+        let context = BusContext()
+        let ports = try FederatedRun.freePorts(4)
+        let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
+                                                      heartbeatMs: 200, liveness: 4, partitions: 4), context: context)
+        manager.start()
+        defer { manager.stop() }
+        var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "tcp://127.0.0.1:\(ports[2])", pub: "tcp://127.0.0.1:\(ports[3])",
+                                          experiment: e)
+        o.heartbeatMs = 200; o.quiet = true
+        o.checkpoint = dir.appendingPathComponent("ckpt").path
+        let initial = try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: 5)
+        var devices: [DeviceWorkerService] = []
+        for _ in 0..<4 {
+            var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: e.model, data: e.data.manifest ?? "", experiment: e)
+            d.heartbeatMs = 200; d.retryMs = 500; d.quiet = true
+            devices.append(try DeviceWorkerService(d, context: context))
+        }
+        defer { devices.forEach { $0.stop() } }
+        let first = try AggregatorService(o, initial: initial, context: context)
+        first.start(); devices.forEach { $0.start() }
+        // Round 0's evaluation and one window of applied updates: the devices have trained tasks of this run.
+        let reached = try await eventually(60) { try await first.status().records.count >= 2 }
+        XCTAssertTrue(reached)
+        first.stop()
+
+        var maybeSecond: AggregatorService?
+        for _ in 0..<30 where maybeSecond == nil {
+            maybeSecond = try? AggregatorService(o, initial: initial, context: context)
+            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let second = try XCTUnwrap(maybeSecond)
+        second.start()
+        let finished = try await eventually(60) { try await second.status().finished }
+        let records = try await second.status().records
+        second.stop()
+        XCTAssertTrue(finished, "the devices did not take the restarted run's tasks; records: \(records.map(\.round))")
+        XCTAssertEqual(records.first?.round, 0, "it starts over")
+        XCTAssertEqual(records.last?.round, 3, "3 evaluation windows of 4 applied updates")
+        let count = try String(contentsOf: URL(fileURLWithPath: o.checkpoint!).appendingPathComponent("incarnation"), encoding: .utf8)
+        XCTAssertEqual(count.trimmingCharacters(in: .whitespacesAndNewlines), "2")
     }
 
     /// A checkpoint without the cluster files (another paradigm's) or with truncated models stops the start with an
