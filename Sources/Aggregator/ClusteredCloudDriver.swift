@@ -31,11 +31,20 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
     var simTime = 0.0
     var lastTrainLoss: Double?
     var lastDropped = 0
+    /// The cluster state read from the checkpoint, made into `fed` at the first cloud round.
+    var restored: ClusteredCheckpoint?
 
     init(service: AggregatorService) throws {
         plan = HierarchyPlan(service.options.experiment)
         super.init(base: service)
-        beginIncarnation(resumes: false)
+        beginIncarnation(resumes: true)
+        if let (r, st) = try loadClusterCheckpoint() {
+            restored = r
+            round = Int(st.round)
+            simTime = st.simTimeS
+            sketchBytes = r.counters["sketch_bytes"] ?? 0
+            phase = .idle
+        }
     }
 
     var completedRounds: Int { round }
@@ -66,15 +75,19 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
 
     func makeFederation(devices: [String]) throws -> ClusteredHierarchy {
         let mode: ClusterAssignmentMode
+        let all = restored?.federation.devices ?? devices
         switch experiment.clustered.mode {
-        case "oracle": mode = .oracle(labels: Dictionary(uniqueKeysWithValues: devices.map { ($0, domains[$0] ?? "?") }))
+        case "oracle": mode = .oracle(labels: Dictionary(uniqueKeysWithValues: all.map { ($0, domains[$0] ?? "?") }))
         case "local": mode = .localOnly
         default: mode = .automatic
         }
         var config = try experiment.clustered.settings.config(seed: experiment.seed, loraMode: experiment.loraMode)
         config.validator = UpdateValidator(maxStaleness: 0)
-        return try ClusteredHierarchy(devices: devices, initial: service.coordinator.global, mode: mode, config: config,
-                                      trueLabels: domains.isEmpty ? nil : domains)
+        let labels = domains.isEmpty ? nil : domains
+        if let r = restored {
+            return try ClusteredHierarchy(restoring: r.federation, models: r.models, layout: layout, mode: mode, config: config, trueLabels: labels)
+        }
+        return try ClusteredHierarchy(devices: devices, initial: service.coordinator.global, mode: mode, config: config, trueLabels: labels)
     }
 
     /// Sends each edge its devices' map, `body` (announcement or eval request) and the models of their clusters.
@@ -116,6 +129,7 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
             if evalDone(now: now) {
                 write(round: r, trainLoss: r == 0 ? nil : lastTrainLoss, participants: r == 0 ? 0 : expected.count,
                       dropped: r == 0 ? 0 : lastDropped, simTime: simTime, clusters: fed?.clusterMap)
+                if r > 0, let fed { saveClusterCheckpoint(round: r, fed.snapshot(), simTime: simTime, counters: ["sketch_bytes": sketchBytes]) }
                 phase = .idle
             } else {
                 let owing = Set(evalExpected.subtracting(evalResults.keys))
@@ -123,6 +137,8 @@ final class ClusteredCloudDriver: DriverBase, RoundDriver {
             }
         case .idle:
             if round >= plan.cloudRounds { finish(); return }
+            // Resumed: wait for the edges and devices as a fresh start does.
+            if fed == nil, restored != nil, !(service.alive.count >= service.coordinator.quorum && service.readyToStart) { return }
             if fed == nil {
                 do { fed = try makeFederation(devices: knownDevices) } catch {
                     service.telemetry.event(.error, "clustered", "cannot start: \(error)")

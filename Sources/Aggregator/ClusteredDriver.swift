@@ -77,33 +77,19 @@ final class ClusteredDriver: DriverBase, RoundDriver {
 
     // MARK: checkpoints
 
-    /// After each evaluated round (with the service's --checkpoint): the cluster state, the models (binary), the
-    /// round, the wire and the clocks, in the same atomic checkpoint folder as FedAvg's.
+    /// After each evaluated round (with the service's --checkpoint).
     func saveCheckpoint(round r: Int) {
-        guard let store = service.checkpoints, let fed else { return }
-        let (state, models) = fed.snapshot()
-        var adapter = service.template
-        do {
-            try adapter.load(flat: service.coordinator.global.parameters)
-            let files = try ClusteredCheckpoint(federation: state, domains: domains, models: models).files()
-            try store.save(state: .init(round: UInt64(r), version: wire, paradigm: experiment.federation.paradigm, bytesUp: service.bytesUp,
-                                        bytesDown: service.bytesDown, simTimeS: simTime, wire: wire), adapter: adapter, files: files)
-        } catch {
-            service.telemetry.event(.error, "checkpoint", "cannot write checkpoint: \(error)")
-        }
+        guard let fed else { return }
+        saveClusterCheckpoint(round: r, fed.snapshot(), simTime: simTime)
     }
 
     /// Resumes after the checkpoint's round: no round-0 evaluation, the next wire above every one used before.
     func restore() throws {
-        guard let st = service.resumed, let store = service.checkpoints else { return }
-        let r = try ClusteredCheckpoint(store: store, layout: layout)
+        guard let (r, st) = try loadClusterCheckpoint() else { return }
         restored = r
-        domains = r.domains
         round = Int(st.round)
-        wire = max(wire, st.wire ?? st.version)
         simTime = st.simTimeS
         phase = .idle
-        service.telemetry.event(.info, "resume", "clustered run resumes after round \(round) with \(Set(r.federation.assignment.values).count) clusters")
     }
 
     func drive(now: Double) {
@@ -211,20 +197,22 @@ final class ClusteredDriver: DriverBase, RoundDriver {
 /// clusters.f32 (every cluster's parameters, ascending cluster id, little-endian Float32).
 struct ClusteredCheckpoint {
     static let stateFile = "clusters.json", modelsFile = "clusters.f32"
-    struct State: Codable { var federation: ClusteredFederationSnapshot; var domains: [String: String] }
+    struct State: Codable { var federation: ClusteredFederationSnapshot; var domains: [String: String]; var counters: [String: Int]? }
 
     var federation: ClusteredFederationSnapshot
     var domains: [String: String]
     var models: [Int: [Float]]
+    /// A driver's own running totals (e.g. sketch bytes).
+    var counters: [String: Int] = [:]
 
-    init(federation: ClusteredFederationSnapshot, domains: [String: String], models: [Int: [Float]]) {
-        self.federation = federation; self.domains = domains; self.models = models
+    init(federation: ClusteredFederationSnapshot, domains: [String: String], models: [Int: [Float]], counters: [String: Int] = [:]) {
+        self.federation = federation; self.domains = domains; self.models = models; self.counters = counters
     }
 
     func files() throws -> [String: Data] {
         var floats: [Float] = []
         for c in models.keys.sorted() { floats += models[c] ?? [] }
-        return [Self.stateFile: try JSONEncoder().encode(State(federation: federation, domains: domains)),
+        return [Self.stateFile: try JSONEncoder().encode(State(federation: federation, domains: domains, counters: counters)),
                 Self.modelsFile: floats.withUnsafeBytes { Data($0) }]
     }
 
@@ -246,6 +234,6 @@ struct ClusteredCheckpoint {
         _ = floats.withUnsafeMutableBytes { bin.copyBytes(to: $0) }
         var models: [Int: [Float]] = [:]
         for (i, c) in ids.enumerated() { models[c] = Array(floats[(i * layout.count)..<((i + 1) * layout.count)]) }
-        self.init(federation: state.federation, domains: state.domains, models: models)
+        self.init(federation: state.federation, domains: state.domains, models: models, counters: state.counters ?? [:])
     }
 }

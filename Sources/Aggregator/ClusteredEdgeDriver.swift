@@ -26,7 +26,6 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
     var lastModelRequest = 0.0
     // The cloud round being worked on.
     var cloudRound: UInt64 = 0
-    var cloudRoundsDone = 0
     var baseWire: UInt64 = 0
     var fed: ClusteredFederation?
     var bases: [Int: [Float]] = [:]
@@ -91,7 +90,9 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
             }
             cloudModels[c] = (m.modelVersion, flat)
         case .round(let ann):
-            guard ann.round > cloudRound, ann.round > (pendingAnnouncement?.round ?? 0),
+            // A later cloud round, or the same round dispatched again under a newer wire (a restarted cloud).
+            let newer = ann.round > cloudRound || (ann.round == cloudRound && ann.modelVersion > baseWire)
+            guard newer, ann.round > (pendingAnnouncement?.round ?? 0) || ann.modelVersion > (pendingAnnouncement?.modelVersion ?? 0),
                   ann.participants.isEmpty || ann.participants.contains(service.options.id) else { return }
             pendingAnnouncement = ann
         case .evalRequest(let e):
@@ -250,7 +251,6 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         acks = 0
         uploadSentAt = now
         pendingUploads.forEach(sendUpstream)
-        cloudRoundsDone += 1
     }
 
     /// The cloud asks for an evaluation: each device evaluates its cluster's cloud model.
@@ -270,7 +270,9 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
         guard let w = relayingEval, r.round == evalWire, evalExpected.contains(device), !relayed.contains(device) else { return }
         relayed.insert(device)
         service.sendUpstream(.evalResult(EvalResult(round: w, domain: r.domain, valLoss: r.valLoss, tokens: r.tokens)), as: device)
-        if evalExpected.isSubset(of: relayed), cloudRoundsDone >= plan.cloudRounds {
+        // By the cloud's round number, not a count: a cloud round dispatched again (restarted cloud) runs twice here,
+        // and a restarted edge has not seen the early rounds.
+        if evalExpected.isSubset(of: relayed), uploadRound >= UInt64(plan.cloudRounds) {
             finished = true
             service.finish()
         }

@@ -212,6 +212,32 @@ class DriverBase {
         return before
     }
 
+    /// Writes a clustered checkpoint: the cluster state and models (ClusteredCheckpoint), the round, the wire and the
+    /// clocks, in the same atomic checkpoint folder as FedAvg's.
+    func saveClusterCheckpoint(round r: Int, _ snapshot: (state: ClusteredFederationSnapshot, models: [Int: [Float]]), simTime: Double,
+                               counters: [String: Int] = [:]) {
+        guard let store = service.checkpoints else { return }
+        var adapter = service.template
+        do {
+            try adapter.load(flat: service.coordinator.global.parameters)
+            let files = try ClusteredCheckpoint(federation: snapshot.state, domains: domains, models: snapshot.models, counters: counters).files()
+            try store.save(state: .init(round: UInt64(r), version: wire, paradigm: experiment.federation.paradigm, bytesUp: service.bytesUp,
+                                        bytesDown: service.bytesDown, simTimeS: simTime, wire: wire), adapter: adapter, files: files)
+        } catch {
+            service.telemetry.event(.error, "checkpoint", "cannot write checkpoint: \(error)")
+        }
+    }
+
+    /// The clustered checkpoint the service resumed from (nil: a fresh start); restores the wire and the domains.
+    func loadClusterCheckpoint() throws -> (checkpoint: ClusteredCheckpoint, state: CheckpointStore.State)? {
+        guard let st = service.resumed, let store = service.checkpoints else { return nil }
+        let r = try ClusteredCheckpoint(store: store, layout: layout)
+        domains = r.domains
+        wire = max(wire, st.wire ?? st.version)
+        service.telemetry.event(.info, "resume", "\(experiment.federation.paradigm) run resumes after round \(st.round) with \(Set(r.federation.assignment.values).count) clusters")
+        return (r, st)
+    }
+
     /// Keeps a clustered round's exact-LoRA gaps and reports clusters whose exact combine failed.
     func recordExactLoRA(_ r: ClusteredRound) {
         gaps += r.naiveProductGaps.sorted { $0.key < $1.key }.map(\.value)

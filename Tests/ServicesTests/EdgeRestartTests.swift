@@ -68,22 +68,26 @@ final class EdgeRestartTests: XCTestCase {
     }
 }
 
-/// Clustered hierarchy: tiers do not resume, but a restarted edge must reach its devices again (wire ids above its
-/// previous run's) and the cloud run must finish.
+/// Clustered hierarchy across restarts: the cloud resumes its clusters from its checkpoint; an edge starts its cloud
+/// round over, and must reach its devices again (wire ids above its previous run's).
 final class ClusteredEdgeRestartTests: XCTestCase {
-    func testRestartedClusteredEdgeRejoinsAndTheCloudFinishes() async throws {
-        let dir = Kit.tempDir("hc-edge-restart")
+    struct Outcome { var stoppedAt: Int; var restarted: [MetricRecord]; var cloud: [MetricRecord]; var finished: Bool; var cloudSummaryRounds: Int? }
+
+    /// 4 devices, 2 edges, κ1 = κ2 = 1, 6 cloud rounds; stops `restart` ("cloud" or "edge-0") after 2 cloud rounds and
+    /// starts it again with the same options.
+    func run(restarting restart: String) async throws -> Outcome {
+        let dir = Kit.tempDir("hc-restart-\(restart)")
         let model = try Kit.tinyModel(in: dir)
         let data = try Kit.tinyData(in: dir, devices: 4)
         let e = try Experiment.parse(yaml: """
-        name: hc-edge-restart
+        name: hc-restart
         seed: 5
         model: \(model)
         data: {devices: 4, manifest: \(data)}
         lora: {rank: 2, alpha: 4, targets: [c_attn]}
         federation: {paradigm: hierarchical, rounds: 6, local_steps: 30, batch: 2, seq: 32, lr: 0.02, quorum: 4, deadline_s: 5, eval_tokens: 256}
         hierarchical: {edges: 2, kappa1: 1, kappa2: 1, clustered: true}
-        clustered: {mode: oracle}
+        clustered: {mode: auto, warmup_rounds: 1, recluster_every: 0}
         scenario: {devices: {count: 4}, edges: {count: 2}}
         """)
         let context = BusContext()
@@ -98,12 +102,13 @@ final class ClusteredEdgeRestartTests: XCTestCase {
             var o = AggregatorService.Options(manager: manager.routerEndpoint, router: router, pub: pub, experiment: e)
             o.id = id; o.tier = tier; o.upstream = upstream; o.heartbeatMs = 200; o.quiet = true
             o.checkpoint = dir.appendingPathComponent("ckpt/\(id)").path
+            o.metrics = dir.appendingPathComponent("out").path
             return o
         }
-        let cloud = try AggregatorService(options("cloud", .cloud, router: ports[2], pub: ports[3], upstream: nil), initial: initial, context: context)
-        let edge1 = try AggregatorService(options("edge-1", .edge, router: ports[6], pub: ports[7], upstream: ports[2]), initial: initial, context: context)
-        let edge0Options = options("edge-0", .edge, router: ports[4], pub: ports[5], upstream: ports[2])
-        let edge0 = try AggregatorService(edge0Options, initial: initial, context: context)
+        let all = [options("cloud", .cloud, router: ports[2], pub: ports[3], upstream: nil),
+                   options("edge-0", .edge, router: ports[4], pub: ports[5], upstream: ports[2]),
+                   options("edge-1", .edge, router: ports[6], pub: ports[7], upstream: ports[2])]
+        var services = try all.map { try AggregatorService($0, initial: initial, context: context) }
         var devices: [DeviceWorkerService] = []
         for _ in 0..<4 {
             var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: model, data: data, experiment: e)
@@ -111,30 +116,49 @@ final class ClusteredEdgeRestartTests: XCTestCase {
             devices.append(try DeviceWorkerService(d, context: context))
         }
         defer { devices.forEach { $0.stop() } }
-        cloud.start(); edge1.start(); edge0.start(); devices.forEach { $0.start() }
-        defer { edge1.stop(); cloud.stop() }
+        services.forEach { $0.start() }; devices.forEach { $0.start() }
+        defer { services.forEach { $0.stop() } }
 
-        let reached = try await eventually(40) { try await cloud.status().records.count >= 3 }
+        let cloudRecords = { try await services[0].status().records.filter { $0.tier == .cloud } }
+        let reached = try await eventually(40) { try await cloudRecords().count >= 3 }
         XCTAssertTrue(reached, "the cloud never completed 2 rounds")
-        edge0.stop()
-        var maybeSecond: AggregatorService?
-        for _ in 0..<30 where maybeSecond == nil {
-            maybeSecond = try? AggregatorService(edge0Options, initial: initial, context: context)
-            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
+        let k = all.firstIndex { $0.id == restart }!
+        services[k].stop()
+        let stoppedAt = restart == "cloud" ? Int(try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: all[k].checkpoint!))
+            .load(layers: 2, width: 32)).state.round) : 0
+        var again: AggregatorService?
+        for _ in 0..<30 where again == nil {
+            again = try? AggregatorService(all[k], initial: initial, context: context)
+            if again == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
-        let second = try XCTUnwrap(maybeSecond)
-        second.start()
-        defer { second.stop() }
-        let finished = try await eventually(60) { try await cloud.status().finished }
-        let records = try await cloud.status().records
-        XCTAssertTrue(finished, "the cloud did not finish after a clustered edge restart; cloud records \(records.map(\.round))")
-        XCTAssertEqual(records.last?.round, 6)
-        let after = try await second.status()
-        XCTAssertGreaterThan(after.records.count, 0, "the restarted edge ran rounds")
+        services[k] = try XCTUnwrap(again)
+        services[k].start()
+        let finished = try await eventually(60) { try await services[0].status().finished }
+        let restarted = try await services[k].status().records
+        let cloud = try await cloudRecords()
+        let summary = try? JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: all[0].metrics!).appendingPathComponent("summary.json")))
+        return Outcome(stoppedAt: stoppedAt, restarted: restarted, cloud: cloud, finished: finished, cloudSummaryRounds: summary?.rounds)
+    }
+
+    func testRestartedClusteredEdgeRejoinsAndTheCloudFinishes() async throws {
+        let o = try await run(restarting: "edge-0")
+        XCTAssertTrue(o.finished, "the cloud did not finish after a clustered edge restart; cloud records \(o.cloud.map(\.round))")
+        XCTAssertEqual(o.cloud.last?.round, 6)
         // Its devices take its very first round (with ids at or below what they trained they would skip rounds until
         // the ids caught up, each one dropped at its deadline).
-        let firstRound = try XCTUnwrap(after.records.first)
+        let firstRound = try XCTUnwrap(o.restarted.first)
         XCTAssertTrue(firstRound.participants > 0 && firstRound.dropped == 0,
-                      "the restarted edge's devices skipped its rounds: \(after.records.map { ($0.round, $0.participants, $0.dropped) })")
+                      "the restarted edge's devices skipped its rounds: \(o.restarted.map { ($0.round, $0.participants, $0.dropped) })")
+    }
+
+    func testRestartedClusteredCloudResumesItsClusters() async throws {
+        let o = try await run(restarting: "cloud")
+        XCTAssertTrue(o.finished, "the resumed cloud did not finish; its records \(o.cloud.map(\.round))")
+        XCTAssertGreaterThanOrEqual(o.stoppedAt, 2)
+        XCTAssertEqual(o.cloud.map(\.round), Array((o.stoppedAt + 1)...6), "no cloud round runs twice, no round-0 evaluation again")
+        // The clusters found after round 1 come back with the checkpoint (no warm-up round after the restart).
+        XCTAssertEqual(o.cloud.first.flatMap(\.clusters).map { Set($0.values).count }, 2)
+        XCTAssertTrue(o.cloud.allSatisfy { $0.participants == 2 && $0.dropped == 0 }, "\(o.cloud.map { ($0.round, $0.participants, $0.dropped) })")
+        XCTAssertEqual(o.cloudSummaryRounds, 6)
     }
 }

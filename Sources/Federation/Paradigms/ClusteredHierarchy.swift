@@ -40,6 +40,16 @@ public struct ClusteredHierarchy: Sendable {
         federation = try ClusteredFederation(devices: devices, initial: initial, mode: mode, config: c, trueLabels: trueLabels)
     }
 
+    /// Rebuilds the cloud's state from `snapshot()` (see ClusteredFederation(restoring:)).
+    public init(restoring s: ClusteredFederationSnapshot, models: [Int: [Float]], layout: ParameterLayout, mode: ClusterAssignmentMode,
+                config: ClusteredFederationConfig, trueLabels: [String: String]? = nil) throws(ParadigmError) {
+        var c = config
+        c.initialisation = .parent
+        federation = try ClusteredFederation(restoring: s, models: models, layout: layout, mode: mode, config: c, trueLabels: trueLabels)
+    }
+
+    public func snapshot() -> (state: ClusteredFederationSnapshot, models: [Int: [Float]]) { federation.snapshot() }
+
     /// Device -> true domain, for ARI.
     public var trueLabels: [String: String]? {
         get { federation.trueLabels }
