@@ -64,7 +64,7 @@ let package = Package(
 
         executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", argumentParser, yams]),
         executable("cluster-manager", ["ClusterManager", "Config", argumentParser]),
-        executable("aggregator", ["Aggregator", "ClusterManager", "Engine", "Config", argumentParser]),
+        executable("aggregator", ["Aggregator", "Bus", "ClusterManager", "Engine", "Config", argumentParser]),
         executable("device-worker", ["DeviceWorker", "ClusterManager", "Config", argumentParser]),
         executable("inference-router", ["InferenceRouter", "Stage", "Engine", "Tokenizers", "Config", argumentParser]),
         executable("stage-node", ["Stage", "Engine", "Config", argumentParser]),

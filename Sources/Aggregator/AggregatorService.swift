@@ -154,6 +154,12 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         loop.stop()
     }
 
+    /// After `stop()`, from another thread (an executable before it exits): closes the sockets so the context's
+    /// termination can flush what they still queue.
+    public func closeSockets() {
+        for s in [router, pub, manager] + [hierarchy?.upstream].compactMap({ $0 }) { s.close() }
+    }
+
     /// Runs `body` (on the loop thread) once the last round has been recorded.
     public func onFinish(_ body: @escaping @Sendable () -> Void) {
         loop.post { [self] in

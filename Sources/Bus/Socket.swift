@@ -1,4 +1,5 @@
 import CZMQ
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,8 +18,29 @@ public final class BusContext: @unchecked Sendable {  // safe: libzmq contexts a
         handle = h
     }
 
+    private let termLock = NSLock()
+    private var terminated = false
+
     // Every Socket retains its context and sockets linger a bounded time, so this cannot hang.
-    deinit { zmq_ctx_term(handle) }
+    deinit { if !terminated { zmq_ctx_term(handle) } }
+
+    /// Before a process exits: lets libzmq send what closed sockets still queue (each up to its linger), waiting at
+    /// most `timeout` seconds (a socket left open would block the termination forever). Without it a message sent
+    /// just before exit (an edge's last relayed evaluation) can be lost with the I/O thread. Use no socket of this
+    /// context afterwards.
+    public func terminate(timeout: Double) {
+        termLock.lock()
+        let first = !terminated
+        terminated = true
+        termLock.unlock()
+        guard first else { return }
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread { [self] in
+            zmq_ctx_term(handle)
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + timeout)
+    }
 }
 
 public enum SocketType: Sendable, Equatable {

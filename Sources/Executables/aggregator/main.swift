@@ -1,5 +1,6 @@
 import Aggregator
 import ArgumentParser
+import Bus
 import ClusterManager
 import Config
 import Engine
@@ -57,6 +58,9 @@ struct AggregatorCommand: ParsableCommand {
         service.start()
         done.wait()
         service.stop()
+        // An edge exits right after relaying the last evaluation upstream: let libzmq send it.
+        service.closeSockets()
+        BusContext.shared.terminate(timeout: 2)
     }
 }
 
