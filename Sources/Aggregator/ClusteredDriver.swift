@@ -213,7 +213,7 @@ struct ClusteredCheckpoint {
         var floats: [Float] = []
         for c in models.keys.sorted() { floats += models[c] ?? [] }
         return [Self.stateFile: try JSONEncoder().encode(State(federation: federation, domains: domains, counters: counters)),
-                Self.modelsFile: floats.withUnsafeBytes { Data($0) }]
+                Self.modelsFile: floats.map(\.bitPattern.littleEndian).withUnsafeBytes { Data($0) }]
     }
 
     /// Reads the newest checkpoint's files; a checkpoint without them (another paradigm's) or with models that do not
@@ -230,8 +230,9 @@ struct ClusteredCheckpoint {
         guard bin.count == ids.count * layout.count * MemoryLayout<Float>.size else {
             throw .badSnapshot(reason: "\(Self.modelsFile) has \(bin.count) bytes, \(ids.count) clusters × \(layout.count) parameters need \(ids.count * layout.count * 4)")
         }
-        var floats = [Float](repeating: 0, count: bin.count / MemoryLayout<Float>.size)
-        _ = floats.withUnsafeMutableBytes { bin.copyBytes(to: $0) }
+        var bits = [UInt32](repeating: 0, count: bin.count / MemoryLayout<Float>.size)
+        _ = bits.withUnsafeMutableBytes { bin.copyBytes(to: $0) }
+        let floats = bits.map { Float(bitPattern: UInt32(littleEndian: $0)) }
         var models: [Int: [Float]] = [:]
         for (i, c) in ids.enumerated() { models[c] = Array(floats[(i * layout.count)..<((i + 1) * layout.count)]) }
         self.init(federation: state.federation, domains: state.domains, models: models, counters: state.counters ?? [:])
