@@ -26,9 +26,11 @@ final class DriverRestartTests: XCTestCase {
         """)
     }
 
-    func testRestartedClusteredAggregatorResumesItsClusters() async throws {
-        let dir = Kit.tempDir("cl-restart")
-        let e = try Self.experiment(dir, devices: 4, rounds: 5)
+    struct Restart { var options: AggregatorService.Options; var finished: Bool; var records: [MetricRecord] }
+
+    /// Runs the manager, 4 devices and an aggregator (checkpoints, metrics); stops the aggregator once it has written
+    /// `records` records, calls `stopped`, starts it again with the same options and waits for the run to finish.
+    func restartOnce(_ e: Experiment, dir: URL, records: Int, stopped: (AggregatorService.Options) throws -> Void) async throws -> Restart {
         let context = BusContext()
         let ports = try FederatedRun.freePorts(4)
         let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
@@ -50,35 +52,39 @@ final class DriverRestartTests: XCTestCase {
         defer { devices.forEach { $0.stop() } }
         let first = try AggregatorService(o, initial: initial, context: context)
         first.start(); devices.forEach { $0.start() }
-        // Records of rounds 0, 1, 2: the clusters were found after round 1 (warm-up 1).
-        let reached = try await eventually(60) { try await first.status().records.count >= 3 }
+        let reached = try await eventually(60) { try await first.status().records.count >= records }
         XCTAssertTrue(reached)
         first.stop()
-        let metricsFile = URL(fileURLWithPath: o.metrics!).appendingPathComponent("metrics.jsonl")
-        let before = try RunDirectory.readJSONLines(metricsFile, as: MetricRecord.self)
-        let saved = try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: o.checkpoint!)).load(layers: 2, width: 32))
-        let stopped = Int(saved.state.round)
-        XCTAssertGreaterThanOrEqual(stopped, 2)
-        XCTAssertLessThan(stopped, 5, "the run must still be going when stopped")
-        XCTAssertNotNil(saved.state.wire)
-        let clustersAtStop = try XCTUnwrap(before.first { $0.round == stopped }?.clusters)
-        XCTAssertEqual(Set(clustersAtStop.values).count, 2)
-
-        var maybeSecond: AggregatorService?
-        for _ in 0..<30 where maybeSecond == nil {
-            maybeSecond = try? AggregatorService(o, initial: initial, context: context)
-            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let second = try XCTUnwrap(maybeSecond)
+        try stopped(o)
+        let second = try await reopenAggregator(o, initial: initial, context: context)
         second.start()
+        defer { second.stop() }
         let finished = try await eventually(60) { try await second.status().finished }
-        XCTAssertTrue(finished, "devices must take the resumed rounds (wire ids above every one used before)")
-        let after = try await second.status().records
-        second.stop()
-        XCTAssertEqual(after.map(\.round), Array((stopped + 1)...5), "no round runs twice and round 0 is not evaluated again")
+        return Restart(options: o, finished: finished, records: try await second.status().records)
+    }
+
+    func testRestartedClusteredAggregatorResumesItsClusters() async throws {
+        let dir = Kit.tempDir("cl-restart")
+        let e = try Self.experiment(dir, devices: 4, rounds: 5)
+        let metricsFile = dir.appendingPathComponent("out/metrics.jsonl")
+        var stopped = 0
+        var clustersAtStop: [String: Int] = [:]
+        // Stopped after the records of rounds 0, 1, 2: the clusters were found after round 1 (warm-up 1).
+        let r = try await restartOnce(e, dir: dir, records: 3) { o in
+            let saved = try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: o.checkpoint!)).load(layers: 2, width: 32))
+            stopped = Int(saved.state.round)
+            XCTAssertGreaterThanOrEqual(stopped, 2)
+            XCTAssertLessThan(stopped, 5, "the run must still be going when stopped")
+            XCTAssertNotNil(saved.state.wire)
+            let before = try RunDirectory.readJSONLines(metricsFile, as: MetricRecord.self)
+            clustersAtStop = try XCTUnwrap(before.first { $0.round == stopped }?.clusters)
+            XCTAssertEqual(Set(clustersAtStop.values).count, 2)
+        }
+        XCTAssertTrue(r.finished, "devices must take the resumed rounds (wire ids above every one used before)")
+        XCTAssertEqual(r.records.map(\.round), Array((stopped + 1)...5), "no round runs twice and round 0 is not evaluated again")
         // The restored federation keeps its clusters and round count: clustering ran once, in round 1, before the restart.
-        XCTAssertEqual(after.first?.clusters, clustersAtStop)
-        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: URL(fileURLWithPath: o.metrics!).appendingPathComponent("summary.json")))
+        XCTAssertEqual(r.records.first?.clusters, clustersAtStop)
+        let summary = try JSONDecoder().decode(RunSummary.self, from: Data(contentsOf: dir.appendingPathComponent("out/summary.json")))
         XCTAssertEqual(summary.rounds, 5)
         XCTAssertEqual(summary.ari, 1)
         XCTAssertEqual(summary.notes["reclusterings"]?.hasPrefix("r1:k=2"), true, "\(summary.notes)")
@@ -91,45 +97,12 @@ final class DriverRestartTests: XCTestCase {
     func testRestartedAsyncAggregatorStartsOverAndDevicesFollowIt() async throws {
         let dir = Kit.tempDir("async-restart")
         let e = try Self.experiment(dir, devices: 4, rounds: 3, paradigm: "async")
-        let context = BusContext()
-        let ports = try FederatedRun.freePorts(4)
-        let manager = try ClusterManagerService(.init(router: "tcp://127.0.0.1:\(ports[0])", pub: "tcp://127.0.0.1:\(ports[1])",
-                                                      heartbeatMs: 200, liveness: 4, partitions: 4), context: context)
-        manager.start()
-        defer { manager.stop() }
-        var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "tcp://127.0.0.1:\(ports[2])", pub: "tcp://127.0.0.1:\(ports[3])",
-                                          experiment: e)
-        o.heartbeatMs = 200; o.quiet = true
-        o.checkpoint = dir.appendingPathComponent("ckpt").path
-        let initial = try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: 5)
-        var devices: [DeviceWorkerService] = []
-        for _ in 0..<4 {
-            var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: e.model, data: e.data.manifest ?? "", experiment: e)
-            d.heartbeatMs = 200; d.retryMs = 500; d.quiet = true
-            devices.append(try DeviceWorkerService(d, context: context))
-        }
-        defer { devices.forEach { $0.stop() } }
-        let first = try AggregatorService(o, initial: initial, context: context)
-        first.start(); devices.forEach { $0.start() }
-        // Round 0's evaluation and one window of applied updates: the devices have trained tasks of this run.
-        let reached = try await eventually(60) { try await first.status().records.count >= 2 }
-        XCTAssertTrue(reached)
-        first.stop()
-
-        var maybeSecond: AggregatorService?
-        for _ in 0..<30 where maybeSecond == nil {
-            maybeSecond = try? AggregatorService(o, initial: initial, context: context)
-            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let second = try XCTUnwrap(maybeSecond)
-        second.start()
-        let finished = try await eventually(60) { try await second.status().finished }
-        let records = try await second.status().records
-        second.stop()
-        XCTAssertTrue(finished, "the devices did not take the restarted run's tasks; records: \(records.map(\.round))")
-        XCTAssertEqual(records.first?.round, 0, "it starts over")
-        XCTAssertEqual(records.last?.round, 3, "3 evaluation windows of 4 applied updates")
-        let count = try String(contentsOf: URL(fileURLWithPath: o.checkpoint!).appendingPathComponent("incarnation"), encoding: .utf8)
+        // Stopped after round 0's evaluation and one window of applied updates: the devices trained tasks of this run.
+        let r = try await restartOnce(e, dir: dir, records: 2) { _ in }
+        XCTAssertTrue(r.finished, "the devices did not take the restarted run's tasks; records: \(r.records.map(\.round))")
+        XCTAssertEqual(r.records.first?.round, 0, "it starts over")
+        XCTAssertEqual(r.records.last?.round, 3, "3 evaluation windows of 4 applied updates")
+        let count = try String(contentsOf: URL(fileURLWithPath: r.options.checkpoint!).appendingPathComponent("incarnation"), encoding: .utf8)
         XCTAssertEqual(count.trimmingCharacters(in: .whitespacesAndNewlines), "2")
     }
 

@@ -46,12 +46,7 @@ final class EdgeRestartTests: XCTestCase {
         let saved = try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: edge0Options.checkpoint!)).load(layers: 2, width: 32))
         XCTAssertGreaterThanOrEqual(saved.state.round, 2)
 
-        var maybeSecond: AggregatorService?
-        for _ in 0..<30 where maybeSecond == nil {
-            maybeSecond = try? AggregatorService(edge0Options, initial: initial, context: context)
-            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let second = try XCTUnwrap(maybeSecond)
+        let second = try await reopenAggregator(edge0Options, initial: initial, context: context)
         second.start()
         defer { second.stop() }
         let resumed = try await second.status()
@@ -126,12 +121,7 @@ final class ClusteredEdgeRestartTests: XCTestCase {
         services[k].stop()
         let stoppedAt = restart == "cloud" ? Int(try XCTUnwrap(try CheckpointStore(directory: URL(fileURLWithPath: all[k].checkpoint!))
             .load(layers: 2, width: 32)).state.round) : 0
-        var again: AggregatorService?
-        for _ in 0..<30 where again == nil {
-            again = try? AggregatorService(all[k], initial: initial, context: context)
-            if again == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        services[k] = try XCTUnwrap(again)
+        services[k] = try await reopenAggregator(all[k], initial: initial, context: context)
         services[k].start()
         let finished = try await eventually(60) { try await services[0].status().finished }
         let restarted = try await services[k].status().records

@@ -114,12 +114,7 @@ final class FederatedRunTests: XCTestCase {
         XCTAssertLessThan(stopped, 6)
 
         // The old sockets release the port within their linger time.
-        var maybeSecond: AggregatorService?
-        for _ in 0..<30 where maybeSecond == nil {
-            maybeSecond = try? AggregatorService(o, initial: initial, context: context)
-            if maybeSecond == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let second = try XCTUnwrap(maybeSecond)
+        let second = try await reopenAggregator(o, initial: initial, context: context)
         let resumed = try await {
             second.start()
             return try await second.status()

@@ -1,3 +1,5 @@
+import Aggregator
+import Bus
 import ClusterManager
 import Data
 import Engine
@@ -112,6 +114,15 @@ enum Kit {
 final class Token {}
 
 /// Polls `condition` until true or `timeout` seconds pass.
+/// A stopped aggregator started again with the same options: its old sockets release their ports within their linger time.
+func reopenAggregator(_ o: AggregatorService.Options, initial: LoRAAdapter, context: BusContext) async throws -> AggregatorService {
+    for _ in 0..<30 {
+        if let s = try? AggregatorService(o, initial: initial, context: context) { return s }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try AggregatorService(o, initial: initial, context: context)
+}
+
 func eventually(_ timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
     let end = Date().addingTimeInterval(timeout)
     while Date() < end {
