@@ -163,16 +163,9 @@ final class ClusteredDriver: DriverBase, RoundDriver {
 
     func close(now: Double) {
         guard var fed else { return }
-        let updates = participants.compactMap { delivered[$0]?.update }
-        let result = fed.aggregate(updates)
-        recordExactLoRA(result)
-        self.fed = fed
         let modelBytes = modelFrames(service.coordinator.global.parameters, wire: 0, cluster: 0).reduce(0) { $0 + $1.count }
-        let arrivals = delivered.values.map { d in
-            simulatedArrival(device: d.update.device, index: index(d.update.device), modelBytes: modelBytes, updateBytes: d.bytes,
-                             computeS: d.computeS, cost: service.cost, roundStart: simTime).seconds
-        }
-        simTime += arrivals.max() ?? experiment.federation.deadlineS
+        let (result, updates) = closeClusterRound(&fed, participants: participants, delivered: delivered, modelBytes: modelBytes, simTime: &simTime)
+        self.fed = fed
         let losses = updates.map { Double($0.loss) }
         lastTrainLoss = losses.isEmpty ? nil : losses.reduce(0, +) / Double(losses.count)
         lastDropped = participants.count - updates.count

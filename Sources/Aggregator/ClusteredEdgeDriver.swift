@@ -193,9 +193,8 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
 
     func closeEdgeRound(now: Double) {
         guard var fed else { return }
-        let updates = participants.compactMap { delivered[$0]?.update }
-        let result = fed.aggregate(updates)
-        recordExactLoRA(result)
+        let modelBytes = modelFrames(fed.models.values.first?.parameters ?? [], wire: 0, cluster: 0).reduce(0) { $0 + $1.count }
+        let (result, updates) = closeClusterRound(&fed, participants: participants, delivered: delivered, modelBytes: modelBytes, simTime: &simTime)
         self.fed = fed
         let accepted = Set(updates.map(\.device)).subtracting(result.rejected.map(\.device))
         for u in updates where accepted.contains(u.device) {
@@ -208,12 +207,6 @@ final class ClusteredEdgeDriver: DriverBase, UpstreamDriver {
                 drift[u.device] = x
             }
         }
-        let modelBytes = modelFrames(fed.models.values.first?.parameters ?? [], wire: 0, cluster: 0).reduce(0) { $0 + $1.count }
-        let arrivals = delivered.values.map { d in
-            simulatedArrival(device: d.update.device, index: index(d.update.device), modelBytes: modelBytes, updateBytes: d.bytes,
-                             computeS: d.computeS, cost: service.cost, roundStart: simTime).seconds
-        }
-        simTime += arrivals.max() ?? experiment.federation.deadlineS
         let l = updates.map { Double($0.loss) }.filter(\.isFinite)
         write(round: edgeRound, trainLoss: l.isEmpty ? nil : l.reduce(0, +) / Double(l.count), participants: participants.count,
               dropped: participants.count - updates.count, simTime: simTime, clusters: nil, tier: .edge, edge: edge)

@@ -238,6 +238,22 @@ class DriverBase {
         return (r, st)
     }
 
+    /// Closes a per-cluster device round (flat clustered, clustered edge): aggregates what `participants` delivered,
+    /// records the exact-LoRA gaps and advances `simTime` to the slowest simulated arrival (the deadline if none came).
+    func closeClusterRound(_ fed: inout ClusteredFederation, participants: [String], delivered: [String: Delivered], modelBytes: Int,
+                           simTime: inout Double) -> (round: ClusteredRound, updates: [ModelUpdate]) {
+        let updates = participants.compactMap { delivered[$0]?.update }
+        let result = fed.aggregate(updates)
+        recordExactLoRA(result)
+        let start = simTime
+        let arrivals = delivered.values.map { d in
+            simulatedArrival(device: d.update.device, index: index(d.update.device), modelBytes: modelBytes, updateBytes: d.bytes,
+                             computeS: d.computeS, cost: service.cost, roundStart: start).seconds
+        }
+        simTime += arrivals.max() ?? experiment.federation.deadlineS
+        return (result, updates)
+    }
+
     /// Keeps a clustered round's exact-LoRA gaps and reports clusters whose exact combine failed.
     func recordExactLoRA(_ r: ClusteredRound) {
         gaps += r.naiveProductGaps.sorted { $0.key < $1.key }.map(\.value)

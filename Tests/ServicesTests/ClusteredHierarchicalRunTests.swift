@@ -15,24 +15,15 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
     func run(_ name: String, rounds: Int, kappa2: Int, clustered: String, processes: Bool = false, flat: Bool = false,
              extra: String = "") throws -> Outcome {
         let devices = 4
-        let dir = Kit.tempDir(name)
-        let model = try Kit.tinyModel(in: dir)
-        let data = try Kit.tinyData(in: dir, devices: devices)
-        let yaml = """
-        name: \(name)
-        seed: 5
-        model: \(model)
-        data: {devices: \(devices), manifest: \(data)}
+        let s = try Kit.tiny(name, devices: devices, """
         lora: {rank: 2, alpha: 4, targets: [c_attn]}
         federation: {paradigm: \(flat ? "clustered" : "hierarchical"), rounds: \(rounds), local_steps: 6, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 30, eval_tokens: 256}
         \(flat ? "" : "hierarchical: {edges: 2, kappa1: 1, kappa2: \(kappa2), clustered: true}")
         clustered: \(clustered)
         scenario: {devices: {count: \(devices)}, edges: {count: 3}}
         \(extra)
-        """
-        let configPath = dir.appendingPathComponent("experiment.yaml").path
-        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let e = try Experiment.load(path: configPath)
+        """)
+        let (dir, model, data, configPath, e) = (s.dir, s.model, s.data, s.configPath, s.experiment)
         XCTAssertEqual(e.isClusteredHierarchical, !flat)
         var settings = FederatedRun.Settings(experiment: e, out: dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false

@@ -10,14 +10,8 @@ import XCTest
 
 /// Round drivers across an aggregator restart: clustered resumes from its checkpoint, async starts over.
 final class DriverRestartTests: XCTestCase {
-    static func experiment(_ dir: URL, devices: Int, rounds: Int, paradigm: String = "clustered") throws -> Experiment {
-        let model = try Kit.tinyModel(in: dir)
-        let data = try Kit.tinyData(in: dir, devices: devices)
-        return try Experiment.parse(yaml: """
-        name: clustered-restart
-        seed: 5
-        model: \(model)
-        data: {devices: \(devices), manifest: \(data)}
+    static func setup(_ name: String, devices: Int, rounds: Int, paradigm: String = "clustered") throws -> Kit.Setup {
+        try Kit.tiny(name, devices: devices, """
         lora: {rank: 2, alpha: 4, targets: [c_attn]}
         federation: {paradigm: \(paradigm), rounds: \(rounds), local_steps: 30, batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 20, eval_tokens: 256}
         clustered: {mode: auto, warmup_rounds: 1, recluster_every: 0}
@@ -64,8 +58,8 @@ final class DriverRestartTests: XCTestCase {
     }
 
     func testRestartedClusteredAggregatorResumesItsClusters() async throws {
-        let dir = Kit.tempDir("cl-restart")
-        let e = try Self.experiment(dir, devices: 4, rounds: 5)
+        let s = try Self.setup("cl-restart", devices: 4, rounds: 5)
+        let (dir, e) = (s.dir, s.experiment)
         let metricsFile = dir.appendingPathComponent("out/metrics.jsonl")
         var stopped = 0
         var clustersAtStop: [String: Int] = [:]
@@ -95,8 +89,8 @@ final class DriverRestartTests: XCTestCase {
     /// An async aggregator does not resume, but a restarted one must still reach the devices, which only take rounds
     /// above the last they trained: its wire ids start above every id of the previous run (`<checkpoint>/incarnation`).
     func testRestartedAsyncAggregatorStartsOverAndDevicesFollowIt() async throws {
-        let dir = Kit.tempDir("async-restart")
-        let e = try Self.experiment(dir, devices: 4, rounds: 3, paradigm: "async")
+        let s = try Self.setup("async-restart", devices: 4, rounds: 3, paradigm: "async")
+        let (dir, e) = (s.dir, s.experiment)
         // Stopped after round 0's evaluation and one window of applied updates: the devices trained tasks of this run.
         let r = try await restartOnce(e, dir: dir, records: 2) { _ in }
         XCTAssertTrue(r.finished, "the devices did not take the restarted run's tasks; records: \(r.records.map(\.round))")
@@ -109,8 +103,8 @@ final class DriverRestartTests: XCTestCase {
     /// A checkpoint without the cluster files (another paradigm's) or with truncated models stops the start with an
     /// error naming the file.
     func testBadClusteredCheckpointIsATypedError() throws {
-        let dir = Kit.tempDir("cl-badckpt")
-        let e = try Self.experiment(dir, devices: 2, rounds: 2)
+        let s = try Self.setup("cl-badckpt", devices: 2, rounds: 2)
+        let (dir, e) = (s.dir, s.experiment)
         let initial = try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: 5)
         let store = CheckpointStore(directory: dir.appendingPathComponent("ckpt"))
         let layoutCount = initial.flatten().count

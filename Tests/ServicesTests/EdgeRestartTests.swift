@@ -71,20 +71,14 @@ final class ClusteredEdgeRestartTests: XCTestCase {
     /// 4 devices, 2 edges, κ1 = κ2 = 1, 6 cloud rounds; stops `restart` ("cloud" or "edge-0") after 2 cloud rounds and
     /// starts it again with the same options.
     func run(restarting restart: String) async throws -> Outcome {
-        let dir = Kit.tempDir("hc-restart-\(restart)")
-        let model = try Kit.tinyModel(in: dir)
-        let data = try Kit.tinyData(in: dir, devices: 4)
-        let e = try Experiment.parse(yaml: """
-        name: hc-restart
-        seed: 5
-        model: \(model)
-        data: {devices: 4, manifest: \(data)}
+        let s = try Kit.tiny("hc-restart-\(restart)", devices: 4, """
         lora: {rank: 2, alpha: 4, targets: [c_attn]}
         federation: {paradigm: hierarchical, rounds: 6, local_steps: 30, batch: 2, seq: 32, lr: 0.02, quorum: 4, deadline_s: 5, eval_tokens: 256}
         hierarchical: {edges: 2, kappa1: 1, kappa2: 1, clustered: true}
         clustered: {mode: auto, warmup_rounds: 1, recluster_every: 0}
         scenario: {devices: {count: 4}, edges: {count: 2}}
         """)
+        let (dir, model, data, e) = (s.dir, s.model, s.data, s.experiment)
         let context = BusContext()
         let ports = try FederatedRun.freePorts(8).map { "tcp://127.0.0.1:\($0)" }
         var mo = ClusterManagerService.Options(router: ports[0], pub: ports[1], heartbeatMs: 200, liveness: 4, partitions: 4)

@@ -14,19 +14,12 @@ final class ParadigmRunTests: XCTestCase {
 
     func run(_ name: String, devices: Int, rounds: Int, paradigm: String = "fedavg", steps: Int = 6,
              lora: String = "{rank: 2, alpha: 4, targets: [c_attn]}", extra: String = "") throws -> Outcome {
-        let dir = Kit.tempDir(name)
-        let model = try Kit.tinyModel(in: dir)
-        let data = try Kit.tinyData(in: dir, devices: devices)
-        let yaml = """
-        name: \(name)
-        seed: 5
-        model: \(model)
-        data: {devices: \(devices), manifest: \(data)}
+        let s = try Kit.tiny(name, devices: devices, """
         lora: \(lora)
         federation: {paradigm: \(paradigm), rounds: \(rounds), local_steps: \(steps), batch: 2, seq: 32, lr: 0.02, quorum: \(devices), deadline_s: 30, eval_tokens: 256}
         \(extra)
-        """
-        let e = try Experiment.parse(yaml: yaml)
+        """)
+        let (dir, data, e) = (s.dir, s.data, s.experiment)
         var settings = FederatedRun.Settings(experiment: e, out: dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.embedded(settings, dataDir: data)

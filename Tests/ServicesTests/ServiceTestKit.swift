@@ -62,6 +62,18 @@ enum Kit {
         var experiment: Experiment
     }
 
+    /// A temp folder with the tiny model and two-domain data for `devices`, and `<dir>/experiment.yaml`: name, seed 5,
+    /// model and data, then `body` (lora, federation, paradigm sections, scenario).
+    static func tiny(_ name: String, devices: Int, _ body: String) throws -> Setup {
+        let dir = tempDir(name)
+        let model = try tinyModel(in: dir)
+        let data = try tinyData(in: dir, devices: devices)
+        let yaml = "name: \(name)\nseed: 5\nmodel: \(model)\ndata: {devices: \(devices), manifest: \(data)}\n" + body
+        let path = dir.appendingPathComponent("experiment.yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return Setup(dir: dir, model: model, data: data, configPath: path, experiment: try Experiment.load(path: path))
+    }
+
     static func setup(_ name: String, devices: Int, rounds: Int, quorum: Int = 1, deadline: Double = 20, steps: Int = 8) throws -> Setup {
         let dir = tempDir(name)
         let model = try tinyModel(in: dir)
