@@ -189,13 +189,12 @@ class DriverBase {
     /// The device's scenario index (registration order, as the sync path uses).
     func index(_ device: String) -> Int { service.deviceIndex[device] ?? deviceOrdinal(device) }
 
-    /// With --checkpoint, counts this driver's starts in `<checkpoint>/incarnation` and returns the count before this
-    /// one. After a restart (count > 0) the wire ids start at count << 32: devices only take rounds above the last one
-    /// they trained, so a restarted driver must send higher ids, while a fresh run keeps the ids (and with them the
-    /// training seeds) of an uninterrupted one. Drivers that do not resume (`resumes` false) say they start over.
-    @discardableResult
-    func beginIncarnation(resumes: Bool) -> UInt64 {
-        guard let store = service.checkpoints else { return 0 }
+    /// With --checkpoint, counts this driver's starts in `<checkpoint>/incarnation`. After a restart (count > 0) the
+    /// wire ids start at count << 32: devices only take rounds above the last one they trained, so a restarted driver
+    /// must send higher ids, while a fresh run keeps the ids (and with them the training seeds) of an uninterrupted
+    /// one. Drivers that do not resume (`resumes` false) say they start over.
+    func beginIncarnation(resumes: Bool) {
+        guard let store = service.checkpoints else { return }
         let file = store.directory.appendingPathComponent("incarnation")
         let before = (try? String(contentsOf: file, encoding: .utf8)).flatMap { UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
         do {
@@ -204,12 +203,11 @@ class DriverBase {
         } catch {
             service.telemetry.event(.error, "checkpoint", "cannot write \(file.path): \(error)")
         }
-        guard before > 0 else { return 0 }
+        guard before > 0 else { return }
         wire = max(wire, before << 32)
         if !resumes {
             service.telemetry.event(.warn, "restart", "restart \(before) of a \(experiment.federation.paradigm) run that does not resume: starting over (metrics records start again at round 0)")
         }
-        return before
     }
 
     /// Writes a clustered checkpoint: the cluster state and models (ClusteredCheckpoint), the round, the wire and the
