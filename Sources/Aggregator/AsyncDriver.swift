@@ -52,7 +52,7 @@ final class AsyncDriver: DriverBase, RoundDriver {
         modelBytes = bytes
         var lookahead = Double.infinity
         let modelURL = URL(fileURLWithPath: e.model)
-        if let config = try? GPT2.loadConfig(modelURL), let p = try? GPT2(config: config, seed: 0).parameterCount {
+        if let config = try? LanguageModel.loadConfig(modelURL), let p = try? LanguageModel(config: config, seed: 0).parameterCount {
             let taskFLOPs = loraTrainingFLOPs(parameters: p, tokens: e.federation.localSteps * e.federation.batch * e.federation.seq)
             for i in 0..<devices { lookahead = min(lookahead, service.cost.computeSeconds(flops: taskFLOPs, device: i)) }
         }

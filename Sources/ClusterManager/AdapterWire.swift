@@ -35,8 +35,8 @@ public enum AdapterWire {
 
     /// The adapter every run starts from: LoRA A from `seed`, B = 0, on the model's shapes (no weights read).
     public static func initialAdapter(modelDir: String, lora: Experiment.LoRASection, seed: UInt64) throws -> LoRAAdapter {
-        let config = try GPT2.loadConfig(URL(fileURLWithPath: modelDir))
-        let model = try GPT2(config: config, seed: 0)
+        let config = try LanguageModel.loadConfig(URL(fileURLWithPath: modelDir))
+        let model = try LanguageModel(config: config, seed: 0)
         try model.attachLoRA(try loraConfig(lora), seed: seed)
         return try model.adapter()
     }

@@ -35,7 +35,7 @@ public protocol LocalTrainer: AnyObject {
 public final class ModelTrainer: LocalTrainer {
     public let domain: String
     public var samples: Int { train.count }
-    let model: GPT2
+    let model: LanguageModel
     var template: LoRAAdapter
     let layout: Federation.ParameterLayout
     let train: [Int32]
@@ -55,7 +55,7 @@ public final class ModelTrainer: LocalTrainer {
         if val.count > experiment.federation.evalTokens { val = Array(val[..<experiment.federation.evalTokens]) }
         validation = val
         domain = manifest.devices[id].dominantDomain
-        model = try GPT2.load(directory: URL(fileURLWithPath: modelDir))
+        model = try LanguageModel.load(directory: URL(fileURLWithPath: modelDir))
         try model.attachLoRA(try AdapterWire.loraConfig(experiment.lora), seed: experiment.seed)
         template = try model.adapter()
         layout = try AdapterWire.layout(of: template)

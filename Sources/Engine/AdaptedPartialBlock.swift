@@ -3,7 +3,7 @@ import COpenBLAS
 /// Tensor-parallel shares of one block with the attached LoRA adapter applied unmerged (a stage node switches
 /// cluster adapters per request, so it cannot merge them into the base): see PartialBlock.swift for the math.
 /// Each LoRA product is linear in the split dimension, so the shares still sum to the full adapted block.
-extension GPT2 {
+extension LanguageModel {
     /// Heads `heads` of block `layer` on residual input x [T, C] at positions startPosition..<+T: writes their
     /// keys/values into `cache` (only those heads' columns) and returns attn_out[:, heads]·W_projᵀ [T, C]
     /// (+ bias when the share starts at head 0).

@@ -2,18 +2,18 @@ import Foundation
 
 /// Model folders in Hugging Face layout: config.json + model.safetensors (GPT-2 names, Conv1D weights
 /// stored [in, out]); adapters in PEFT layout: adapter_config.json + adapter_model.safetensors.
-extension GPT2 {
+extension LanguageModel {
     static let conv1D: Set<String> = ["attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight"]
 
     /// Reads config.json (n_embd, n_layer, n_head, n_positions or n_ctx, vocab_size, layer_norm_epsilon).
-    public static func loadConfig(_ directory: URL) throws(EngineError) -> GPT2Config {
+    public static func loadConfig(_ directory: URL) throws(EngineError) -> ModelConfig {
         let url = directory.appendingPathComponent("config.json")
         let obj = try readJSONObject(url)
         func int(_ keys: [String]) throws(EngineError) -> Int {
             for k in keys { if let v = obj[k] as? NSNumber { return v.intValue } }
             throw .badConfig("\(url.path) lacks \(keys.joined(separator: " or "))")
         }
-        let config = GPT2Config(vocabSize: try int(["vocab_size"]), contextLength: try int(["n_positions", "n_ctx"]),
+        let config = ModelConfig(vocabSize: try int(["vocab_size"]), contextLength: try int(["n_positions", "n_ctx"]),
                                 layers: try int(["n_layer"]), heads: try int(["n_head"]), width: try int(["n_embd"]),
                                 layerNormEpsilon: (obj["layer_norm_epsilon"] as? NSNumber)?.floatValue ?? 1e-5)
         try config.validate()
@@ -21,9 +21,9 @@ extension GPT2 {
     }
 
     /// Loads config.json + model.safetensors; accepts names with or without the `transformer.` prefix.
-    public static func load(directory: URL) throws(EngineError) -> GPT2 {
+    public static func load(directory: URL) throws(EngineError) -> LanguageModel {
         let config = try loadConfig(directory)
-        let model = try GPT2(config: config, seed: 0)
+        let model = try LanguageModel(config: config, seed: 0)
         let file = directory.appendingPathComponent("model.safetensors")
         let tensors = try SafeTensors.read(file)
         for (name, shape, offset) in model.namedSlots() {

@@ -1,5 +1,5 @@
 /// Shape of a GPT-2 model. Names follow Hugging Face's config.json where one exists.
-public struct GPT2Config: Sendable, Equatable, Codable {
+public struct ModelConfig: Sendable, Equatable, Codable {
     public var vocabSize: Int
     public var contextLength: Int
     public var layers: Int
@@ -20,15 +20,15 @@ public struct GPT2Config: Sendable, Equatable, Codable {
     public var headSize: Int { width / heads }
 
     /// Unit tests: a few thousand parameters, byte vocabulary.
-    public static let tiny = GPT2Config(vocabSize: 256, contextLength: 32, layers: 2, heads: 2, width: 32)
+    public static let tiny = ModelConfig(vocabSize: 256, contextLength: 32, layers: 2, heads: 2, width: 32)
     /// The federated demo's base model: byte-level, 4 layers, 256 wide, context 128 (~3.2M parameters).
-    public static let small = GPT2Config(vocabSize: 256, contextLength: 128, layers: 4, heads: 4, width: 256)
+    public static let small = ModelConfig(vocabSize: 256, contextLength: 128, layers: 4, heads: 4, width: 256)
     /// A 6-layer 384-wide byte model, for a stronger base if time allows (~10.7M parameters).
-    public static let medium = GPT2Config(vocabSize: 256, contextLength: 256, layers: 6, heads: 6, width: 384)
+    public static let medium = ModelConfig(vocabSize: 256, contextLength: 256, layers: 6, heads: 6, width: 384)
     /// OpenAI GPT-2 small (124M).
-    public static let gpt2Small = GPT2Config(vocabSize: 50257, contextLength: 1024, layers: 12, heads: 12, width: 768)
+    public static let gpt2Small = ModelConfig(vocabSize: 50257, contextLength: 1024, layers: 12, heads: 12, width: 768)
 
-    public static func preset(named name: String) -> GPT2Config? {
+    public static func preset(named name: String) -> ModelConfig? {
         switch name {
         case "tiny": return .tiny
         case "small": return .small

@@ -39,7 +39,7 @@ public enum EngineBenchmark {
     }
 
     /// FLOPs of one LoRA training step (forward + input-gradient backward, no base weight gradients).
-    public static func loraStepFLOPs(_ c: GPT2Config, B: Int, T: Int) -> Double {
+    public static func loraStepFLOPs(_ c: ModelConfig, B: Int, T: Int) -> Double {
         let N = Double(B * T), C = Double(c.width), L = Double(c.layers), V = Double(c.vocabSize)
         let matmul = 2 * N * (L * 12 * C * C + V * C)
         let attention = 2 * 2 * N * Double(T) * C * L  // QKᵀ and AV over full T×T tiles
@@ -52,15 +52,15 @@ public enum EngineBenchmark {
         let peak = sgemmPeak()
         log(String(format: "cblas_sgemm peak: %.1f GFLOP/s (%d OpenBLAS threads)", peak, BLASThreads.count))
         var rows: [Row] = []
-        let configs: [(String, GPT2Config, Int, Bool)] = [
-            ("tiny", GPT2Config(vocabSize: 256, contextLength: 128, layers: 2, heads: 2, width: 32), 30, false),
+        let configs: [(String, ModelConfig, Int, Bool)] = [
+            ("tiny", ModelConfig(vocabSize: 256, contextLength: 128, layers: 2, heads: 2, width: 32), 30, false),
             ("small (4L×256, byte)", .small, 10, true),
             ("gpt2-small (124M)", .gpt2Small, 3, false),
         ]
         for (name, config, defaultSteps, full) in configs where only?.contains(where: { name.hasPrefix($0) }) ?? true {
             let n = steps > 0 ? steps : defaultSteps
             let B = 4, T = min(128, config.contextLength)
-            let model = try GPT2(config: config, seed: 1)
+            let model = try LanguageModel(config: config, seed: 1)
             let tokens = (0..<(B * T * 4)).map { Int32($0 * 7919 % config.vocabSize) }
             var fullRate: Double?
             if full {

@@ -9,7 +9,7 @@ public final class KVCache {
     public internal(set) var length = 0
     let keys: Arena, values: Arena  // [layer][context, C]
 
-    public init(config: GPT2Config, layers: Range<Int>) {
+    public init(config: ModelConfig, layers: Range<Int>) {
         self.layers = layers
         contextLength = config.contextLength
         width = config.width
@@ -27,7 +27,7 @@ public enum Sampling: Sendable, Equatable {
     case topK(k: Int, temperature: Float)
 }
 
-extension GPT2 {
+extension LanguageModel {
     /// Token + position embeddings: hidden [T, C] for tokens at positions startPosition..<startPosition+T.
     public func embed(tokens: [Int32], startPosition: Int) throws(EngineError) -> [Float] {
         let C = config.width, T = tokens.count

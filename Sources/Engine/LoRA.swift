@@ -116,7 +116,7 @@ final class LoRAWeights {
     /// slotIndex[layer][target] for the hot path.
     let index: [[Int?]]
 
-    init(config: LoRAConfig, model: GPT2Config) {
+    init(config: LoRAConfig, model: ModelConfig) {
         self.config = config
         var slots: [Slot] = []
         var index = Array(repeating: [Int?](repeating: nil, count: LoRATarget.allCases.count), count: model.layers)

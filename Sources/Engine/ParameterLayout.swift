@@ -9,7 +9,7 @@ public struct ParameterLayout: Sendable {
     public let ln2w, ln2b, fcw, fcb, fcprojw, fcprojb, lnfw, lnfb: Slot
     public let count: Int
 
-    public init(_ c: GPT2Config) {
+    public init(_ c: ModelConfig) {
         let V = c.vocabSize, T = c.contextLength, L = c.layers, C = c.width
         var at = 0
         func slot(_ n: Int) -> Slot { defer { at += n }; return Slot(offset: at, count: n) }

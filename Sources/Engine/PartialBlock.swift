@@ -4,7 +4,7 @@ import COpenBLAS
 ///   x' = x + Σ_heads attnPartial(x),   x'' = x' + Σ_columns mlpPartial(x'),
 /// because attention heads and MLP hidden columns contribute additively through c_proj.
 /// Exactly one worker per phase passes includeBias = true. The adapter must be merged first.
-extension GPT2 {
+extension LanguageModel {
     /// Attention contribution [T, C] of heads `heads` of block `layer` for hidden [T, C] at startPosition;
     /// fills those heads' columns of `cache` (a KVCache covering `layer`).
     public func attentionPartial(layer: Int, heads: Range<Int>, hidden: [Float], cache: KVCache,

@@ -1,7 +1,7 @@
-/// Trains a GPT2 on token streams: sample windows, forward, backward, clip, AdamW, schedule.
+/// Trains a LanguageModel on token streams: sample windows, forward, backward, clip, AdamW, schedule.
 /// All buffers are made at init; `step` allocates nothing.
 public final class Trainer {
-    public let model: GPT2
+    public let model: LanguageModel
     public let trainable: TrainableSet
     public let batch: Int, sequence: Int
     public var schedule: LRSchedule
@@ -12,7 +12,7 @@ public final class Trainer {
     /// Gradient norm (before clipping) of the last step.
     public private(set) var lastGradNorm: Float = 0
 
-    public init(model: GPT2, trainable: TrainableSet, batch: Int, sequence: Int,
+    public init(model: LanguageModel, trainable: TrainableSet, batch: Int, sequence: Int,
                 schedule: LRSchedule, optimizer: AdamWConfig = AdamWConfig()) throws(EngineError) {
         try model.prepareTraining(batch: batch, sequence: sequence, trainable: trainable)
         self.model = model; self.trainable = trainable; self.batch = batch; self.sequence = sequence
@@ -67,7 +67,7 @@ public final class Trainer {
     }
 }
 
-extension GPT2 {
+extension LanguageModel {
     /// Federated local training: E adapter steps on `tokens` with a fresh AdamW, constant LR. Returns the mean loss.
     /// freezeA keeps lora_A fixed (FFA-LoRA exact aggregation).
     public func trainAdapter(tokens: [Int32], steps: Int, batch: Int = 4, sequence: Int? = nil,
@@ -103,7 +103,7 @@ extension GPT2 {
     }
 }
 
-extension GPT2 {
+extension LanguageModel {
     /// The attached adapter's parameters as one flat vector (adapter order), nil without an adapter.
     public var adapterParameters: UnsafeMutableBufferPointer<Float>? { lora?.params.buffer }
 

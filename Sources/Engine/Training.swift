@@ -19,7 +19,7 @@ final class Activations {
     let dres, dln, dqkv, datty, dfch, dfchGelu, dattScratch, du: UnsafeMutablePointer<Float>
     let N: Int, C: Int, NH: Int
 
-    init(config c: GPT2Config, B: Int, T: Int, loraSlots: Int, rank: Int) {
+    init(config c: ModelConfig, B: Int, T: Int, loraSlots: Int, rank: Int) {
         self.B = B; self.T = T
         let N = B * T, C = c.width, NH = c.heads, L = c.layers, V = c.vocabSize
         self.N = N; self.C = C; self.NH = NH
@@ -41,7 +41,7 @@ final class Activations {
     deinit { tokens.deallocate(); targets.deallocate() }
 }
 
-extension GPT2 {
+extension LanguageModel {
     /// Makes sure training buffers for B×T tokens exist (allocates only when the shape grows).
     func ensureActivations(B: Int, T: Int) -> Activations {
         if let a = acts, a.B == B, a.T == T { return a }

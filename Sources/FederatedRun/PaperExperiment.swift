@@ -36,8 +36,8 @@ public enum PaperExperiment {
                 if let r = o.rounds { e.federation.rounds = r }
                 if let s = o.localSteps { e.federation.localSteps = s }
                 try requireModel(e.model)
-                if fullModelBytes == nil, let c = try? GPT2.loadConfig(URL(fileURLWithPath: e.model)) {
-                    fullModelBytes = (try? GPT2(config: c, seed: 0).parameterCount).map { $0 * 4 }
+                if fullModelBytes == nil, let c = try? LanguageModel.loadConfig(URL(fileURLWithPath: e.model)) {
+                    fullModelBytes = (try? LanguageModel(config: c, seed: 0).parameterCount).map { $0 * 4 }
                 }
                 try? FileManager.default.removeItem(at: out)
                 try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)

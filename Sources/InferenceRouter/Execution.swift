@@ -132,7 +132,7 @@ extension InferenceRouter {
     }
 
     func emitToken(_ s: Session, logits: [Float]) {
-        let token = UInt32(GPT2.sample(logits, s.sampling, &s.rng))
+        let token = UInt32(LanguageModel.sample(logits, s.sampling, &s.rng))
         s.generated.append(token)
         s.position += s.input.count
         s.input = [token]

@@ -55,7 +55,7 @@ struct PendingCall {
 public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable state is confined to `loop`
     public let loop: ServiceLoop
     public let endpoint: String
-    public let config: GPT2Config
+    public let config: ModelConfig
     let tokenizer: any Tokenizer
     let options: RouterOptions
     let context: BusContext
@@ -75,7 +75,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
     /// Failovers done so far (all requests).
     var failoverCount = 0
 
-    public init(bind: String, config: GPT2Config, tokenizer: any Tokenizer = ByteTokenizer(), options: RouterOptions = RouterOptions(),
+    public init(bind: String, config: ModelConfig, tokenizer: any Tokenizer = ByteTokenizer(), options: RouterOptions = RouterOptions(),
                 context: BusContext = .shared) throws {
         self.config = config
         self.tokenizer = tokenizer

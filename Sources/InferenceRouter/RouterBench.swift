@@ -46,7 +46,7 @@ public enum RouterBench {
     }
 
     /// Small model for the bench: 6 blocks of width 128, byte vocabulary.
-    public static let config = GPT2Config(vocabSize: 256, contextLength: 64, layers: 6, heads: 4, width: 128)
+    public static let config = ModelConfig(vocabSize: 256, contextLength: 64, layers: 6, heads: 4, width: 128)
     public static let edgeFlops = 1e8, cloudFlops = 1e9
     /// One-way latencies: device ↔ edge (access), edge ↔ cloud (WAN), device ↔ peer (D2D).
     public static let accessLatency = 0.001, wanLatency = 0.045, backhaulRate = 1e8, d2dRate = 2e7, d2dLatency = 0.003
@@ -117,7 +117,7 @@ public enum RouterBench {
             router.stop()
         }
         for (id, role, flops, load) in specs {
-            servers.append(try StageServer(model: try GPT2(config: config, seed: 1), options: StageNodeOptions(
+            servers.append(try StageServer(model: try LanguageModel(config: config, seed: 1), options: StageNodeOptions(
                 id: id, role: role, bind: "inproc://bench-\(id)-\(tag)", router: router.endpoint, flops: flops, load: load,
                 emulateCompute: true, heartbeatInterval: .milliseconds(100)), context: context))
         }

@@ -3,7 +3,7 @@ import Foundation
 
 /// Cluster adapters for a stage node: `<dir>/cluster-<k>/` PEFT folders, one per cluster k.
 public enum AdapterFolder {
-    public static func load(_ directory: URL, config: GPT2Config) throws -> [UInt32: LoRAAdapter] {
+    public static func load(_ directory: URL, config: ModelConfig) throws -> [UInt32: LoRAAdapter] {
         let names: [String]
         do { names = try FileManager.default.contentsOfDirectory(atPath: directory.path) } catch {
             throw EngineError.io(file: directory.path, detail: "cannot list the adapters folder; expected cluster-<k>/ PEFT folders")

@@ -8,11 +8,11 @@ public enum NodeRole: String, Sendable, CaseIterable, Codable {
 /// FLOPs and bytes of the pieces of a GPT-2 forward pass, shared by the planner (expected cost) and the
 /// stage nodes (emulated compute time), so both count the same work.
 public struct ComputeCost: Sendable, Equatable {
-    public var config: GPT2Config
+    public var config: ModelConfig
     /// Protobuf header, plan and framing bytes added to every activation message.
     public var headerBytes: Int
 
-    public init(config: GPT2Config, headerBytes: Int = 160) { self.config = config; self.headerBytes = headerBytes }
+    public init(config: ModelConfig, headerBytes: Int = 160) { self.config = config; self.headerBytes = headerBytes }
 
     var C: Double { Double(config.width) }
 

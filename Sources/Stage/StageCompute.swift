@@ -13,7 +13,7 @@ public struct StageError: Error, Equatable, CustomStringConvertible {
 /// (with the requesting cluster's adapter), keeping one KV cache per (session, layer range or share).
 /// Not thread-safe: one owner (the node's compute queue) drives it.
 public final class StageCompute {
-    public let model: GPT2
+    public let model: LanguageModel
     public let cost: ComputeCost
     let adapters: [UInt32: LoRAAdapter]
     var activeCluster: UInt32?
@@ -22,7 +22,7 @@ public final class StageCompute {
     /// Oldest sessions' caches are dropped beyond this many (a router that vanished never releases them).
     public var maxCaches = 256
 
-    public init(model: GPT2, adapters: [UInt32: LoRAAdapter] = [:]) {
+    public init(model: LanguageModel, adapters: [UInt32: LoRAAdapter] = [:]) {
         self.model = model
         self.adapters = adapters
         cost = ComputeCost(config: model.config)

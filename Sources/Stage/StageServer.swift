@@ -74,7 +74,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     private var currentLoad: Double
     private var queued = 0
 
-    public init(model: GPT2, adapters: [UInt32: LoRAAdapter] = [:], options: StageNodeOptions, context: BusContext = .shared) throws {
+    public init(model: LanguageModel, adapters: [UInt32: LoRAAdapter] = [:], options: StageNodeOptions, context: BusContext = .shared) throws {
         self.options = options
         compute = StageCompute(model: model, adapters: adapters)
         currentLoad = options.load

@@ -49,7 +49,7 @@ final class ComposeTopologyTests: XCTestCase {
         try fm.createDirectory(at: stack.volumeDirectory("models"), withIntermediateDirectories: true)
         try fm.createSymbolicLink(at: imageRoot.appendingPathComponent("models"), withDestinationURL: stack.volumeDirectory("models"))
         try fm.createSymbolicLink(at: imageRoot.appendingPathComponent("examples"), withDestinationURL: Self.repoRoot.appendingPathComponent("examples"))
-        try GPT2(config: .tiny, seed: 7).save(directory: stack.volumeDirectory("models").appendingPathComponent("base"))
+        try LanguageModel(config: .tiny, seed: 7).save(directory: stack.volumeDirectory("models").appendingPathComponent("base"))
         try Self.tinyPartitions(into: stack.volumeDirectory("data"), devices: devices)
         return stack
     }

@@ -8,7 +8,7 @@ final class CheckpointTests: XCTestCase {
         let dir = Fixture.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         try m.save(directory: dir)
-        let loaded = try GPT2.load(directory: dir)
+        let loaded = try LanguageModel.load(directory: dir)
         XCTAssertEqual(loaded.config, m.config)
         XCTAssertEqual(Array(loaded.parameters), Array(m.parameters))
         // HF Conv1D layout on disk: c_attn weight is [in, out]
@@ -25,7 +25,7 @@ final class CheckpointTests: XCTestCase {
         let url = dir.appendingPathComponent("model.safetensors")
         let tensors = try SafeTensors.read(url)
         try SafeTensors.write(tensors.values.map { NamedTensor(name: "transformer." + $0.name, shape: $0.shape, values: $0.values) }, to: url)
-        let reloaded = try GPT2.load(directory: dir)  // keep the owner alive while reading its buffer
+        let reloaded = try LanguageModel.load(directory: dir)  // keep the owner alive while reading its buffer
         XCTAssertEqual(Array(reloaded.parameters), Array(m.parameters))
         // an F16 tensor written by hand decodes to the same values
         let half: [Float16] = [1, -2.5, 0.125]
@@ -72,7 +72,7 @@ final class CheckpointTests: XCTestCase {
         var tensors = try SafeTensors.read(url)
         tensors["ln_f.bias"] = NamedTensor(name: "ln_f.bias", shape: [7], values: [Float](repeating: 0, count: 7))
         try SafeTensors.write(Array(tensors.values), to: url)
-        XCTAssertThrowsError(try GPT2.load(directory: dir)) { error in
+        XCTAssertThrowsError(try LanguageModel.load(directory: dir)) { error in
             XCTAssertEqual(error as? EngineError, .shapeMismatch(name: "ln_f.bias", expected: [8], got: [7]))
         }
     }
@@ -86,7 +86,7 @@ final class CheckpointTests: XCTestCase {
         var tensors = try SafeTensors.read(url)
         tensors["h.1.mlp.c_fc.bias"] = nil
         try SafeTensors.write(Array(tensors.values), to: url)
-        XCTAssertThrowsError(try GPT2.load(directory: dir)) { error in
+        XCTAssertThrowsError(try LanguageModel.load(directory: dir)) { error in
             XCTAssertEqual(error as? EngineError, .missingTensor(name: "h.1.mlp.c_fc.bias", file: url.path))
         }
         // adapters too
@@ -108,7 +108,7 @@ final class CheckpointTests: XCTestCase {
         let url = dir.appendingPathComponent("model.safetensors")
         let data = try Data(contentsOf: url)
         try data.prefix(data.count - 10).write(to: url)
-        XCTAssertThrowsError(try GPT2.load(directory: dir)) { error in
+        XCTAssertThrowsError(try LanguageModel.load(directory: dir)) { error in
             guard case .truncatedFile? = error as? EngineError else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try SafeTensors.decode(Data([1, 2, 3]), file: "short")) { error in
@@ -119,7 +119,7 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(error as? EngineError, .badHeader(file: "bad", detail: "header is not valid JSON"))
         }
         try Data("{\"n_embd\": 8}".utf8).write(to: dir.appendingPathComponent("config.json"))
-        XCTAssertThrowsError(try GPT2.load(directory: dir)) { error in
+        XCTAssertThrowsError(try LanguageModel.load(directory: dir)) { error in
             guard case .badConfig? = error as? EngineError else { return XCTFail("\(error)") }
         }
     }

@@ -21,7 +21,7 @@ final class LoRAInferenceTests: XCTestCase {
         for i in 0..<a.count { a[i] = rng.nextGaussian() * 0.2 }
         let tokens = Fixture.tokens(8, vocab: 16, seed: 4)
         let unmerged = try m.logits(tokens: tokens, cache: KVCache(config: m.config, layers: 0..<2), startPosition: 0)
-        let baseOnly = try GPT2(config: m.config)
+        let baseOnly = try LanguageModel(config: m.config)
         baseOnly.parameters.update(from: m.parameters)
         let base = try baseOnly.logits(tokens: tokens, cache: KVCache(config: m.config, layers: 0..<2), startPosition: 0)
         try m.mergeAdapter()
@@ -78,11 +78,11 @@ final class LoRAInferenceTests: XCTestCase {
         XCTAssertEqual(a, b)
         let logits: [Float] = [0, 5, 1, 4, 3, -2]
         var rng = SplitMix64(seed: 1)
-        for _ in 0..<50 { XCTAssertTrue([1, 3, 4].contains(GPT2.sample(logits, .topK(k: 3, temperature: 2), &rng))) }
+        for _ in 0..<50 { XCTAssertTrue([1, 3, 4].contains(LanguageModel.sample(logits, .topK(k: 3, temperature: 2), &rng))) }
     }
 
     func testBlockRangesWithOwnCachesEqualTheFullForward() throws {
-        let c = GPT2Config(vocabSize: 16, contextLength: 8, layers: 3, heads: 2, width: 8)
+        let c = ModelConfig(vocabSize: 16, contextLength: 8, layers: 3, heads: 2, width: 8)
         let m = try Fixture.model(c)
         let tokens = Fixture.tokens(6, vocab: 16, seed: 6)
         let full = try m.logits(tokens: tokens, cache: KVCache(config: c, layers: 0..<3), startPosition: 0)
@@ -102,7 +102,7 @@ final class LoRAInferenceTests: XCTestCase {
 
 final class PartialBlockTests: XCTestCase {
     func testHeadAndColumnPartialsSumToTheFullBlockAcrossDecodingSteps() throws {
-        let c = GPT2Config(vocabSize: 16, contextLength: 8, layers: 2, heads: 4, width: 16)
+        let c = ModelConfig(vocabSize: 16, contextLength: 8, layers: 2, heads: 4, width: 16)
         let m = try Fixture.model(c)
         let tokens = Fixture.tokens(5, vocab: 16, seed: 2)
         let fullCache = KVCache(config: c, layers: 1..<2)

@@ -6,7 +6,7 @@ import XCTest
 /// run on the tensors of a saved checkpoint and compared with the engine: so real GPT-2 weights mean the same here.
 final class ReferenceForwardTests: XCTestCase {
     func testEngineMatchesNaiveHuggingFaceStyleForwardOnSavedWeights() throws {
-        let c = GPT2Config(vocabSize: 16, contextLength: 8, layers: 2, heads: 2, width: 8)
+        let c = ModelConfig(vocabSize: 16, contextLength: 8, layers: 2, heads: 2, width: 8)
         let m = try Fixture.model(c)
         let dir = Fixture.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -51,7 +51,7 @@ final class ReferenceForwardTests: XCTestCase {
             let n = ln(x, w["ln_f.weight"]!, w["ln_f.bias"]!)
             return (0..<c.vocabSize).map { v in (0..<C).reduce(0.0) { $0 + n[$1] * Double(w["wte.weight"]![v * C + $1]) } }
         }
-        let loaded = try GPT2.load(directory: dir)
+        let loaded = try LanguageModel.load(directory: dir)
         let engine = try loaded.logits(tokens: tokens, cache: KVCache(config: c, layers: 0..<2), startPosition: 0)
         XCTAssertLessThanOrEqual(zip(engine, reference).map { abs(Double($0) - $1) }.max()!, 1e-4)
     }

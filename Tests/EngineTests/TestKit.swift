@@ -4,11 +4,11 @@ import XCTest
 /// Small shared fixtures for engine tests.
 enum Fixture {
     /// 2 layers, 2 heads, width 8, vocab 16, context 8: small enough for finite differences in debug.
-    static let micro = GPT2Config(vocabSize: 16, contextLength: 8, layers: 2, heads: 2, width: 8)
+    static let micro = ModelConfig(vocabSize: 16, contextLength: 8, layers: 2, heads: 2, width: 8)
 
     /// A model with larger-than-default weights so gradients are well above Float rounding.
-    static func model(_ config: GPT2Config = micro, seed: UInt64 = 1, scale: Float = 0.3) throws -> GPT2 {
-        let m = try GPT2(config: config, seed: seed)
+    static func model(_ config: ModelConfig = micro, seed: UInt64 = 1, scale: Float = 0.3) throws -> LanguageModel {
+        let m = try LanguageModel(config: config, seed: seed)
         var rng = SplitMix64(seed: seed &+ 99)
         let p = m.parameters
         for i in 0..<p.count { p[i] += rng.nextGaussian() * scale }

@@ -3,8 +3,8 @@ import XCTest
 
 final class TrainingTests: XCTestCase {
     func testTinyModelOverfitsAShortTextBelowHalfANat() throws {
-        let c = GPT2Config(vocabSize: 256, contextLength: 32, layers: 2, heads: 2, width: 32)
-        let m = try GPT2(config: c, seed: 1)
+        let c = ModelConfig(vocabSize: 256, contextLength: 32, layers: 2, heads: 2, width: 32)
+        let m = try LanguageModel(config: c, seed: 1)
         let text = ByteTokenizerFixture.tokens("federated learning at the edge. ")
         let trainer = try Trainer(model: m, trainable: .base, batch: 4, sequence: 24,
                                   schedule: LRSchedule(maxLR: 3e-3, warmupSteps: 10, totalSteps: 300),
@@ -20,7 +20,7 @@ final class TrainingTests: XCTestCase {
 
     func testSameSeedGivesBitIdenticalTraining() throws {
         func run() throws -> (Float, [Float]) {
-            let m = try GPT2(config: .tiny, seed: 3)
+            let m = try LanguageModel(config: .tiny, seed: 3)
             try m.attachLoRA(LoRAConfig(rank: 2, alpha: 4), seed: 4)
             let loss = try m.trainAdapter(tokens: ByteTokenizerFixture.tokens("abcabcabdabcabcabd and more text"), steps: 4,
                                           batch: 2, sequence: 8, learningRate: 1e-2, seed: 5)
@@ -40,7 +40,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func testAdapterResetRestoresBaseBehaviour() throws {
-        let m = try GPT2(config: .tiny, seed: 1)
+        let m = try LanguageModel(config: .tiny, seed: 1)
         let tokens = ByteTokenizerFixture.tokens("hello hello hello hello")
         let base = try m.evaluate(tokens: tokens).loss
         try m.attachLoRA(LoRAConfig(rank: 2, alpha: 4), seed: 1)
@@ -53,7 +53,7 @@ final class TrainingTests: XCTestCase {
 
 final class FrozenATests: XCTestCase {
     func testFreezeAChangesOnlyLoRAB() throws {
-        let m = try GPT2(config: .tiny, seed: 1)
+        let m = try LanguageModel(config: .tiny, seed: 1)
         try m.attachLoRA(LoRAConfig(rank: 2, alpha: 4), seed: 2)
         let before = try m.adapter()
         _ = try m.trainAdapter(tokens: ByteTokenizerFixture.tokens("frozen a, trained b; frozen a, trained b"), steps: 3,

@@ -7,7 +7,7 @@ import XCTest
 /// Hand-computed scenarios: one forward pass (prompt 1 token, 1 new token), no header bytes, no overhead.
 final class PlannerTests: XCTestCase {
     // C = 4, heads 2, 2 blocks, V = 2: block(1,1) = 24·16 + 4·4 = 400, head = 2·4·2 = 16, embed = 4.
-    let config = GPT2Config(vocabSize: 2, contextLength: 16, layers: 2, heads: 2, width: 4)
+    let config = ModelConfig(vocabSize: 2, contextLength: 16, layers: 2, heads: 2, width: 4)
     var planner: Planner { Planner(cost: ComputeCost(config: config, headerBytes: 0), stageOverheadSeconds: 0) }
     let request = PlanRequest(device: "d", promptTokens: 1, newTokens: 1)
 

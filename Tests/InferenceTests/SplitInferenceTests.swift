@@ -7,7 +7,7 @@ import XCTest
 
 /// A tiny in-process deployment over inproc: stage nodes registered with a router.
 final class Deployment {
-    static let config = GPT2Config(vocabSize: 256, contextLength: 32, layers: 4, heads: 4, width: 32)
+    static let config = ModelConfig(vocabSize: 256, contextLength: 32, layers: 4, heads: 4, width: 32)
     static let seed: UInt64 = 11
     let context = BusContext()
     let router: InferenceRouter
@@ -18,7 +18,7 @@ final class Deployment {
         let tag = UInt64.random(in: 0..<UInt64.max)
         router = try InferenceRouter(bind: "inproc://router-\(tag)", config: Self.config, options: options, context: context)
         for (id, role, flops) in specs {
-            let model = try GPT2(config: Self.config, seed: Self.seed)
+            let model = try LanguageModel(config: Self.config, seed: Self.seed)
             nodes[id] = try StageServer(model: model, adapters: adapters, options: StageNodeOptions(
                 id: id, role: role, bind: "inproc://stage-\(id)-\(tag)", router: router.endpoint, flops: flops,
                 emulateCompute: emulate, heartbeatInterval: .milliseconds(50)), context: context)
@@ -64,7 +64,7 @@ final class SplitInferenceTests: XCTestCase {
     let prompt: [UInt32] = Array("the quick brown".utf8).map { UInt32($0) }
 
     func reference(_ n: Int, _ sampling: Engine.Sampling, seed: UInt64) throws -> [UInt32] {
-        let model = try GPT2(config: Deployment.config, seed: Deployment.seed)
+        let model = try LanguageModel(config: Deployment.config, seed: Deployment.seed)
         return try model.generate(prompt: prompt.map { Int32($0) }, maxNewTokens: n, sampling: sampling, seed: seed).map { UInt32($0) }
     }
 
@@ -98,7 +98,7 @@ final class SplitInferenceTests: XCTestCase {
 
     func testChainWithInteriorSplitsMatchesGenerate() throws {
         // Stage compute without sockets: d[0,1) → e[1,3) → c[3,4), one KV cache per node and range.
-        let nodes = try (0..<3).map { _ in StageCompute(model: try GPT2(config: Deployment.config, seed: Deployment.seed)) }
+        let nodes = try (0..<3).map { _ in StageCompute(model: try LanguageModel(config: Deployment.config, seed: Deployment.seed)) }
         let plan = [Messages.Stage(nodeId: "d", layerBegin: 0, layerEnd: 1, embed: true),
                     Messages.Stage(nodeId: "e", layerBegin: 1, layerEnd: 3), Messages.Stage(nodeId: "c", layerBegin: 3, layerEnd: 4, head: true)]
         var input = prompt, position = 0, out: [UInt32] = []
@@ -111,7 +111,7 @@ final class SplitInferenceTests: XCTestCase {
                 a.tokens = []
                 a.hidden = o.tensor
             }
-            let token = UInt32(GPT2.sample(try a.hidden!.floats(), .temperature(0.8), &rng))
+            let token = UInt32(LanguageModel.sample(try a.hidden!.floats(), .temperature(0.8), &rng))
             out.append(token)
             position += input.count
             input = [token]
@@ -120,7 +120,7 @@ final class SplitInferenceTests: XCTestCase {
     }
 
     func testAdaptedSharesSumToTheFullBlock() throws {
-        let model = try GPT2(config: Deployment.config, seed: 2)
+        let model = try LanguageModel(config: Deployment.config, seed: 2)
         try model.attachLoRA(LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases), seed: 1)
         var adapter = try model.adapter()
         var rng = SplitMix64(seed: 9)
@@ -145,7 +145,7 @@ final class SplitInferenceTests: XCTestCase {
     }
 
     func testEachDeviceGetsItsClusterAdapterOnEveryPlan() async throws {
-        let base = try GPT2(config: Deployment.config, seed: Deployment.seed)
+        let base = try LanguageModel(config: Deployment.config, seed: Deployment.seed)
         try base.attachLoRA(LoRAConfig(rank: 2, alpha: 8, targets: [.attnQKV, .attnProj, .mlpFC, .mlpProj]), seed: 3)
         var adapter = try base.adapter()
         var rng = SplitMix64(seed: 4)

@@ -23,7 +23,7 @@ enum Kit {
 
     static func tinyModel(in dir: URL) throws -> String {
         let path = dir.appendingPathComponent("model")
-        try GPT2(config: .tiny, seed: 7).save(directory: path)
+        try LanguageModel(config: .tiny, seed: 7).save(directory: path)
         return path.path
     }
 

@@ -14,7 +14,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         let dir = URL(fileURLWithPath: model)
         let tokenizer = try ModelFolder.tokenizer(for: dir)
-        let gpt = try GPT2.load(directory: dir)
+        let gpt = try LanguageModel.load(directory: dir)
         if let adapter {
             try gpt.setAdapter(try LoRAAdapter.load(directory: URL(fileURLWithPath: adapter), layers: gpt.config.layers, width: gpt.config.width),
                                source: adapter)

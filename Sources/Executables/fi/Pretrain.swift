@@ -20,7 +20,7 @@ struct Pretrain: ParsableCommand {
     @Option(help: "Random seed for init and batch sampling.") var seed: UInt64 = 1
 
     func run() throws {
-        guard let config = GPT2Config.preset(named: preset) else {
+        guard let config = ModelConfig.preset(named: preset) else {
             throw ValidationError("unknown preset '\(preset)'; use tiny, small, medium or gpt2")
         }
         guard steps > 0, batch > 0 else { throw ValidationError("--steps and --batch must be positive") }
@@ -32,7 +32,7 @@ struct Pretrain: ParsableCommand {
         let split = all.count - max(all.count / 20, T + 1)  // last 5% held out
         guard split > T + 1 else { throw ValidationError("text is too short: \(all.count) bytes for sequence \(T)") }
         let train = Array(all[..<split]), heldOut = Array(all[split...])
-        let model = try GPT2(config: config, seed: seed)
+        let model = try LanguageModel(config: config, seed: seed)
         let trainer = try Trainer(model: model, trainable: .base, batch: batch, sequence: T,
                                   schedule: LRSchedule(maxLR: lr, warmupSteps: max(steps / 20, 1), totalSteps: steps),
                                   optimizer: AdamWConfig(weightDecay: 0.1))

@@ -23,7 +23,7 @@ struct InferenceRouterCommand: ParsableCommand {
 
     func run() throws {
         let dir = URL(fileURLWithPath: model)
-        let config = try GPT2.loadConfig(dir)
+        let config = try LanguageModel.loadConfig(dir)
         let tokenizer = try loadTokenizer(modelDir: dir)
         if health { print("ok"); return }
         var options = RouterOptions()

@@ -29,8 +29,8 @@ struct StageNodeCommand: ParsableCommand {
         guard let nodeRole = NodeRole(rawValue: role) else { throw ValidationError("--role must be device, edge or cloud, not '\(role)'") }
         guard (0...1).contains(load) else { throw ValidationError("--load must be in 0...1, not \(load)") }
         guard flops > 0 else { throw ValidationError("--flops must be positive") }
-        if health { _ = try GPT2.loadConfig(URL(fileURLWithPath: model)); print("ok"); return }
-        let gpt = try GPT2.load(directory: URL(fileURLWithPath: model))
+        if health { _ = try LanguageModel.loadConfig(URL(fileURLWithPath: model)); print("ok"); return }
+        let gpt = try LanguageModel.load(directory: URL(fileURLWithPath: model))
         let clusterAdapters = try adapters.map { try AdapterFolder.load(URL(fileURLWithPath: $0), config: gpt.config) } ?? [:]
         var options = StageNodeOptions(
             id: id, role: nodeRole, bind: bind, router: router, flops: flops, load: load, emulateCompute: emulateCompute,

@@ -2,8 +2,8 @@ import COpenBLAS
 
 /// A GPT-2 language model: parameters in one arena, optional LoRA adapter, training buffers made on demand.
 /// Not thread-safe: one owner (an actor or one task) drives it.
-public final class GPT2 {
-    public let config: GPT2Config
+public final class LanguageModel {
+    public let config: ModelConfig
     public let layout: ParameterLayout
     let params: Arena
     let p: ParameterTensors
@@ -12,7 +12,7 @@ public final class GPT2 {
     var acts: Activations?
 
     /// Random GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/√(2L), LayerNorm at (1, 0).
-    public init(config: GPT2Config, seed: UInt64 = 0) throws(EngineError) {
+    public init(config: ModelConfig, seed: UInt64 = 0) throws(EngineError) {
         try config.validate()
         BLASThreads.configure()
         self.config = config
@@ -34,8 +34,8 @@ public final class GPT2 {
     public var parameterCount: Int { layout.count }
 
     /// An independent copy of the weights and the attached adapter (no training state).
-    public func clone() -> GPT2 {
-        let copy = try! GPT2(config: config, seed: 0)  // config was validated when self was made
+    public func clone() -> LanguageModel {
+        let copy = try! LanguageModel(config: config, seed: 0)  // config was validated when self was made
         copy.params.base.update(from: params.base, count: layout.count)
         if let lora {
             let w = LoRAWeights(config: lora.config, model: config)
