@@ -72,7 +72,7 @@ let package = Package(
         tests("MessagesTests", ["Messages"]),
         tests("BusTests", ["Bus", "Messages"]),
         tests("TelemetryTests", ["Bus", "Messages"]),
-        tests("EngineTests", ["Engine", "Tokenizers"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizers"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("DataTests", ["Data"]),
         tests("TokenizersTests", ["Tokenizers"]),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),

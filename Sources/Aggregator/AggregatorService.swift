@@ -104,7 +104,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         var completed: UInt64 = 0
         checkpoints = options.checkpoint.map { CheckpointStore(directory: URL(fileURLWithPath: $0)) }
         if let store = checkpoints,
-           let (state, adapter) = try store.load(layers: initial.layers, width: Self.width(of: initial)) {
+           let (state, adapter) = try store.load(like: initial) {
             global.parameters = adapter.flatten()
             global.version = state.version
             completed = state.round
@@ -136,12 +136,6 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         spec.minDevices = 1
         spec.seed = e.seed
         return try makeAggregationStrategy(spec)
-    }
-
-    static func width(of adapter: LoRAAdapter) -> Int {
-        // lora_A of attn.c_attn / c_proj is [r, C]; mlp.c_proj's A is [r, 4C].
-        guard let a = adapter.tensors.first(where: { $0.name.hasSuffix("lora_A.weight") && !$0.name.contains("mlp.c_proj") }) else { return 0 }
-        return a.shape.last ?? 0
     }
 
     public func start() {

@@ -56,11 +56,18 @@ public struct CheckpointStore: Sendable {
         latest.flatMap { FileManager.default.contents(atPath: $0.appendingPathComponent(name).path) }
     }
 
-    /// The newest checkpoint, or nil when there is none.
+    /// The newest checkpoint of an adapter shaped like `template`, or nil when there is none.
+    public func load(like template: LoRAAdapter) throws -> (state: State, adapter: LoRAAdapter)? {
+        guard let dir = latest else { return nil }
+        let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: dir.appendingPathComponent("state.json")))
+        return (state, try LoRAAdapter.load(directory: dir, like: template))
+    }
+
+    /// The newest checkpoint of a GPT-2 adapter of `layers` blocks and width `width` (tests).
     public func load(layers: Int, width: Int) throws -> (state: State, adapter: LoRAAdapter)? {
         guard let dir = latest else { return nil }
         let state = try JSONDecoder().decode(State.self, from: Data(contentsOf: dir.appendingPathComponent("state.json")))
-        let adapter = try LoRAAdapter.load(directory: dir, layers: layers, width: width)
-        return (state, adapter)
+        let shape = ModelConfig(vocabSize: 1, contextLength: 1, layers: layers, heads: 1, width: width)
+        return (state, try LoRAAdapter.load(directory: dir, model: shape))
     }
 }

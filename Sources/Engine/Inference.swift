@@ -1,20 +1,23 @@
 import Foundation
 
-/// Keys and values of past positions for a contiguous range of blocks (one sequence).
+/// Keys and values of past positions for a contiguous range of blocks (one sequence). Rows are kvHeads·headSize
+/// wide (grouped-query attention keeps fewer key/value heads than query heads). Pages past the written positions
+/// are never touched, so a long context costs memory only as it fills.
 public final class KVCache {
     public let layers: Range<Int>
     public let contextLength: Int
+    /// Row width: kvHeads · headSize (GPT-2: the model width).
     public let width: Int
     /// Number of positions written so far.
     public internal(set) var length = 0
-    let keys: Arena, values: Arena  // [layer][context, C]
+    let keys: Arena, values: Arena  // [layer][context, width]
 
     public init(config: ModelConfig, layers: Range<Int>) {
         self.layers = layers
         contextLength = config.contextLength
-        width = config.width
-        keys = Arena(count: layers.count * config.contextLength * config.width)
-        values = Arena(count: layers.count * config.contextLength * config.width)
+        width = config.kvDim
+        keys = Arena(count: layers.count * config.contextLength * width, lazy: true)
+        values = Arena(count: layers.count * config.contextLength * width, lazy: true)
     }
 
     public func reset() { length = 0 }
@@ -49,47 +52,47 @@ extension LanguageModel {
     /// Runs blocks `range` on hidden [T, C] at positions startPosition..<startPosition+T, reading and
     /// extending `cache` (which must cover `range`). The attached adapter, if any, is applied.
     public func forwardBlocks(range: Range<Int>, hidden: [Float], cache: KVCache, startPosition: Int) throws(EngineError) -> [Float] {
-        let C = config.width, NH = config.heads
-        guard range.lowerBound >= 0, range.upperBound <= config.layers else {
-            throw .badInput("block range \(range) outside 0..<\(config.layers)")
+        let c = config, C = c.width, KV = c.kvDim
+        guard range.lowerBound >= 0, range.upperBound <= c.layers else {
+            throw .badInput("block range \(range) outside 0..<\(c.layers)")
         }
-        guard cache.layers.lowerBound <= range.lowerBound, range.upperBound <= cache.layers.upperBound, cache.width == C else {
-            throw .badInput("KV cache covers blocks \(cache.layers) of width \(cache.width), need \(range) of width \(C)")
+        guard cache.layers.lowerBound <= range.lowerBound, range.upperBound <= cache.layers.upperBound, cache.width == KV else {
+            throw .badInput("KV cache covers blocks \(cache.layers) of width \(cache.width), need \(range) of width \(KV)")
         }
         guard hidden.count % C == 0, !hidden.isEmpty else { throw .badInput("hidden has \(hidden.count) values, not a multiple of width \(C)") }
         let T = hidden.count / C
-        guard startPosition >= 0, startPosition <= cache.length, startPosition + T <= config.contextLength else {
-            throw .badInput("positions \(startPosition)..<\(startPosition + T) invalid for cache length \(cache.length), context \(config.contextLength)")
+        guard startPosition >= 0, startPosition <= cache.length, startPosition + T <= c.contextLength else {
+            throw .badInput("positions \(startPosition)..<\(startPosition + T) invalid for cache length \(cache.length), context \(c.contextLength)")
         }
         let Tk = startPosition + T
         let r = lora?.config.rank ?? 0
-        let sizes = [T * C, T * 3 * C, T * C, NH * T * Tk, T * 4 * C, T * 4 * C, T * C, T * max(r, 1)]
+        let sizes = [T * C, T * c.qkvDim, T * c.qDim, c.heads * T * Tk, T * c.mlpInDim, T * c.mlpWidth, T * C, T * max(r, 1)]
         let scratch = Arena(count: sizes.reduce(0, +))
         var at = scratch.base
         func take(_ n: Int) -> UnsafeMutablePointer<Float> { defer { at += n }; return at }
         let ln = take(sizes[0]), qkv = take(sizes[1]), atty = take(sizes[2]), att = take(sizes[3])
-        let fch = take(sizes[4]), fchGelu = take(sizes[5]), tmp = take(sizes[6]), u = take(sizes[7])
+        let fch = take(sizes[4]), act = take(sizes[5]), tmp = take(sizes[6]), u = take(sizes[7])
         var x = hidden
-        let eps = config.layerNormEpsilon
         x.withUnsafeMutableBufferPointer { xb in
             let x = xb.baseAddress!
             for l in range {
                 let ci = l - cache.layers.lowerBound
-                let kc = cache.keys.base + ci * cache.contextLength * C, vc = cache.values.base + ci * cache.contextLength * C
-                Layers.layerNormForward(ln, nil, nil, x, p.ln1w + l * C, p.ln1b + l * C, N: T, C: C, eps: eps)
-                linearForward(qkv, ln, l, .attnQKV, N: T, a: nil, uScratch: u)
+                let kc = cache.keys.base + ci * cache.contextLength * KV, vc = cache.values.base + ci * cache.contextLength * KV
+                normForward(ln, nil, nil, x, p.ln1w + l * C, p.ln1b.map { $0 + l * C }, N: T)
+                linearForward(qkv, ln, l, .qkv, N: T, a: nil, uScratch: u)
+                rotate(qkv, B: 1, T: T, start: startPosition)
                 for t in 0..<T {
-                    (kc + (startPosition + t) * C).update(from: qkv + t * 3 * C + C, count: C)
-                    (vc + (startPosition + t) * C).update(from: qkv + t * 3 * C + 2 * C, count: C)
+                    (kc + (startPosition + t) * KV).update(from: qkv + t * c.qkvDim + c.qDim, count: KV)
+                    (vc + (startPosition + t) * KV).update(from: qkv + t * c.qkvDim + c.qDim + KV, count: KV)
                 }
-                Layers.attentionForward(atty, att, q: qkv, qs: 3 * C, k: kc, v: vc, ks: C,
-                                        B: 1, T: T, Tk: Tk, C: C, NH: NH, start: startPosition)
-                linearForward(tmp, atty, l, .attnProj, N: T, a: nil, uScratch: u)
+                Layers.attentionForward(atty, att, q: qkv, qs: c.qkvDim, k: kc, v: vc, ks: KV, B: 1, T: T, Tk: Tk,
+                                        NH: c.heads, NKV: c.kvHeads, hs: c.headSize, start: startPosition, window: c.slidingWindow)
+                linearForward(tmp, atty, l, .attnOut, N: T, a: nil, uScratch: u)
                 for i in 0..<(T * C) { x[i] += tmp[i] }
-                Layers.layerNormForward(ln, nil, nil, x, p.ln2w + l * C, p.ln2b + l * C, N: T, C: C, eps: eps)
-                linearForward(fch, ln, l, .mlpFC, N: T, a: nil, uScratch: u)
-                Layers.geluForward(fchGelu, fch, N: T * 4 * C)
-                linearForward(tmp, fchGelu, l, .mlpProj, N: T, a: nil, uScratch: u)
+                normForward(ln, nil, nil, x, p.ln2w + l * C, p.ln2b.map { $0 + l * C }, N: T)
+                linearForward(fch, ln, l, .mlpIn, N: T, a: nil, uScratch: u)
+                activationForward(act, fch, N: T)
+                linearForward(tmp, act, l, .mlpOut, N: T, a: nil, uScratch: u)
                 for i in 0..<(T * C) { x[i] += tmp[i] }
             }
         }
@@ -97,7 +100,7 @@ extension LanguageModel {
         return x
     }
 
-    /// Final LayerNorm and tied LM head: logits [T, V] from hidden [T, C].
+    /// Final norm and LM head: logits [T, V] from hidden [T, C].
     public func head(_ hidden: [Float]) throws(EngineError) -> [Float] {
         let C = config.width, V = config.vocabSize
         guard hidden.count % C == 0, !hidden.isEmpty else { throw .badInput("hidden has \(hidden.count) values, not a multiple of width \(C)") }
@@ -108,8 +111,8 @@ extension LanguageModel {
         h.withUnsafeMutableBufferPointer { hb in
             ln.withUnsafeMutableBufferPointer { lb in
                 logits.withUnsafeMutableBufferPointer { ob in
-                    Layers.layerNormForward(lb.baseAddress!, nil, nil, hb.baseAddress!, p.lnfw, p.lnfb, N: T, C: C, eps: config.layerNormEpsilon)
-                    Layers.matmulForward(ob.baseAddress!, lb.baseAddress!, p.wte, nil, N: T, C: C, OC: V)
+                    normForward(lb.baseAddress!, nil, nil, hb.baseAddress!, p.lnfw, p.lnfb, N: T)
+                    headForward(ob.baseAddress!, lb.baseAddress!, N: T)
                 }
             }
         }

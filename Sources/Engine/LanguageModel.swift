@@ -1,24 +1,21 @@
 import COpenBLAS
 
-/// A GPT-2 language model: parameters in one arena, optional LoRA adapter, training buffers made on demand.
-/// Not thread-safe: one owner (an actor or one task) drives it.
+/// A transformer language model (GPT-2 or Llama family): parameters in one arena, optional LoRA adapter, training
+/// buffers made on demand. Not thread-safe: one owner (an actor or one task) drives it.
 public final class LanguageModel {
     public let config: ModelConfig
     public let layout: ParameterLayout
     let params: Arena
     let p: ParameterTensors
+    /// Rotation tables (Llama family), nil for GPT-2.
+    let rope: RoPETable?
     var lora: LoRAWeights?
     var baseGrads: Arena?
     var acts: Activations?
 
-    /// Random GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/√(2L), LayerNorm at (1, 0).
-    public init(config: ModelConfig, seed: UInt64 = 0) throws(EngineError) {
-        try config.validate()
-        BLASThreads.configure()
-        self.config = config
-        layout = ParameterLayout(config)
-        params = Arena(count: layout.count)
-        p = ParameterTensors(base: params.base, layout: layout)
+    /// Random initialisation: N(0, 0.02), residual projections scaled by 1/√(2L), norms at (1, 0).
+    public convenience init(config: ModelConfig, seed: UInt64 = 0) throws(EngineError) {
+        try self.init(zeroed: config)
         var rng = SplitMix64(seed: seed)
         let std: Float = 0.02, projStd = 0.02 / Float(2 * config.layers).squareRoot()
         func fill(_ s: ParameterLayout.Slot, _ sd: Float) {
@@ -28,14 +25,27 @@ public final class LanguageModel {
         fill(layout.wte, std); fill(layout.wpe, 0.01)
         fill(layout.qkvw, std); fill(layout.attprojw, projStd)
         fill(layout.fcw, std); fill(layout.fcprojw, projStd)
+        fill(layout.lmHead, std)
         ones(layout.ln1w); ones(layout.ln2w); ones(layout.lnfw)
+    }
+
+    /// All parameters zero (loaders fill them).
+    init(zeroed config: ModelConfig) throws(EngineError) {
+        try config.validate()
+        BLASThreads.configure()
+        self.config = config
+        layout = ParameterLayout(config)
+        params = Arena(count: layout.count)
+        p = ParameterTensors(base: params.base, layout: layout)
+        rope = config.architecture == .llama
+            ? RoPETable(config: config.rope, headSize: config.headSize, context: config.contextLength) : nil
     }
 
     public var parameterCount: Int { layout.count }
 
     /// An independent copy of the weights and the attached adapter (no training state).
     public func clone() -> LanguageModel {
-        let copy = try! LanguageModel(config: config, seed: 0)  // config was validated when self was made
+        let copy = try! LanguageModel(zeroed: config)  // config was validated when self was made
         copy.params.base.update(from: params.base, count: layout.count)
         if let lora {
             let w = LoRAWeights(config: lora.config, model: config)
@@ -54,11 +64,14 @@ public final class LanguageModel {
     public var loraConfig: LoRAConfig? { lora?.config }
 
     /// Attaches a fresh adapter (A random from `seed`, B = 0), replacing any previous one.
+    /// GPT-2 target names on a Llama model mean their Llama counterparts (see `LoRATarget.resolve`).
     public func attachLoRA(_ config: LoRAConfig, seed: UInt64) throws(EngineError) {
         guard config.rank > 0, !config.targets.isEmpty else {
             throw .badConfig("LoRA needs rank > 0 and at least one target (got rank \(config.rank))")
         }
-        let w = LoRAWeights(config: config, model: self.config)
+        var resolved = config
+        resolved.targets = try LoRATarget.resolve(config.targets, for: self.config.architecture)
+        let w = LoRAWeights(config: resolved, model: self.config)
         w.reset(seed: seed)
         lora = w
         acts = nil  // LoRA intermediates live in the activation arena
@@ -90,46 +103,43 @@ public final class LanguageModel {
     /// Folds the adapter into the base weights (W += s·B·A) and detaches it.
     public func mergeAdapter() throws(EngineError) {
         guard let lora else { throw .badInput("mergeAdapter: no LoRA adapter is attached") }
-        let C = config.width, r = lora.config.rank, s = lora.config.scaling
+        let r = lora.config.rank, s = lora.config.scaling
         for slot in lora.slots {
-            let w: UnsafeMutablePointer<Float>
-            switch slot.target {
-            case .attnQKV: w = p.qkvw + slot.layer * 3 * C * C
-            case .attnProj: w = p.attprojw + slot.layer * C * C
-            case .mlpFC: w = p.fcw + slot.layer * 4 * C * C
-            case .mlpProj: w = p.fcprojw + slot.layer * 4 * C * C
-            }
-            // W[out,in] += s · B[out,r] · A[r,in]
+            let w = denseMatrix(slot.matrix, layer: slot.layer) + slot.rows.lowerBound * slot.inp
+            // W[rows, in] += s · B[out,r] · A[r,in]
             gemm(w, lora.params.base + slot.b, lora.params.base + slot.a, M: slot.out, N: slot.inp, K: r, alpha: s)
         }
         detachLoRA()
     }
 
-    // MARK: named tensors (checkpoint order, HF shapes are handled by the checkpoint code)
+    // MARK: where each weight lives
 
-    /// (name, [out,in]-layout shape, slot) for every base tensor; per-layer tensors are split by layer.
-    func namedSlots() -> [(name: String, shape: [Int], offset: Int)] {
-        let C = config.width, L = config.layers
-        var out: [(String, [Int], Int)] = [
-            ("wte.weight", [config.vocabSize, C], layout.wte.offset),
-            ("wpe.weight", [config.contextLength, C], layout.wpe.offset),
-        ]
-        let per: [(String, ParameterLayout.Slot, [Int])] = [
-            ("ln_1.weight", layout.ln1w, [C]), ("ln_1.bias", layout.ln1b, [C]),
-            ("attn.c_attn.weight", layout.qkvw, [3 * C, C]), ("attn.c_attn.bias", layout.qkvb, [3 * C]),
-            ("attn.c_proj.weight", layout.attprojw, [C, C]), ("attn.c_proj.bias", layout.attprojb, [C]),
-            ("ln_2.weight", layout.ln2w, [C]), ("ln_2.bias", layout.ln2b, [C]),
-            ("mlp.c_fc.weight", layout.fcw, [4 * C, C]), ("mlp.c_fc.bias", layout.fcb, [4 * C]),
-            ("mlp.c_proj.weight", layout.fcprojw, [C, 4 * C]), ("mlp.c_proj.bias", layout.fcprojb, [C]),
-        ]
-        for l in 0..<L {
-            for (n, s, shape) in per {
-                out.append(("h.\(l).\(n)", shape, s.offset + l * shape.reduce(1, *)))
-            }
+    /// The fp32 matrix `m` of block `layer`, [out, in] row-major, inside the parameter arena.
+    func denseMatrix(_ m: Projection, layer l: Int, in q: ParameterTensors? = nil) -> UnsafeMutablePointer<Float> {
+        let t = q ?? p, d = m.dims(config), n = l * d.out * d.inp
+        switch m {
+        case .qkv: return t.qkvw + n
+        case .attnOut: return t.attprojw + n
+        case .mlpIn: return t.fcw + n
+        case .mlpOut: return t.fcprojw + n
         }
-        out.append(("ln_f.weight", [C], layout.lnfw.offset))
-        out.append(("ln_f.bias", [C], layout.lnfb.offset))
-        return out
+    }
+
+    /// The bias of matrix `m` of block `layer`, nil when the config has none.
+    func bias(_ m: Projection, layer l: Int, in q: ParameterTensors? = nil) -> UnsafeMutablePointer<Float>? {
+        let t = q ?? p, n = l * m.dims(config).out
+        switch m {
+        case .qkv: return t.qkvb.map { $0 + n }
+        case .attnOut: return t.attprojb.map { $0 + n }
+        case .mlpIn: return t.fcb.map { $0 + n }
+        case .mlpOut: return t.fcprojb.map { $0 + n }
+        }
+    }
+
+    /// The LM head [V, C]: lm_head, or the token embedding when tied.
+    func headMatrix(in q: ParameterTensors? = nil) -> UnsafeMutablePointer<Float> {
+        let t = q ?? p
+        return t.lmHead ?? t.wte
     }
 }
 

@@ -1,35 +1,39 @@
 import COpenBLAS
 import Foundation
 
-/// The layers of GPT-2, each forward next to its backward, over flat Float buffers (llm.c style).
+/// The layers shared by both architectures and GPT-2's own, each forward next to its backward, over flat Float buffers (llm.c style).
 /// Backward functions accumulate (+=) into gradient buffers; a nil gradient pointer is skipped.
 public enum Layers {
     public typealias P = UnsafeMutablePointer<Float>
 
     // MARK: embeddings
 
-    /// out[B,T,C] = wte[tokens[b,t]] + wpe[start + t]
-    public static func embedForward(_ out: P, _ tokens: UnsafePointer<Int32>, _ wte: P, _ wpe: P,
+    /// out[B,T,C] = wte[tokens[b,t]] + wpe[start + t] (no position table: rotary models)
+    public static func embedForward(_ out: P, _ tokens: UnsafePointer<Int32>, _ wte: P, _ wpe: P?,
                                     B: Int, T: Int, C: Int, start: Int = 0) {
         for b in 0..<B {
             for t in 0..<T {
                 let o = out + (b * T + t) * C
                 let e = wte + Int(tokens[b * T + t]) * C
-                let p = wpe + (start + t) * C
-                for i in 0..<C { o[i] = e[i] + p[i] }
+                if let wpe {
+                    let p = wpe + (start + t) * C
+                    for i in 0..<C { o[i] = e[i] + p[i] }
+                } else {
+                    o.update(from: e, count: C)
+                }
             }
         }
     }
 
     /// dwte[V,C], dwpe[T,C] += scatter of dout[B,T,C]
-    public static func embedBackward(_ dwte: P, _ dwpe: P, _ dout: P, _ tokens: UnsafePointer<Int32>,
+    public static func embedBackward(_ dwte: P, _ dwpe: P?, _ dout: P, _ tokens: UnsafePointer<Int32>,
                                      B: Int, T: Int, C: Int) {
         for b in 0..<B {
             for t in 0..<T {
                 let d = dout + (b * T + t) * C
                 let e = dwte + Int(tokens[b * T + t]) * C
-                let p = dwpe + t * C
-                for i in 0..<C { e[i] += d[i]; p[i] += d[i] }
+                for i in 0..<C { e[i] += d[i] }
+                if let p = dwpe.map({ $0 + t * C }) { for i in 0..<C { p[i] += d[i] } }
             }
         }
     }
@@ -114,22 +118,23 @@ public enum Layers {
 
     // MARK: LoRA
 
-    /// u[N,r] = inp[N,C]·A[r,C]ᵀ; out[N,OC] += scale · u·B[OC,r]ᵀ
+    /// u[N,r] = inp[N,C]·A[r,C]ᵀ; out[N,OC] += scale · u·B[OC,r]ᵀ (out rows `ldo` apart: a slice of a fused output)
     public static func loraForward(_ out: P, _ u: P, _ inp: P, _ a: P, _ b: P,
-                                   N: Int, C: Int, OC: Int, r: Int, scale: Float) {
+                                   N: Int, C: Int, OC: Int, r: Int, scale: Float, ldo: Int? = nil) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(r), Int32(C),
                     1, inp, Int32(C), a, Int32(C), 0, u, Int32(r))
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(N), Int32(OC), Int32(r),
-                    scale, u, Int32(r), b, Int32(r), 1, out, Int32(OC))
+                    scale, u, Int32(r), b, Int32(r), 1, out, Int32(ldo ?? OC))
     }
 
-    /// dB[OC,r] += s·doutᵀu; du[N,r] = s·dout·B; dA[r,C] += duᵀ·inp; dinp[N,C] += du·A
+    /// dB[OC,r] += s·doutᵀu; du[N,r] = s·dout·B; dA[r,C] += duᵀ·inp; dinp[N,C] += du·A (dout rows `ldo` apart)
     public static func loraBackward(_ dinp: P?, _ da: P, _ db: P, _ du: P, _ dout: P, _ u: P, _ inp: P,
-                                    _ a: P, _ b: P, N: Int, C: Int, OC: Int, r: Int, scale: Float) {
+                                    _ a: P, _ b: P, N: Int, C: Int, OC: Int, r: Int, scale: Float, ldo: Int? = nil) {
+        let ld = Int32(ldo ?? OC)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(OC), Int32(r), Int32(N),
-                    scale, dout, Int32(OC), u, Int32(r), 1, db, Int32(r))
+                    scale, dout, ld, u, Int32(r), 1, db, Int32(r))
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(N), Int32(r), Int32(OC),
-                    scale, dout, Int32(OC), b, Int32(r), 0, du, Int32(r))
+                    scale, dout, ld, b, Int32(r), 0, du, Int32(r))
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r), Int32(C), Int32(N),
                     1, du, Int32(r), inp, Int32(C), 1, da, Int32(C))
         if let dinp {
@@ -140,66 +145,80 @@ public enum Layers {
 
     // MARK: attention
 
-    /// Causal attention of T queries at positions start..<start+T over Tk = start+T keys.
-    /// q[B,T,·] with row stride qs; k,v[B,Tk,·] with row strides ks; out[B,T,C]; att[B,NH,T,Tk] saved.
+    /// Keys visible to the query at position `last` (itself included): all earlier ones, or the last `window`.
+    @inline(__always) static func visible(_ last: Int, _ window: Int?) -> Int {
+        guard let window else { return 0 }
+        return max(0, last - window + 1)
+    }
+
+    /// Causal (grouped-query) attention of T queries at positions start..<start+T over Tk = start+T keys.
+    /// q[B,T,·] with row stride qs holds NH heads of size hs; k,v[B,Tk,·] with row stride ks hold NKV heads
+    /// (query head h reads key/value head h / group, group = NH/NKV); out[B,T,NH·hs]; att[B,NH,T,Tk] saved.
+    /// A share of heads passes its first head's model index and the model's group: k/v then start at that head's
+    /// key/value head.
     public static func attentionForward(_ out: P, _ att: P, q: P, qs: Int, k: P, v: P, ks: Int,
-                                        B: Int, T: Int, Tk: Int, C: Int, NH: Int, start: Int,
-                                        bq: Int? = nil, bk: Int? = nil) {
-        let hs = C / NH
-        let scale = 1 / Float(hs).squareRoot()
+                                        B: Int, T: Int, Tk: Int, NH: Int, NKV: Int, hs: Int, start: Int,
+                                        window: Int? = nil, bq: Int? = nil, bk: Int? = nil, group: Int? = nil, firstHead: Int = 0) {
+        let scale = 1 / Float(hs).squareRoot(), group = group ?? NH / NKV, os = NH * hs
         let qBatch = bq ?? T * qs, kBatch = bk ?? Tk * ks
         for b in 0..<B {
             for h in 0..<NH {
-                let qp = q + b * qBatch + h * hs, kp = k + b * kBatch + h * hs, vp = v + b * kBatch + h * hs
+                let kv = ((firstHead + h) / group - firstHead / group) * hs
+                let qp = q + b * qBatch + h * hs, kp = k + b * kBatch + kv, vp = v + b * kBatch + kv
                 let a = att + (b * NH + h) * T * Tk
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(Tk), Int32(hs),
                             scale, qp, Int32(qs), kp, Int32(ks), 0, a, Int32(Tk))
                 for t in 0..<T {
                     let row = a + t * Tk
-                    let last = start + t  // keys 0...last are visible
+                    let last = start + t, first = visible(last, window)
                     var mx = -Float.greatestFiniteMagnitude
-                    for j in 0...last where row[j] > mx { mx = row[j] }
+                    for j in first...last where row[j] > mx { mx = row[j] }
                     var sum: Float = 0
-                    for j in 0...last { let e = expf(row[j] - mx); row[j] = e; sum += e }
+                    for j in first...last { let e = expf(row[j] - mx); row[j] = e; sum += e }
                     let inv = 1 / sum
-                    for j in 0...last { row[j] *= inv }
+                    for j in first...last { row[j] *= inv }
+                    for j in 0..<first { row[j] = 0 }
                     for j in (last + 1)..<max(Tk, last + 1) { row[j] = 0 }
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(Tk),
-                            1, a, Int32(Tk), vp, Int32(ks), 0, out + b * T * C + h * hs, Int32(C))
+                            1, a, Int32(Tk), vp, Int32(ks), 0, out + b * T * os + h * hs, Int32(os))
             }
         }
     }
 
-    /// Training backward (start 0, Tk = T, q/k/v inside qkv[B,T,3C]): dqkv[B,T,3C] += ..., scratch[T,T]
+    /// Training backward (start 0, Tk = T) with q, k, v side by side in qkv[B,T,NH·hs + 2·NKV·hs]:
+    /// dqkv[B,T,·] += ..., scratch[T,T]. Key/value heads shared by a group sum the group's gradients.
     public static func attentionBackward(_ dqkv: P, _ scratch: P, _ dout: P, _ qkv: P, _ att: P,
-                                         B: Int, T: Int, C: Int, NH: Int) {
-        let hs = C / NH, C3 = 3 * C
-        let scale = 1 / Float(hs).squareRoot()
+                                         B: Int, T: Int, NH: Int, NKV: Int, hs: Int, window: Int? = nil) {
+        let scale = 1 / Float(hs).squareRoot(), group = NH / NKV
+        let os = NH * hs, stride = (NH + 2 * NKV) * hs
         for b in 0..<B {
             for h in 0..<NH {
-                let q = qkv + b * T * C3 + h * hs, k = q + C, v = q + 2 * C
-                let dq = dqkv + b * T * C3 + h * hs, dk = dq + C, dv = dq + 2 * C
+                let kv = (h / group) * hs
+                let base = qkv + b * T * stride, dbase = dqkv + b * T * stride
+                let q = base + h * hs, k = base + os + kv, v = base + os + NKV * hs + kv
+                let dq = dbase + h * hs, dk = dbase + os + kv, dv = dbase + os + NKV * hs + kv
                 let a = att + (b * NH + h) * T * T
-                let d = dout + b * T * C + h * hs
+                let d = dout + b * T * os + h * hs
                 // datt[T,T] = dout·vᵀ
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(T), Int32(hs),
-                            1, d, Int32(C), v, Int32(C3), 0, scratch, Int32(T))
+                            1, d, Int32(os), v, Int32(stride), 0, scratch, Int32(T))
                 // dv += attᵀ·dout
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            1, a, Int32(T), d, Int32(C), 1, dv, Int32(C3))
+                            1, a, Int32(T), d, Int32(os), 1, dv, Int32(stride))
                 // softmax backward in place: dpre = att ⊙ (datt − Σ att⊙datt)
                 for t in 0..<T {
-                    let ar = a + t * T, dr = scratch + t * T
+                    let ar = a + t * T, dr = scratch + t * T, first = visible(t, window)
                     var dot: Float = 0
-                    for j in 0...t { dot += ar[j] * dr[j] }
-                    for j in 0...t { dr[j] = ar[j] * (dr[j] - dot) }
+                    for j in first...t { dot += ar[j] * dr[j] }
+                    for j in first...t { dr[j] = ar[j] * (dr[j] - dot) }
+                    for j in 0..<first { dr[j] = 0 }
                     for j in (t + 1)..<T { dr[j] = 0 }
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            scale, scratch, Int32(T), k, Int32(C3), 1, dq, Int32(C3))
+                            scale, scratch, Int32(T), k, Int32(stride), 1, dq, Int32(stride))
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(T), Int32(hs), Int32(T),
-                            scale, scratch, Int32(T), q, Int32(C3), 1, dk, Int32(C3))
+                            scale, scratch, Int32(T), q, Int32(stride), 1, dk, Int32(stride))
             }
         }
     }

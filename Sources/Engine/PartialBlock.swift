@@ -1,85 +1,145 @@
 import COpenBLAS
 
 /// One block split across workers (multi-access split inference). A block is
-///   x' = x + Σ_heads attnPartial(x),   x'' = x' + Σ_columns mlpPartial(x'),
-/// because attention heads and MLP hidden columns contribute additively through c_proj.
-/// Exactly one worker per phase passes includeBias = true. The adapter must be merged first.
+///   x' = x + Σ_head shares attention(x),   x'' = x' + Σ_column shares mlp(x'),
+/// because attention heads and MLP hidden columns contribute additively through the output projections.
+/// The attached LoRA adapter is applied unmerged (a stage node switches cluster adapters per request): every LoRA
+/// product is linear in the split dimension, so the shares still sum to the full adapted block. Grouped-query
+/// attention: a head share computes the key/value heads its query heads read (shares aligned to whole groups
+/// compute each key/value head once).
 extension LanguageModel {
-    /// Attention contribution [T, C] of heads `heads` of block `layer` for hidden [T, C] at startPosition;
-    /// fills those heads' columns of `cache` (a KVCache covering `layer`).
-    public func attentionPartial(layer: Int, heads: Range<Int>, hidden: [Float], cache: KVCache,
-                                 startPosition: Int, includeBias: Bool) throws(EngineError) -> [Float] {
-        let C = config.width, hs = config.headSize
-        let T = try checkPartial(layer: layer, hidden: hidden)
-        guard heads.lowerBound >= 0, heads.upperBound <= config.heads, !heads.isEmpty else {
-            throw .badInput("heads \(heads) outside 0..<\(config.heads)")
+    /// Heads `heads` of block `layer` on residual input x [T, C] at positions startPosition..<+T: writes their
+    /// key/value heads into `cache` and returns attn_out[:, heads]·W_oᵀ [T, C] (+ bias when the share starts at head 0).
+    public func partialAttention(layer l: Int, heads: Range<Int>, hidden x: [Float], cache: KVCache,
+                                 startPosition: Int) throws(EngineError) -> [Float] {
+        let c = config, C = c.width, hs = c.headSize, group = c.heads / c.kvHeads
+        try checkShare(layer: l, hidden: x)
+        guard heads.lowerBound >= 0, heads.upperBound <= c.heads, !heads.isEmpty else {
+            throw .badInput("head share \(heads) outside 0..<\(c.heads)")
         }
-        guard cache.layers.contains(layer), startPosition >= 0, startPosition + T <= config.contextLength else {
-            throw .badInput("cache for \(cache.layers) cannot hold block \(layer) positions \(startPosition)..<\(startPosition + T)")
+        guard cache.layers.contains(l), cache.width == c.kvDim else { throw .badInput("KV cache covers blocks \(cache.layers), need block \(l)") }
+        let T = x.count / C, Tk = startPosition + T
+        guard startPosition >= 0, startPosition <= cache.length, Tk <= c.contextLength else {
+            throw .badInput("positions \(startPosition)..<\(Tk) invalid for cache length \(cache.length), context \(c.contextLength)")
         }
-        let nh = heads.count, Cp = nh * hs, h0 = heads.lowerBound * hs, Tk = startPosition + T
-        let ci = layer - cache.layers.lowerBound
-        let kc = cache.keys.base + ci * cache.contextLength * C + h0, vc = cache.values.base + ci * cache.contextLength * C + h0
-        let scratch = Arena(count: T * C + 3 * T * Cp + nh * T * Tk + T * Cp)
-        let ln = scratch.base, q = ln + T * C, k = q + T * Cp, v = k + T * Cp, att = v + T * Cp, atty = att + nh * T * Tk
-        var x = hidden
-        var out = [Float](repeating: 0, count: T * C)
-        x.withUnsafeMutableBufferPointer { xb in
-            Layers.layerNormForward(ln, nil, nil, xb.baseAddress!, p.ln1w + layer * C, p.ln1b + layer * C, N: T, C: C, eps: config.layerNormEpsilon)
+        let kvHeads = (heads.lowerBound / group)..<((heads.upperBound - 1) / group + 1)
+        let S = heads.count * hs, K = kvHeads.count * hs, q0 = heads.lowerBound * hs, kv0 = kvHeads.lowerBound * hs
+        let r = lora?.config.rank ?? 1
+        let scratch = Arena(count: T * C + T * (S + 2 * K) + heads.count * T * Tk + T * S + T * r + T * C)
+        let ln = scratch.base, q = ln + T * C, k = q + T * S, v = k + T * K, att = v + T * K
+        let atty = att + heads.count * T * Tk, u = atty + T * S, out = u + T * r
+        var xs = x
+        xs.withUnsafeMutableBufferPointer { xb in
+            normForward(ln, nil, nil, xb.baseAddress!, p.ln1w + l * C, p.ln1b.map { $0 + l * C }, N: T)
         }
-        let w = p.qkvw + layer * 3 * C * C, b = p.qkvb + layer * 3 * C
-        for (i, dst) in [q, k, v].enumerated() {  // rows of q, k, v for these heads
-            Layers.matmulForward(dst, ln, w + (i * C + h0) * C, b + i * C + h0, N: T, C: C, OC: Cp)
+        // This share's rows of the fused q/k/v matrix.
+        rowsForward(q, ln, l, .qkv, rows: q0..<(q0 + S), N: T, u: u)
+        rowsForward(k, ln, l, .qkv, rows: (c.qDim + kv0)..<(c.qDim + kv0 + K), N: T, u: u)
+        rowsForward(v, ln, l, .qkv, rows: (c.qDim + c.kvDim + kv0)..<(c.qDim + c.kvDim + kv0 + K), N: T, u: u)
+        if let rope {
+            let table = rope.forLength(Tk)
+            table.cos.withUnsafeBufferPointer { cos in
+                table.sin.withUnsafeBufferPointer { sin in
+                    Layers.ropeForward(q, stride: S, T: T, heads: heads.count, hs: hs, start: startPosition, cos: cos.baseAddress!, sin: sin.baseAddress!)
+                    Layers.ropeForward(k, stride: K, T: T, heads: kvHeads.count, hs: hs, start: startPosition, cos: cos.baseAddress!, sin: sin.baseAddress!)
+                }
+            }
         }
+        let ci = l - cache.layers.lowerBound
+        let kc = cache.keys.base + ci * cache.contextLength * c.kvDim, vc = cache.values.base + ci * cache.contextLength * c.kvDim
         for t in 0..<T {
-            (kc + (startPosition + t) * C).update(from: k + t * Cp, count: Cp)
-            (vc + (startPosition + t) * C).update(from: v + t * Cp, count: Cp)
+            (kc + (startPosition + t) * c.kvDim + kv0).update(from: k + t * K, count: K)
+            (vc + (startPosition + t) * c.kvDim + kv0).update(from: v + t * K, count: K)
         }
-        Layers.attentionForward(atty, att, q: q, qs: Cp, k: kc, v: vc, ks: C, B: 1, T: T, Tk: Tk, C: Cp, NH: nh, start: startPosition)
-        out.withUnsafeMutableBufferPointer { ob in
-            let o = ob.baseAddress!
-            if includeBias { for t in 0..<T { (o + t * C).update(from: p.attprojb + layer * C, count: C) } }
-            // o[T,C] += atty[T,Cp] · Wproj[:, h0..<h0+Cp]ᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(C), Int32(Cp), 1, atty, Int32(Cp),
-                        p.attprojw + layer * C * C + h0, Int32(C), 1, o, Int32(C))
-        }
+        Layers.attentionForward(atty, att, q: q, qs: S, k: kc + kv0, v: vc + kv0, ks: c.kvDim, B: 1, T: T, Tk: Tk,
+                                NH: heads.count, NKV: kvHeads.count, hs: hs, start: startPosition, window: c.slidingWindow,
+                                group: group, firstHead: heads.lowerBound)
+        columnsForward(out, atty, l, .attnOut, columns: q0..<(q0 + S), N: T, u: u)
         cache.length = max(cache.length, Tk)
-        return out
+        return Array(UnsafeBufferPointer(start: out, count: T * C))
     }
 
-    /// MLP contribution [T, C] of hidden columns `columns` (of 4C) of block `layer` for hidden [T, C]
-    /// (the residual stream after attention).
-    public func mlpPartial(layer: Int, columns: Range<Int>, hidden: [Float], includeBias: Bool) throws(EngineError) -> [Float] {
-        let C = config.width
-        let T = try checkPartial(layer: layer, hidden: hidden)
-        guard columns.lowerBound >= 0, columns.upperBound <= 4 * C, !columns.isEmpty else {
-            throw .badInput("MLP columns \(columns) outside 0..<\(4 * C)")
+    /// MLP hidden columns `columns` (of mlpWidth) of block `layer` on x [T, C] (the residual after attention):
+    /// returns act(norm(x)·W_in[columns]ᵀ)·W_out[:, columns]ᵀ [T, C] (+ bias when the share starts at column 0),
+    /// where for Llama W_in's columns are those rows of gate and of up.
+    public func partialMLP(layer l: Int, columns: Range<Int>, hidden x: [Float]) throws(EngineError) -> [Float] {
+        let c = config, C = c.width, M = c.mlpWidth
+        try checkShare(layer: l, hidden: x)
+        guard columns.lowerBound >= 0, columns.upperBound <= M, !columns.isEmpty else {
+            throw .badInput("MLP column share \(columns) outside 0..<\(M)")
         }
-        let n = columns.count, c0 = columns.lowerBound
-        let scratch = Arena(count: T * C + 2 * T * n)
-        let ln = scratch.base, fch = ln + T * C, gel = fch + T * n
-        var x = hidden
-        var out = [Float](repeating: 0, count: T * C)
-        x.withUnsafeMutableBufferPointer { xb in
-            Layers.layerNormForward(ln, nil, nil, xb.baseAddress!, p.ln2w + layer * C, p.ln2b + layer * C, N: T, C: C, eps: config.layerNormEpsilon)
+        let T = x.count / C, n = columns.count, r = lora?.config.rank ?? 1
+        let parts = c.architecture == .llama ? 2 : 1
+        let scratch = Arena(count: T * C + T * parts * n + T * n + T * r + T * C)
+        let ln = scratch.base, h = ln + T * C, g = h + T * parts * n, u = g + T * n, out = u + T * r
+        var xs = x
+        xs.withUnsafeMutableBufferPointer { xb in
+            normForward(ln, nil, nil, xb.baseAddress!, p.ln2w + l * C, p.ln2b.map { $0 + l * C }, N: T)
         }
-        Layers.matmulForward(fch, ln, p.fcw + layer * 4 * C * C + c0 * C, p.fcb + layer * 4 * C + c0, N: T, C: C, OC: n)
-        Layers.geluForward(gel, fch, N: T * n)
-        out.withUnsafeMutableBufferPointer { ob in
-            let o = ob.baseAddress!
-            if includeBias { for t in 0..<T { (o + t * C).update(from: p.fcprojb + layer * C, count: C) } }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(T), Int32(C), Int32(n), 1, gel, Int32(n),
-                        p.fcprojw + layer * C * 4 * C + c0, Int32(4 * C), 1, o, Int32(C))
+        if parts == 2 {
+            // gate and up rows of these columns, side by side per token: [T, 2n] as SwiGLU reads them
+            rowsForward(h, ln, l, .mlpIn, rows: columns, N: T, u: u, ldo: 2 * n)
+            rowsForward(h + n, ln, l, .mlpIn, rows: (M + columns.lowerBound)..<(M + columns.upperBound), N: T, u: u, ldo: 2 * n)
+            Layers.swigluForward(g, h, N: T, M: n)
+        } else {
+            rowsForward(h, ln, l, .mlpIn, rows: columns, N: T, u: u)
+            Layers.geluForward(g, h, N: T * n)
         }
-        return out
+        columnsForward(out, g, l, .mlpOut, columns: columns, N: T, u: u)
+        return Array(UnsafeBufferPointer(start: out, count: T * C))
     }
 
-    func checkPartial(layer: Int, hidden: [Float]) throws(EngineError) -> Int {
-        guard lora == nil else { throw .badInput("partial blocks run on base weights; merge the adapter first (mergeAdapter)") }
-        guard layer >= 0, layer < config.layers else { throw .badInput("block \(layer) outside 0..<\(config.layers)") }
-        guard !hidden.isEmpty, hidden.count % config.width == 0 else {
-            throw .badInput("hidden has \(hidden.count) values, not a multiple of width \(config.width)")
+    /// dst[N, rows.count] (rows `ldo` apart) = inp[N, in]·W_m[rows]ᵀ + b[rows] + the adapters' share of those rows.
+    func rowsForward(_ dst: Ptr, _ inp: Ptr, _ l: Int, _ m: Projection, rows: Range<Int>, N: Int, u: Ptr, ldo: Int? = nil) {
+        let d = m.dims(config), n = rows.count, ld = ldo ?? n
+        if let b = bias(m, layer: l) {
+            for t in 0..<N { (dst + t * ld).update(from: b + rows.lowerBound, count: n) }
+        } else {
+            for t in 0..<N { (dst + t * ld).update(repeating: 0, count: n) }
         }
-        return hidden.count / config.width
+        gemmStrided(dst, ld, inp, d.inp, denseMatrix(m, layer: l) + rows.lowerBound * d.inp, d.inp, M: N, N: n, K: d.inp, alpha: 1, beta: 1)
+        guard let lora else { return }
+        let r = lora.config.rank
+        for si in lora.byMatrix[l][m.rawValue] {
+            let s = lora.slots[si]
+            let lo = max(s.rows.lowerBound, rows.lowerBound), hi = min(s.rows.upperBound, rows.upperBound)
+            guard lo < hi else { continue }
+            gemmStrided(u, r, inp, d.inp, lora.params.base + s.a, d.inp, M: N, N: r, K: d.inp, alpha: 1, beta: 0)
+            gemmStrided(dst + (lo - rows.lowerBound), ld, u, r, lora.params.base + s.b + (lo - s.rows.lowerBound) * r, r,
+                        M: N, N: hi - lo, K: r, alpha: lora.config.scaling, beta: 1)
+        }
     }
+
+    /// out[N, C] = inp[N, n]·W_m[:, columns]ᵀ (+ bias when columns start at 0) + the adapters' share of those columns.
+    func columnsForward(_ out: Ptr, _ inp: Ptr, _ l: Int, _ m: Projection, columns: Range<Int>, N: Int, u: Ptr) {
+        let d = m.dims(config), n = columns.count, c0 = columns.lowerBound
+        if c0 == 0, let b = bias(m, layer: l) {
+            for t in 0..<N { (out + t * d.out).update(from: b, count: d.out) }
+        } else {
+            out.update(repeating: 0, count: N * d.out)
+        }
+        gemmStrided(out, d.out, inp, n, denseMatrix(m, layer: l) + c0, d.inp, M: N, N: d.out, K: n, alpha: 1, beta: 1)
+        guard let lora else { return }
+        let r = lora.config.rank
+        for si in lora.byMatrix[l][m.rawValue] {
+            let s = lora.slots[si]
+            gemmStrided(u, r, inp, n, lora.params.base + s.a + c0, d.inp, M: N, N: r, K: n, alpha: 1, beta: 0)
+            gemmStrided(out + s.rows.lowerBound, d.out, u, r, lora.params.base + s.b, r, M: N, N: s.out, K: r,
+                        alpha: lora.config.scaling, beta: 1)
+        }
+    }
+
+    private func checkShare(layer l: Int, hidden x: [Float]) throws(EngineError) {
+        guard l >= 0, l < config.layers else { throw .badInput("block \(l) outside 0..<\(config.layers)") }
+        guard !x.isEmpty, x.count % config.width == 0 else {
+            throw .badInput("hidden has \(x.count) values, not a multiple of width \(config.width)")
+        }
+    }
+}
+
+/// out[M,N] = alpha · a[M,K] · b[N,K]ᵀ + beta · out, with explicit row strides (sub-blocks of weights).
+func gemmStrided(_ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ a: UnsafePointer<Float>, _ lda: Int,
+                 _ b: UnsafePointer<Float>, _ ldb: Int, M: Int, N: Int, K: Int, alpha: Float, beta: Float) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K),
+                alpha, a, Int32(lda), b, Int32(ldb), beta, out, Int32(ldo))
 }

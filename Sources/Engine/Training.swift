@@ -11,21 +11,25 @@ final class Activations {
     let B: Int, T: Int
     let arena: Arena
     let tokens: UnsafeMutablePointer<Int32>, targets: UnsafeMutablePointer<Int32>
-    // per layer, stride = count of one layer
+    // per layer, stride = count of one layer. qkv holds q and k after rotation (Llama); fch is c_fc's output or
+    // gate|up, fchGelu the activation (GELU or SwiGLU) of it.
     let ln1, ln1Mean, ln1Rstd, qkv, atty, att, res2, ln2, ln2Mean, ln2Rstd, fch, fchGelu, res3: UnsafeMutablePointer<Float>
     let encoded, lnf, lnfMean, lnfRstd, logits, losses: UnsafeMutablePointer<Float>
     let loraU: UnsafeMutablePointer<Float>  // [slot][N, r]
     // backward scratch (one layer at a time)
     let dres, dln, dqkv, datty, dfch, dfchGelu, dattScratch, du: UnsafeMutablePointer<Float>
-    let N: Int, C: Int, NH: Int
+    let N: Int
+    /// Per-layer strides of the per-layer buffers.
+    let sQKV, sAtty, sAtt, sFch, sAct: Int
 
     init(config c: ModelConfig, B: Int, T: Int, loraSlots: Int, rank: Int) {
         self.B = B; self.T = T
         let N = B * T, C = c.width, NH = c.heads, L = c.layers, V = c.vocabSize
-        self.N = N; self.C = C; self.NH = NH
-        let sizes = [N * C, N, N, N * 3 * C, N * C, B * NH * T * T, N * C, N * C, N, N, N * 4 * C, N * 4 * C, N * C].map { $0 * L }
+        self.N = N
+        sQKV = N * c.qkvDim; sAtty = N * c.qDim; sAtt = B * NH * T * T; sFch = N * c.mlpInDim; sAct = N * c.mlpWidth
+        let sizes = [N * C, N, N, sQKV, sAtty, sAtt, N * C, N * C, N, N, sFch, sAct, N * C].map { $0 * L }
             + [N * C, N * C, N, N, N * V, N, loraSlots * N * rank]
-            + [N * C, N * C, N * 3 * C, N * C, N * 4 * C, N * 4 * C, T * T, N * max(rank, 1)]
+            + [N * C, N * C, sQKV, sAtty, sFch, sAct, T * T, N * max(rank, 1)]
         arena = Arena(count: sizes.reduce(0, +))
         var at = arena.base
         func take(_ i: Int) -> UnsafeMutablePointer<Float> { defer { at += sizes[i] }; return at }
@@ -60,34 +64,81 @@ extension LanguageModel {
         if trainable == .base, baseGrads == nil { baseGrads = Arena(count: layout.count) }
     }
 
+    /// LayerNorm (GPT-2) or RMSNorm (Llama) of x[N,C] into out, saving mean/rstd for the backward.
+    func normForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>?, _ rstd: UnsafeMutablePointer<Float>?,
+                     _ x: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>?, N: Int) {
+        if let b {
+            Layers.layerNormForward(out, mean, rstd, x, w, b, N: N, C: config.width, eps: config.layerNormEpsilon)
+        } else {
+            Layers.rmsNormForward(out, rstd, x, w, N: N, C: config.width, eps: config.layerNormEpsilon)
+        }
+    }
+
+    func normBackward(_ dx: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>?, _ db: UnsafeMutablePointer<Float>?,
+                      _ dout: UnsafeMutablePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ w: UnsafeMutablePointer<Float>,
+                      hasBias: Bool, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>, N: Int) {
+        if hasBias {
+            Layers.layerNormBackward(dx, dw, db, dout, x, w, mean, rstd, N: N, C: config.width)
+        } else {
+            Layers.rmsNormBackward(dx, dw, dout, x, w, rstd, N: N, C: config.width)
+        }
+    }
+
+    /// Rotates q and k of qkv[B,T,qkvDim] in place for positions start..<start+T of each sequence (inverse: backward).
+    func rotate(_ qkv: UnsafeMutablePointer<Float>, B: Int, T: Int, start: Int, inverse: Bool = false) {
+        guard let rope else { return }
+        let table = rope.forLength(start + T)
+        let c = config, stride = c.qkvDim
+        table.cos.withUnsafeBufferPointer { cos in
+            table.sin.withUnsafeBufferPointer { sin in
+                for b in 0..<B {
+                    let row = qkv + b * T * stride
+                    Layers.ropeForward(row, stride: stride, T: T, heads: c.heads, hs: c.headSize, start: start,
+                                       cos: cos.baseAddress!, sin: sin.baseAddress!, inverse: inverse)
+                    Layers.ropeForward(row + c.qDim, stride: stride, T: T, heads: c.kvHeads, hs: c.headSize, start: start,
+                                       cos: cos.baseAddress!, sin: sin.baseAddress!, inverse: inverse)
+                }
+            }
+        }
+    }
+
+    /// GELU (GPT-2) or SwiGLU (Llama) of the first MLP matrix's output fch[N, mlpInDim] into out[N, mlpWidth].
+    func activationForward(_ out: UnsafeMutablePointer<Float>, _ fch: UnsafeMutablePointer<Float>, N: Int) {
+        if config.architecture == .llama {
+            Layers.swigluForward(out, fch, N: N, M: config.mlpWidth)
+        } else {
+            Layers.geluForward(out, fch, N: N * config.mlpWidth)
+        }
+    }
+
     /// Training forward over inputs/targets [B,T] (ids checked by the caller); returns the mean cross-entropy.
     func forward(B: Int, T: Int) -> Float {
         let a = acts!
-        let C = config.width, L = config.layers, NH = config.heads, V = config.vocabSize, N = B * T
-        let eps = config.layerNormEpsilon
+        let c = config, C = c.width, L = c.layers, V = c.vocabSize, N = B * T
         precondition(a.B == B && a.T == T, "ensureActivations first")
         if let lora { refreshMerged(lora) }
         Layers.embedForward(a.encoded, a.tokens, p.wte, p.wpe, B: B, T: T, C: C)
         for l in 0..<L {
             let x = l == 0 ? a.encoded : a.res3 + (l - 1) * N * C
-            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C, atty = a.atty + l * N * C
-            let att = a.att + l * B * NH * T * T, res2 = a.res2 + l * N * C, ln2 = a.ln2 + l * N * C
-            let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C, res3 = a.res3 + l * N * C
-            Layers.layerNormForward(ln1, a.ln1Mean + l * N, a.ln1Rstd + l * N, x, p.ln1w + l * C, p.ln1b + l * C, N: N, C: C, eps: eps)
-            linearForward(qkv, ln1, l, .attnQKV, N: N, a: a)
-            Layers.attentionForward(atty, att, q: qkv, qs: 3 * C, k: qkv + C, v: qkv + 2 * C, ks: 3 * C,
-                                    B: B, T: T, Tk: T, C: C, NH: NH, start: 0)
-            linearForward(res2, atty, l, .attnProj, N: N, a: a)
+            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * a.sQKV, atty = a.atty + l * a.sAtty
+            let att = a.att + l * a.sAtt, res2 = a.res2 + l * N * C, ln2 = a.ln2 + l * N * C
+            let fch = a.fch + l * a.sFch, fchGelu = a.fchGelu + l * a.sAct, res3 = a.res3 + l * N * C
+            normForward(ln1, a.ln1Mean + l * N, a.ln1Rstd + l * N, x, p.ln1w + l * C, p.ln1b.map { $0 + l * C }, N: N)
+            linearForward(qkv, ln1, l, .qkv, N: N, a: a)
+            rotate(qkv, B: B, T: T, start: 0)
+            Layers.attentionForward(atty, att, q: qkv, qs: c.qkvDim, k: qkv + c.qDim, v: qkv + c.qDim + c.kvDim, ks: c.qkvDim,
+                                    B: B, T: T, Tk: T, NH: c.heads, NKV: c.kvHeads, hs: c.headSize, start: 0, window: c.slidingWindow)
+            linearForward(res2, atty, l, .attnOut, N: N, a: a)
             for i in 0..<(N * C) { res2[i] += x[i] }
-            Layers.layerNormForward(ln2, a.ln2Mean + l * N, a.ln2Rstd + l * N, res2, p.ln2w + l * C, p.ln2b + l * C, N: N, C: C, eps: eps)
-            linearForward(fch, ln2, l, .mlpFC, N: N, a: a)
-            Layers.geluForward(fchGelu, fch, N: N * 4 * C)
-            linearForward(res3, fchGelu, l, .mlpProj, N: N, a: a)
+            normForward(ln2, a.ln2Mean + l * N, a.ln2Rstd + l * N, res2, p.ln2w + l * C, p.ln2b.map { $0 + l * C }, N: N)
+            linearForward(fch, ln2, l, .mlpIn, N: N, a: a)
+            activationForward(fchGelu, fch, N: N)
+            linearForward(res3, fchGelu, l, .mlpOut, N: N, a: a)
             for i in 0..<(N * C) { res3[i] += res2[i] }
         }
         let last = a.res3 + (L - 1) * N * C
-        Layers.layerNormForward(a.lnf, a.lnfMean, a.lnfRstd, last, p.lnfw, p.lnfb, N: N, C: C, eps: eps)
-        Layers.matmulForward(a.logits, a.lnf, p.wte, nil, N: N, C: C, OC: V)
+        normForward(a.lnf, a.lnfMean, a.lnfRstd, last, p.lnfw, p.lnfb, N: N)
+        headForward(a.logits, a.lnf, N: N)
         let total = Layers.softmaxCrossEntropyForward(a.logits, a.losses, a.targets, N: N, V: V)
         return Float(total / Double(N))
     }
@@ -96,98 +147,50 @@ extension LanguageModel {
     /// baseGrads (.base) or the LoRA grads (.adapter); callers zero them between steps.
     func backward(B: Int, T: Int, trainable: TrainableSet) {
         let a = acts!
-        let C = config.width, L = config.layers, NH = config.heads, V = config.vocabSize, N = B * T
-        let full = trainable == .base
+        let c = config, C = c.width, L = c.layers, V = c.vocabSize, N = B * T
+        let full = trainable == .base, gpt2 = c.architecture == .gpt2
         let g: ParameterTensors? = full ? ParameterTensors(base: baseGrads!.base, layout: layout) : nil
         Layers.softmaxCrossEntropyBackward(a.logits, a.targets, N: N, V: V, scale: 1 / Float(N))
         a.dln.update(repeating: 0, count: N * C)
-        Layers.matmulBackward(a.dln, g?.wte, nil, a.logits, a.lnf, p.wte, N: N, C: C, OC: V)
+        headBackward(a.dln, g.map { headMatrix(in: $0) }, a.logits, a.lnf, N: N)
         a.dres.update(repeating: 0, count: N * C)
         let last = a.res3 + (L - 1) * N * C
-        Layers.layerNormBackward(a.dres, g?.lnfw, g?.lnfb, a.dln, last, p.lnfw, a.lnfMean, a.lnfRstd, N: N, C: C)
+        normBackward(a.dres, g?.lnfw, g?.lnfb, a.dln, last, p.lnfw, hasBias: gpt2, a.lnfMean, a.lnfRstd, N: N)
         // Adapter mode: nothing below the lowest adapted block trains, so stop there and skip its input gradient.
         let lowest = full ? 0 : (lora?.slots.first?.layer ?? 0)
         for l in stride(from: L - 1, through: lowest, by: -1) {
             let x = l == 0 ? a.encoded : a.res3 + (l - 1) * N * C
-            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * N * 3 * C, atty = a.atty + l * N * C
-            let att = a.att + l * B * NH * T * T, res2 = a.res2 + l * N * C, ln2 = a.ln2 + l * N * C
-            let fch = a.fch + l * N * 4 * C, fchGelu = a.fchGelu + l * N * 4 * C
-            // MLP branch: dres is d(res3) = d(fcproj) and flows straight into d(res2)
-            a.dfchGelu.update(repeating: 0, count: N * 4 * C)
-            linearBackward(a.dfchGelu, a.dres, fchGelu, l, .mlpProj, N: N, a: a, g: g)
-            a.dfch.update(repeating: 0, count: N * 4 * C)
-            Layers.geluBackward(a.dfch, fch, a.dfchGelu, N: N * 4 * C)
+            let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * a.sQKV, atty = a.atty + l * a.sAtty
+            let att = a.att + l * a.sAtt, res2 = a.res2 + l * N * C, ln2 = a.ln2 + l * N * C
+            let fch = a.fch + l * a.sFch, fchGelu = a.fchGelu + l * a.sAct
+            // MLP branch: dres = d(res3) flows into d(res2) directly and through the MLP
+            a.dfchGelu.update(repeating: 0, count: a.sAct)
+            linearBackward(a.dfchGelu, a.dres, fchGelu, l, .mlpOut, N: N, a: a, g: g)
+            a.dfch.update(repeating: 0, count: a.sFch)
+            if gpt2 {
+                Layers.geluBackward(a.dfch, fch, a.dfchGelu, N: a.sAct)
+            } else {
+                Layers.swigluBackward(a.dfch, fch, a.dfchGelu, N: N, M: c.mlpWidth)
+            }
             a.dln.update(repeating: 0, count: N * C)
-            linearBackward(a.dln, a.dfch, ln2, l, .mlpFC, N: N, a: a, g: g)
-            Layers.layerNormBackward(a.dres, g.map { $0.ln2w + l * C }, g.map { $0.ln2b + l * C }, a.dln, res2,
-                                     p.ln2w + l * C, a.ln2Mean + l * N, a.ln2Rstd + l * N, N: N, C: C)
-            // attention branch: dres is now d(res2) = d(attproj) and flows into d(x)
-            a.datty.update(repeating: 0, count: N * C)
-            linearBackward(a.datty, a.dres, atty, l, .attnProj, N: N, a: a, g: g)
-            a.dqkv.update(repeating: 0, count: N * 3 * C)
-            Layers.attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B: B, T: T, C: C, NH: NH)
+            linearBackward(a.dln, a.dfch, ln2, l, .mlpIn, N: N, a: a, g: g)
+            normBackward(a.dres, g.map { $0.ln2w + l * C }, g?.ln2b.map { $0 + l * C }, a.dln, res2, p.ln2w + l * C,
+                         hasBias: gpt2, a.ln2Mean + l * N, a.ln2Rstd + l * N, N: N)
+            // attention branch: dres is now d(res2) = d(attention output) and flows into d(x)
+            a.datty.update(repeating: 0, count: a.sAtty)
+            linearBackward(a.datty, a.dres, atty, l, .attnOut, N: N, a: a, g: g)
+            a.dqkv.update(repeating: 0, count: a.sQKV)
+            Layers.attentionBackward(a.dqkv, a.dattScratch, a.datty, qkv, att, B: B, T: T, NH: c.heads, NKV: c.kvHeads,
+                                     hs: c.headSize, window: c.slidingWindow)
+            rotate(a.dqkv, B: B, T: T, start: 0, inverse: true)
             let needInput = full || l > lowest
             if needInput { a.dln.update(repeating: 0, count: N * C) }
-            linearBackward(needInput ? a.dln : nil, a.dqkv, ln1, l, .attnQKV, N: N, a: a, g: g)
-            if needInput { Layers.layerNormBackward(a.dres, g.map { $0.ln1w + l * C }, g.map { $0.ln1b + l * C }, a.dln, x,
-                                     p.ln1w + l * C, a.ln1Mean + l * N, a.ln1Rstd + l * N, N: N, C: C) }
+            linearBackward(needInput ? a.dln : nil, a.dqkv, ln1, l, .qkv, N: N, a: a, g: g)
+            if needInput {
+                normBackward(a.dres, g.map { $0.ln1w + l * C }, g?.ln1b.map { $0 + l * C }, a.dln, x, p.ln1w + l * C,
+                             hasBias: gpt2, a.ln1Mean + l * N, a.ln1Rstd + l * N, N: N)
+            }
         }
         if let g { Layers.embedBackward(g.wte, g.wpe, a.dres, a.tokens, B: B, T: T, C: C) }
-    }
-
-    /// Base weights, bias and LoRA slot of one projection: (w [out,in], bias [out], in, out).
-    func projection(_ l: Int, _ t: LoRATarget, _ q: ParameterTensors) -> (w: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, inp: Int, out: Int) {
-        let C = config.width
-        switch t {
-        case .attnQKV: return (q.qkvw + l * 3 * C * C, q.qkvb + l * 3 * C, C, 3 * C)
-        case .attnProj: return (q.attprojw + l * C * C, q.attprojb + l * C, C, C)
-        case .mlpFC: return (q.fcw + l * 4 * C * C, q.fcb + l * 4 * C, C, 4 * C)
-        case .mlpProj: return (q.fcprojw + l * 4 * C * C, q.fcprojb + l * C, 4 * C, C)
-        }
-    }
-
-    /// out[N,out] = inp·Wᵀ + b (+ s·(inp·Aᵀ)·Bᵀ when adapted); u saved for backward when `a` is given.
-    func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>, _ l: Int, _ t: LoRATarget,
-                       N: Int, a: Activations?, uScratch: UnsafeMutablePointer<Float>? = nil) {
-        let pr = projection(l, t, p)
-        guard let lora, let ti = LoRATarget.allCases.firstIndex(of: t), let si = lora.index[l][ti] else {
-            Layers.matmulForward(out, inp, pr.w, pr.b, N: N, C: pr.inp, OC: pr.out)
-            return
-        }
-        let s = lora.slots[si], r = lora.config.rank
-        if let a {
-            // training: merged weight for the output, u = inp·Aᵀ kept for the adapter gradients
-            Layers.matmulForward(out, inp, lora.merged.base + s.merged, pr.b, N: N, C: pr.inp, OC: pr.out)
-            Layers.matmulForward(a.loraU + si * a.N * r, inp, lora.params.base + s.a, nil, N: N, C: s.inp, OC: r)
-        } else {
-            Layers.matmulForward(out, inp, pr.w, pr.b, N: N, C: pr.inp, OC: pr.out)
-            Layers.loraForward(out, uScratch!, inp, lora.params.base + s.a, lora.params.base + s.b,
-                               N: N, C: s.inp, OC: s.out, r: r, scale: lora.config.scaling)
-        }
-    }
-
-    /// W_merged = W + s·B·A for every adapted projection (before each training forward).
-    func refreshMerged(_ lora: LoRAWeights) {
-        for s in lora.slots {
-            let w = projection(s.layer, s.target, p).w, m = lora.merged.base + s.merged
-            m.update(from: w, count: s.inp * s.out)
-            gemm(m, lora.params.base + s.b, lora.params.base + s.a, M: s.out, N: s.inp, K: lora.config.rank, alpha: lora.config.scaling)
-        }
-    }
-
-    /// dinp += dout·W (+ LoRA path); base grads when g is given, LoRA grads whenever adapted.
-    func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dout: UnsafeMutablePointer<Float>, _ inp: UnsafeMutablePointer<Float>,
-                        _ l: Int, _ t: LoRATarget, N: Int, a: Activations, g: ParameterTensors?) {
-        let pr = projection(l, t, p)
-        let gp = g.map { projection(l, t, $0) }
-        guard let lora, let ti = LoRATarget.allCases.firstIndex(of: t), let si = lora.index[l][ti] else {
-            Layers.matmulBackward(dinp, gp?.w, gp?.b, dout, inp, pr.w, N: N, C: pr.inp, OC: pr.out)
-            return
-        }
-        let s = lora.slots[si], r = lora.config.rank
-        // dinp through the merged weight covers the adapter path too, so loraBackward gets no dinp.
-        Layers.matmulBackward(dinp, gp?.w, gp?.b, dout, inp, lora.merged.base + s.merged, N: N, C: pr.inp, OC: pr.out)
-        Layers.loraBackward(nil, lora.grads.base + s.a, lora.grads.base + s.b, a.du, dout, a.loraU + si * a.N * r, inp,
-                            lora.params.base + s.a, lora.params.base + s.b, N: N, C: s.inp, OC: s.out, r: r, scale: lora.config.scaling)
     }
 }

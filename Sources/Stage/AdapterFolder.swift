@@ -11,7 +11,7 @@ public enum AdapterFolder {
         var out: [UInt32: LoRAAdapter] = [:]
         for name in names.sorted() where name.hasPrefix("cluster-") {
             guard let k = UInt32(name.dropFirst("cluster-".count)) else { continue }
-            out[k] = try LoRAAdapter.load(directory: directory.appendingPathComponent(name), layers: config.layers, width: config.width)
+            out[k] = try LoRAAdapter.load(directory: directory.appendingPathComponent(name), model: config)
         }
         return out
     }

@@ -52,7 +52,7 @@ final class CheckpointTests: XCTestCase {
         let dir = Fixture.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         try adapter.save(directory: dir, baseModel: "tiny")
-        let loaded = try LoRAAdapter.load(directory: dir, layers: 2, width: 8)
+        let loaded = try LoRAAdapter.load(directory: dir, model: Fixture.micro)
         XCTAssertEqual(loaded, adapter)
         var copy = loaded
         try copy.load(flat: loaded.flatten().map { $0 * 2 })
@@ -94,7 +94,7 @@ final class CheckpointTests: XCTestCase {
         var adapter = try m.adapter()
         adapter.tensors.removeLast()
         try adapter.save(directory: dir)
-        XCTAssertThrowsError(try LoRAAdapter.load(directory: dir, layers: 2, width: 8)) { error in
+        XCTAssertThrowsError(try LoRAAdapter.load(directory: dir, model: Fixture.micro)) { error in
             guard case .missingTensor(let name, _)? = error as? EngineError else { return XCTFail("\(error)") }
             XCTAssertEqual(name, "base_model.model.transformer.h.1.attn.c_proj.lora_B.weight")
         }

@@ -6,21 +6,9 @@ import XCTest
 final class LayerGradientTests: XCTestCase {
     let h: Float = 1e-2
 
-    /// Checks d(Σ f(x)⊙w)/dx for every coordinate of each input in `inputs`.
     func check(_ name: String, inputs: inout [[Float]], outCount: Int,
                forward: ([[Float]]) -> [Float], backward: ([[Float]], [Float]) -> [[Float]]) {
-        let w = Fixture.randomFloats(outCount, seed: 7)
-        func loss(_ xs: [[Float]]) -> Double { zip(forward(xs), w).reduce(0) { $0 + Double($1.0) * Double($1.1) } }
-        let grads = backward(inputs, w)
-        for k in inputs.indices {
-            for i in inputs[k].indices {
-                let x0 = inputs[k][i]
-                inputs[k][i] = x0 + h; let lp = loss(inputs)
-                inputs[k][i] = x0 - h; let lm = loss(inputs)
-                inputs[k][i] = x0
-                assertGradient(grads[k][i], (lp - lm) / Double(2 * h), "\(name) input \(k)[\(i)]")
-            }
-        }
+        checkLayerGradients(name, inputs: &inputs, outCount: outCount, forward: forward, backward: backward)
     }
 
     func testLayerNormBackwardMatchesFiniteDifferences() {
@@ -79,7 +67,7 @@ final class LayerGradientTests: XCTestCase {
             var x0 = x[0], x1 = x.count > 1 ? x[1] : [], x2 = x.count > 2 ? x[2] : [], out = [Float](repeating: 0, count: B * T * C), att = [Float](repeating: 0, count: B * NH * T * T)
             x0.withUnsafeMutableBufferPointer { q in
                 Layers.attentionForward(&out, &att, q: q.baseAddress!, qs: 3 * C, k: q.baseAddress! + C, v: q.baseAddress! + 2 * C,
-                                        ks: 3 * C, B: B, T: T, Tk: T, C: C, NH: NH, start: 0)
+                                        ks: 3 * C, B: B, T: T, Tk: T, NH: NH, NKV: NH, hs: C / NH, start: 0)
             }
             return out
         }, backward: { x, dout in
@@ -87,8 +75,8 @@ final class LayerGradientTests: XCTestCase {
             var dqkv = [Float](repeating: 0, count: B * T * 3 * C), scratch = [Float](repeating: 0, count: T * T)
             x0.withUnsafeMutableBufferPointer { q in
                 Layers.attentionForward(&out, &att, q: q.baseAddress!, qs: 3 * C, k: q.baseAddress! + C, v: q.baseAddress! + 2 * C,
-                                        ks: 3 * C, B: B, T: T, Tk: T, C: C, NH: NH, start: 0)
-                Layers.attentionBackward(&dqkv, &scratch, &dout, q.baseAddress!, &att, B: B, T: T, C: C, NH: NH)
+                                        ks: 3 * C, B: B, T: T, Tk: T, NH: NH, NKV: NH, hs: C / NH, start: 0)
+                Layers.attentionBackward(&dqkv, &scratch, &dout, q.baseAddress!, &att, B: B, T: T, NH: NH, NKV: NH, hs: C / NH)
             }
             return [dqkv]
         })

@@ -47,14 +47,7 @@ final class LoRAInferenceTests: XCTestCase {
         XCTAssertLessThanOrEqual(zip(full, incremental).map { abs($0 - $1) }.max()!, 1e-5)
         // the training forward agrees with the inference path
         let trainLoss = try m.loss(inputs: Array(tokens[0..<7]), targets: Array(tokens[1..<8]), batch: 1)
-        var inferLoss: Double = 0
-        for t in 0..<7 {
-            let row = full[t * V..<(t + 1) * V]
-            let mx = row.max()!
-            let lse = Double(mx) + log(row.reduce(0.0) { $0 + exp(Double($1 - mx)) })
-            inferLoss += lse - Double(row[row.startIndex + Int(tokens[t + 1])])
-        }
-        XCTAssertEqual(Double(trainLoss), inferLoss / 7, accuracy: 1e-5)
+        XCTAssertEqual(Double(trainLoss), meanNextTokenLoss(full, tokens, V: V), accuracy: 1e-5)
     }
 
     func testGreedyGenerationWithCacheEqualsArgmaxOfFullRecomputation() throws {
@@ -101,24 +94,34 @@ final class LoRAInferenceTests: XCTestCase {
 }
 
 final class PartialBlockTests: XCTestCase {
-    func testHeadAndColumnPartialsSumToTheFullBlockAcrossDecodingSteps() throws {
-        let c = ModelConfig(vocabSize: 16, contextLength: 8, layers: 2, heads: 4, width: 16)
-        let m = try Fixture.model(c)
-        let tokens = Fixture.tokens(5, vocab: 16, seed: 2)
-        let fullCache = KVCache(config: c, layers: 1..<2)
-        let cacheA = KVCache(config: c, layers: 1..<2), cacheB = KVCache(config: c, layers: 1..<2)
-        let warm = KVCache(config: c, layers: 0..<1)
-        for (start, end) in [(0, 3), (3, 4), (4, 5)] {
-            let h = try m.forwardBlocks(range: 0..<1, hidden: m.embed(tokens: Array(tokens[start..<end]), startPosition: start),
-                                        cache: warm, startPosition: start)
-            let full = try m.forwardBlocks(range: 1..<2, hidden: h, cache: fullCache, startPosition: start)
-            let a1 = try m.attentionPartial(layer: 1, heads: 0..<1, hidden: h, cache: cacheA, startPosition: start, includeBias: true)
-            let a2 = try m.attentionPartial(layer: 1, heads: 1..<4, hidden: h, cache: cacheB, startPosition: start, includeBias: false)
-            let mid = zip(h, zip(a1, a2)).map { $0 + $1.0 + $1.1 }
-            let m1 = try m.mlpPartial(layer: 1, columns: 0..<40, hidden: mid, includeBias: true)
-            let m2 = try m.mlpPartial(layer: 1, columns: 40..<64, hidden: mid, includeBias: false)
-            let out = zip(mid, zip(m1, m2)).map { $0 + $1.0 + $1.1 }
-            XCTAssertLessThanOrEqual(zip(full, out).map { abs($0 - $1) }.max()!, 1e-5)
+    /// Head shares (one splitting a key/value group) and MLP column shares of an adapted block sum to the full block.
+    func testHeadAndColumnSharesSumToTheFullAdaptedBlockAcrossDecodingSteps() throws {
+        let gpt2 = ModelConfig(vocabSize: 16, contextLength: 8, layers: 2, heads: 4, width: 16)
+        let llama = ModelConfig.llama(modelType: "qwen2", vocabSize: 16, contextLength: 8, layers: 2, heads: 4, kvHeads: 2,
+                                      width: 16, mlpWidth: 24, rope: RoPEConfig(theta: 100))
+        for c in [gpt2, llama] {
+            let m = try Fixture.model(c)
+            try m.attachLoRA(LoRAConfig(rank: 2, alpha: 4, targets: LoRATarget.allCases.filter { $0.architecture == c.architecture }), seed: 1)
+            let a = m.adapterParameters!
+            var rng = SplitMix64(seed: 5)
+            for i in 0..<a.count { a[i] = rng.nextGaussian() * 0.2 }
+            let tokens = Fixture.tokens(5, vocab: 16, seed: 2)
+            let fullCache = KVCache(config: c, layers: 1..<2)
+            let cacheA = KVCache(config: c, layers: 1..<2), cacheB = KVCache(config: c, layers: 1..<2)
+            let warm = KVCache(config: c, layers: 0..<1)
+            let split = c.mlpWidth * 5 / 8
+            for (start, end) in [(0, 3), (3, 4), (4, 5)] {
+                let h = try m.forwardBlocks(range: 0..<1, hidden: m.embed(tokens: Array(tokens[start..<end]), startPosition: start),
+                                            cache: warm, startPosition: start)
+                let full = try m.forwardBlocks(range: 1..<2, hidden: h, cache: fullCache, startPosition: start)
+                let a1 = try m.partialAttention(layer: 1, heads: 0..<1, hidden: h, cache: cacheA, startPosition: start)
+                let a2 = try m.partialAttention(layer: 1, heads: 1..<4, hidden: h, cache: cacheB, startPosition: start)
+                let mid = zip(h, zip(a1, a2)).map { $0 + $1.0 + $1.1 }
+                let m1 = try m.partialMLP(layer: 1, columns: 0..<split, hidden: mid)
+                let m2 = try m.partialMLP(layer: 1, columns: split..<c.mlpWidth, hidden: mid)
+                let out = zip(mid, zip(m1, m2)).map { $0 + $1.0 + $1.1 }
+                XCTAssertLessThanOrEqual(zip(full, out).map { abs($0 - $1) }.max()!, 1e-5, "\(c.modelType)")
+            }
         }
     }
 }

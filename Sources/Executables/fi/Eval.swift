@@ -16,7 +16,7 @@ struct Eval: ParsableCommand {
         let tokenizer = try ModelFolder.tokenizer(for: dir)
         let gpt = try LanguageModel.load(directory: dir)
         if let adapter {
-            try gpt.setAdapter(try LoRAAdapter.load(directory: URL(fileURLWithPath: adapter), layers: gpt.config.layers, width: gpt.config.width),
+            try gpt.setAdapter(try LoRAAdapter.load(directory: URL(fileURLWithPath: adapter), model: gpt.config),
                                source: adapter)
         }
         let tokens = tokenizer.encode(try ModelFolder.readText([text]))
