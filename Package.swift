@@ -74,7 +74,7 @@ let package = Package(
         tests("TelemetryTests", ["Bus", "Messages"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizers"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("DataTests", ["Data"]),
-        tests("TokenizersTests", ["Tokenizers"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
         tests("FederationTests", ["Federation"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),

@@ -49,7 +49,7 @@ public final class ModelTrainer: LocalTrainer {
         let manifest = try PartitionManifest.load(URL(fileURLWithPath: dataDir))
         guard manifest.deviceCount > 0 else { throw DataError.invalidPartition("manifest in \(dataDir) has no devices") }
         let id = partition % manifest.deviceCount
-        let tokenizer = ByteTokenizer()
+        let tokenizer = try loadTokenizer(modelDir: URL(fileURLWithPath: modelDir))  // the model's own (tokenizer.json, GPT-2 BPE or bytes)
         train = tokenizer.encode(try manifest.trainText(device: id))
         var val = tokenizer.encode(try manifest.validationText(device: id))
         if val.count > experiment.federation.evalTokens { val = Array(val[..<experiment.federation.evalTokens]) }

@@ -5,6 +5,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     case malformedVocab(path: String, reason: String)
     /// `line` is 1-based.
     case malformedMerges(path: String, line: Int, reason: String)
+    /// tokenizer.json: `field` (a JSON path such as pre_tokenizer.pretokenizers[0].type) is malformed or unsupported.
+    case badTokenizerJSON(path: String, field: String, reason: String)
 
     public var description: String {
         switch self {
@@ -15,13 +17,15 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             return "\(path) is not a GPT-2 vocab.json: \(reason). It must be a JSON object from token strings to ids."
         case let .malformedMerges(path, line, reason):
             return "\(path):\(line): malformed merge: \(reason). Each line must hold two space-separated symbols."
+        case let .badTokenizerJSON(path, field, reason):
+            return "\(path): \(field): \(reason)"
         }
     }
 }
 
-/// GPT-2 byte-level BPE: text → GPT-2 pre-tokens → bytes mapped to printable characters →
-/// merges applied by rank → vocab ids. Decoding maps back to bytes, so any UTF-8 text
-/// round-trips exactly.
+/// Byte-level BPE (GPT-2, and Hugging Face tokenizer.json models such as Llama 3, Qwen2, SmolLM): added tokens cut
+/// out whole → normalizer → pre-tokenizer → bytes mapped to printable characters → merges applied by rank → vocab
+/// ids. Decoding maps back to bytes, so any UTF-8 text round-trips (up to the normalizer).
 public struct BPETokenizer: Tokenizer {
     /// GPT-2's bytes_to_unicode: every byte gets a printable character (printable Latin-1 bytes
     /// keep their own; the rest take U+0100 onwards, so a space is "Ġ" and a newline "Ċ").
@@ -43,8 +47,13 @@ public struct BPETokenizer: Tokenizer {
     let decoder: [Int32: String]
     let ranks: [Pair: Int]
     let byteDecoder: [Character: UInt8]
-    /// Tokens such as `<|endoftext|>`: matched in text as a whole, never split.
+    /// Tokens such as `<|endoftext|>` (tokenizer.json: added_tokens): matched in text as a whole, never split.
     public let specialTokens: [String: Int32]
+    let specials: [AddedToken]
+    let preTokenizer: PreTokenizer
+    let normalizer: Normalizer
+    /// A pre-token already in the vocabulary is one token (Llama 3's ignore_merges).
+    let ignoreMerges: Bool
     let cache = WordCache()
     public let vocabSize: Int
 
@@ -57,22 +66,35 @@ public struct BPETokenizer: Tokenizer {
     ///   - vocab: token string (in byte-to-unicode form) → id; must hold all 256 byte symbols.
     ///   - merges: merge pairs, highest priority first.
     public init(vocab: [String: Int32], merges: [(String, String)]) throws {
+        let specials = vocab.filter { $0.key.hasPrefix("<|") && $0.key.hasSuffix("|>") && $0.key.count > 4 }
+            .map { AddedToken(content: $0.key, id: $0.value) }
+        try self.init(vocab: vocab, merges: merges, added: specials, preTokenizer: .gpt2, normalizer: .none, ignoreMerges: false)
+    }
+
+    init(vocab: [String: Int32], merges: [(String, String)], added: [AddedToken], preTokenizer: PreTokenizer,
+         normalizer: Normalizer, ignoreMerges: Bool) throws {
         for (b, c) in Self.byteToUnicode.enumerated() where vocab[String(c)] == nil {
             throw TokenizerError.malformedVocab(path: "vocab", reason: "no token for byte \(b) ('\(c)'); a byte-level vocab needs all 256")
         }
         if let bad = vocab.first(where: { $0.value < 0 }) {
             throw TokenizerError.malformedVocab(path: "vocab", reason: "token '\(bad.key)' has negative id \(bad.value)")
         }
-        encoder = vocab
-        decoder = Dictionary(vocab.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+        self.preTokenizer = preTokenizer
+        self.normalizer = normalizer
+        self.ignoreMerges = ignoreMerges
+        specials = added.sorted { $0.content.count > $1.content.count }
+        var all = vocab
+        for t in added { all[t.content] = t.id }
+        encoder = all
+        decoder = Dictionary(all.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         var r: [Pair: Int] = [:]
         for (rank, m) in merges.enumerated() where r[Pair(a: m.0, b: m.1)] == nil {
             r[Pair(a: m.0, b: m.1)] = rank
         }
         ranks = r
         byteDecoder = Dictionary(uniqueKeysWithValues: Self.byteToUnicode.enumerated().map { ($0.element, UInt8($0.offset)) })
-        specialTokens = vocab.filter { $0.key.hasPrefix("<|") && $0.key.hasSuffix("|>") && $0.key.count > 4 }
-        vocabSize = Int(vocab.values.max() ?? 0) + 1
+        specialTokens = Dictionary(added.map { ($0.content, $0.id) }, uniquingKeysWith: { a, _ in a })
+        vocabSize = Int(all.values.max() ?? 0) + 1
     }
 
     /// Loads Hugging Face / OpenAI GPT-2 `vocab.json` and `merges.txt`.
@@ -117,7 +139,7 @@ public struct BPETokenizer: Tokenizer {
         var ids: [Int32] = []
         for (segment, special) in splitSpecial(text) {
             if let special { ids.append(special); continue }
-            for piece in GPT2PreTokenizer.split(segment) { ids += encodeWord(piece) }
+            for piece in preTokenizer.split(normalizer.apply(segment)) { ids += encodeWord(piece) }
         }
         return ids
     }
@@ -132,39 +154,41 @@ public struct BPETokenizer: Tokenizer {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Cuts out special tokens (longest first at each position).
+    /// Cuts out added/special tokens: the leftmost occurrence, the longest there; lstrip/rstrip tokens take the
+    /// whitespace beside them.
     func splitSpecial(_ text: String) -> [(String, Int32?)] {
-        guard !specialTokens.isEmpty, text.contains("<|") else { return [(text, nil)] }
-        let specials = specialTokens.keys.sorted { $0.count > $1.count }
+        guard !specials.isEmpty else { return [(text, nil)] }
+        let firsts = Set(specials.compactMap { $0.content.unicodeScalars.first })
+        let u = Array(text.unicodeScalars)
         var out: [(String, Int32?)] = []
-        var rest = Substring(text)
-        while let open = rest.range(of: "<|") {
-            let tail = rest[open.lowerBound...]
-            if let s = specials.first(where: { tail.hasPrefix($0) }), let id = specialTokens[s] {
-                if open.lowerBound > rest.startIndex { out.append((String(rest[..<open.lowerBound]), nil)) }
-                out.append((s, id))
-                rest = tail.dropFirst(s.count)
-            } else {
-                out.append((String(rest[..<open.upperBound]), nil))
-                rest = rest[open.upperBound...]
+        var plain = String.UnicodeScalarView()
+        var i = 0
+        func flush() { if !plain.isEmpty { out.append((String(plain), nil)); plain = String.UnicodeScalarView() } }
+        scan: while i < u.count {
+            if firsts.contains(u[i]) {
+                for t in specials where t.scalars.count <= u.count - i && u[i..<(i + t.scalars.count)].elementsEqual(t.scalars) {
+                    if t.lstrip { while let last = plain.last, last.properties.isWhitespace { plain.removeLast() } }
+                    flush()
+                    out.append((t.content, t.id))
+                    i += t.scalars.count
+                    if t.rstrip { while i < u.count, u[i].properties.isWhitespace { i += 1 } }
+                    continue scan
+                }
             }
+            plain.append(u[i])
+            i += 1
         }
-        if !rest.isEmpty { out.append((String(rest), nil)) }
-        // Merge neighbouring plain segments, so pre-tokenisation sees them whole.
-        var merged: [(String, Int32?)] = []
-        for item in out {
-            if item.1 == nil, let last = merged.last, last.1 == nil {
-                merged[merged.count - 1].0 += item.0
-            } else {
-                merged.append(item)
-            }
-        }
-        return merged
+        flush()
+        return out
     }
 
     /// BPE on one pre-token: repeatedly merge the adjacent pair with the lowest rank.
     func encodeWord(_ word: String) -> [Int32] {
         if let hit = cache.get(word) { return hit }
+        if ignoreMerges, let id = encoder[String(word.utf8.map { Self.byteToUnicode[Int($0)] })] {
+            cache.set(word, [id])
+            return [id]
+        }
         var symbols = word.utf8.map { String(Self.byteToUnicode[Int($0)]) }
         while symbols.count > 1 {
             var best: (rank: Int, index: Int)?
@@ -221,9 +245,12 @@ final class WordCache: @unchecked Sendable {  // every access to `entries` holds
     }
 }
 
-/// The tokenizer of a model folder: GPT-2 BPE when it holds vocab.json and merges.txt, the byte
-/// tokenizer when it holds neither. One without the other is an error (a half-copied model).
+/// The tokenizer of a model folder: Hugging Face tokenizer.json when present, else GPT-2 BPE when it holds
+/// vocab.json and merges.txt, the byte tokenizer when it holds neither. One without the other is an error
+/// (a half-copied model).
 public func loadTokenizer(modelDir: URL) throws -> any Tokenizer {
+    let json = modelDir.appendingPathComponent("tokenizer.json")
+    if FileManager.default.fileExists(atPath: json.path) { return try BPETokenizer(tokenizerJSON: json) }
     let vocab = modelDir.appendingPathComponent("vocab.json")
     let merges = modelDir.appendingPathComponent("merges.txt")
     let fm = FileManager.default

@@ -14,11 +14,11 @@ final class Deployment {
     var nodes: [String: StageServer] = [:]
 
     init(nodes specs: [(String, NodeRole, Double)], options: RouterOptions = Deployment.fastOptions(), emulate: Bool = false,
-         adapters: [UInt32: LoRAAdapter] = [:]) throws {
+         adapters: [UInt32: LoRAAdapter] = [:], config: ModelConfig = Deployment.config) throws {
         let tag = UInt64.random(in: 0..<UInt64.max)
-        router = try InferenceRouter(bind: "inproc://router-\(tag)", config: Self.config, options: options, context: context)
+        router = try InferenceRouter(bind: "inproc://router-\(tag)", config: config, options: options, context: context)
         for (id, role, flops) in specs {
-            let model = try LanguageModel(config: Self.config, seed: Self.seed)
+            let model = try LanguageModel(config: config, seed: Self.seed)
             nodes[id] = try StageServer(model: model, adapters: adapters, options: StageNodeOptions(
                 id: id, role: role, bind: "inproc://stage-\(id)-\(tag)", router: router.endpoint, flops: flops,
                 emulateCompute: emulate, heartbeatInterval: .milliseconds(50)), context: context)
