@@ -60,7 +60,7 @@ let package = Package(
         library("Stage", services),
         library("InferenceRouter", services + ["Stage"]),
         library("Reports", []),
-        library("Config", []),
+        library("Config", ["Bus", argumentParser]),
 
         executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", argumentParser, yams]),
         executable("cluster-manager", ["ClusterManager", "Config", argumentParser]),
@@ -82,6 +82,6 @@ let package = Package(
         tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers"]),
         // compose/docker-compose.yml started without Docker: the executables from the build folder.
         tests("DeploymentTests", ["Bus", "Engine", "Data", "Messages", "Reports", yams]),
-        tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "FederatedRun", "Reports"]),
+        tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports"]),
     ]
 )

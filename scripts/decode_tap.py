@@ -2,6 +2,7 @@
 """Decodes Envelopes from a PUB endpoint with pyzmq and the protoc --python_out module of proto/fi.proto.
 
 Usage: decode_tap.py ENDPOINT BODY [BODY ...]
+With FI_CURVE_SECRET and FI_CURVE_SERVER set (key files of `fi keys generate`), it connects over CURVE.
 Subscribes to everything, and prints one JSON object per line for the first message of each requested
 body kind (e.g. telemetry, model), then exits. Frames: [topic, envelope header, tensor frames...].
 Used by the Swift interop test and as a minimal tap.
@@ -32,6 +33,11 @@ def main():
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.setsockopt(zmq.RCVTIMEO, 15000)
     sub.setsockopt(zmq.LINGER, 0)
+    if os.environ.get("FI_CURVE_SECRET"):
+        secret = open(os.environ["FI_CURVE_SECRET"]).read().strip().encode()
+        sub.curve_secretkey = secret
+        sub.curve_publickey = zmq.curve_public(secret)
+        sub.curve_serverkey = open(os.environ["FI_CURVE_SERVER"]).read().strip().encode()
     sub.connect(endpoint)
     while wanted:
         frames = sub.recv_multipart()

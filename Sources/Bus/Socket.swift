@@ -11,6 +11,8 @@ public final class BusContext: @unchecked Sendable {  // safe: libzmq contexts a
     public static let shared = BusContext()
 
     let handle: UnsafeMutableRawPointer
+    /// CURVE and frame caps for endpoints outside inproc (TransportSecurity.swift).
+    let transport = TransportSettings()
 
     public init(ioThreads: Int32 = 1) {
         guard let h = zmq_ctx_new() else { fatalError("zmq_ctx_new failed: out of memory") }
@@ -22,7 +24,11 @@ public final class BusContext: @unchecked Sendable {  // safe: libzmq contexts a
     private var terminated = false
 
     // Every Socket retains its context and sockets linger a bounded time, so this cannot hang.
-    deinit { if !terminated { zmq_ctx_term(handle) } }
+    deinit {
+        guard !terminated else { return }
+        transport.stopAuthentication()  // its socket would block the termination
+        zmq_ctx_term(handle)
+    }
 
     /// Before a process exits: lets libzmq send what closed sockets still queue (each up to its linger), waiting at
     /// most `timeout` seconds (a socket left open would block the termination forever). Without it a message sent
@@ -34,6 +40,7 @@ public final class BusContext: @unchecked Sendable {  // safe: libzmq contexts a
         terminated = true
         termLock.unlock()
         guard first else { return }
+        transport.stopAuthentication()
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread { [self] in
             zmq_ctx_term(handle)
@@ -118,14 +125,18 @@ public final class Socket: @unchecked Sendable {  // safe: used by one thread at
         return h
     }
 
-    /// Binds and returns the actual endpoint (for `tcp://127.0.0.1:0`, the port the OS chose).
+    /// Binds and returns the actual endpoint (for `tcp://127.0.0.1:0`, the port the OS chose). Outside inproc a
+    /// secured context makes it a CURVE server (TransportSecurity.swift).
     @discardableResult
     public func bind(_ endpoint: String) throws -> String {
+        try prepareTransport(endpoint, binding: true)
         guard zmq_bind(try live(), endpoint) == 0 else { throw BusError.last("zmq_bind(\(endpoint))") }
         return try lastEndpoint()
     }
 
+    /// Outside inproc a secured context makes it a CURVE client of the context's server key.
     public func connect(_ endpoint: String) throws {
+        try prepareTransport(endpoint, binding: false)
         guard zmq_connect(try live(), endpoint) == 0 else { throw BusError.last("zmq_connect(\(endpoint))") }
     }
 

@@ -8,12 +8,28 @@ final class PythonInteropTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testPythonDecodesTelemetryAndModelBroadcastFromTheSameProto() throws {
+        try decodeInPython(context: .shared, environment: [:])
+    }
+
+    /// The same over CURVE: pyzmq reads the key files `fi keys generate` writes and passes the ZAP allow-list.
+    func testPythonDecodesOverCurveWithAnAllowListedKey() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("py-curve-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = try CurveDeployment.create(in: dir, clients: ["python"])
+        let context = BusContext()
+        try context.secure(try keys.security(as: CurveDeployment.serverName, binds: true))
+        try decodeInPython(context: context, environment: ["FI_CURVE_SECRET": keys.secretFile("python"),
+                                                           "FI_CURVE_SERVER": keys.publicFile(CurveDeployment.serverName)])
+        XCTAssertEqual(context.curveStats.admitted, 1)
+    }
+
+    private func decodeInPython(context: BusContext, environment: [String: String]) throws {
         let python = Self.root.appendingPathComponent(".venv/bin/python")
         let module = Self.root.appendingPathComponent(".build/python/fi_pb2.py")
         guard FileManager.default.isExecutableFile(atPath: python.path), FileManager.default.fileExists(atPath: module.path) else {
             return XCTFail("missing \(python.path) or \(module.path): run scripts/bootstrap first")
         }
-        let pub = try Socket(.pub)
+        let pub = try Socket(.pub, context: context)
         let endpoint = try pub.bind("tcp://127.0.0.1:0")
 
         let process = Process()
@@ -22,6 +38,7 @@ final class PythonInteropTests: XCTestCase {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         try process.run()
 
         let event = Envelope(sender: "cluster-manager", seq: 41,

@@ -14,6 +14,7 @@ struct AggregatorCommand: ParsableCommand {
     static let knownFlags = ["--tier", "--id", "--manager:endpoint", "--router:endpoint", "--pub:endpoint", "--upstream:endpoint",
                              "--advertise:endpoint", "--checkpoint", "--telemetry:endpoint", "--config", "--health:bool",
                              "--metrics", "--heartbeat-ms:int", "--quiet:bool", "--no-eval:bool", "--synthetic-adapter:int"]
+                             + CurveOptions.knownFlags
 
     @Option(help: "cloud or edge.") var tier = "cloud"
     @Option(help: "Node id.") var id = "aggregator"
@@ -31,6 +32,7 @@ struct AggregatorCommand: ParsableCommand {
     @Flag(help: "Log only warnings.") var quiet = false
     @Flag(name: .customLong("no-eval"), help: "Skip validation rounds (benchmarks).") var noEval = false
     @Flag(help: "Check the configuration and exit.") var health = false
+    @OptionGroup var curve: CurveOptions
 
     func validate() throws {
         guard tier == "cloud" || tier == "edge" else { throw ValidationError("--tier must be cloud or edge, got '\(tier)'") }
@@ -47,6 +49,8 @@ struct AggregatorCommand: ParsableCommand {
             try requireModel(experiment.model)
             initial = try AdapterWire.initialAdapter(modelDir: experiment.model, lora: experiment.lora, seed: experiment.seed)
         }
+        try curve.apply()
+        BusContext.shared.maxInboundFrameBytes = serviceDecodeLimits.maxBytes
         if health { print("ok"); return }
         var o = AggregatorService.Options(manager: manager, router: router, pub: pub, experiment: experiment)
         o.tier = tier == "edge" ? .edge : .cloud; o.upstream = upstream

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bus
 import ClusterManager
 import Config
 import Foundation
@@ -9,7 +10,7 @@ struct ClusterManagerCommand: ParsableCommand {
         abstract: "Registers devices, tracks liveness and publishes the cluster map."
     )
     static let knownFlags = ["--router:endpoint", "--pub:endpoint", "--telemetry:endpoint", "--config", "--heartbeat-ms:int",
-                             "--liveness:int", "--health:bool", "--devices:int"]
+                             "--liveness:int", "--health:bool", "--devices:int"] + CurveOptions.knownFlags
 
     @Option(help: "ROUTER bind: register, heartbeat, leave, assignment, snapshot.") var router = "tcp://0.0.0.0:5550"
     @Option(help: "Cluster map PUB bind.") var pub = "tcp://0.0.0.0:5551"
@@ -19,6 +20,7 @@ struct ClusterManagerCommand: ParsableCommand {
     @Option(help: "Missed heartbeats before a peer is dead.") var liveness = 4
     @Option(help: "Partitions to hand out (default: the experiment's data.devices).") var devices: Int?
     @Flag(help: "Check the configuration and exit.") var health = false
+    @OptionGroup var curve: CurveOptions
 
     func validate() throws {
         guard heartbeatMs > 0 else { throw ValidationError("--heartbeat-ms must be positive, got \(heartbeatMs)") }
@@ -27,6 +29,8 @@ struct ClusterManagerCommand: ParsableCommand {
 
     func run() throws {
         let experiment = try config.map { try Experiment.load(path: $0) } ?? Experiment()
+        try curve.apply()
+        BusContext.shared.maxInboundFrameBytes = serviceDecodeLimits.maxBytes
         if health { print("ok"); return }
         var options = ClusterManagerService.Options(router: router, pub: pub, telemetry: telemetry, heartbeatMs: heartbeatMs,
                                                     liveness: liveness, partitions: devices ?? experiment.data.devices)

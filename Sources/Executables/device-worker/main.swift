@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bus
 import ClusterManager
 import Config
 import DeviceWorker
@@ -11,6 +12,7 @@ struct DeviceWorkerCommand: ParsableCommand {
     )
     static let knownFlags = ["--manager:endpoint", "--model", "--data", "--telemetry:endpoint", "--health:bool",
                              "--config", "--id", "--echo:bool", "--heartbeat-ms:int", "--quiet:bool"]
+                             + CurveOptions.knownFlags
 
     @Option(help: "Cluster manager ROUTER.") var manager = "tcp://cluster-manager:5550"
     @Option(help: "Base model folder (default: the experiment's model).") var model: String?
@@ -22,6 +24,7 @@ struct DeviceWorkerCommand: ParsableCommand {
     @Flag(help: "Benchmarks: no model or data; answer each round with a tiny change of the adapter.") var echo = false
     @Flag(help: "Log only warnings.") var quiet = false
     @Flag(help: "Check the configuration and exit.") var health = false
+    @OptionGroup var curve: CurveOptions
 
     func validate() throws {
         guard heartbeatMs > 0 else { throw ValidationError("--heartbeat-ms must be positive, got \(heartbeatMs)") }
@@ -31,6 +34,8 @@ struct DeviceWorkerCommand: ParsableCommand {
         let experiment = try config.map { try Experiment.load(path: $0) } ?? Experiment()
         let modelDir = model ?? experiment.model
         if !echo { try requireModel(modelDir) }
+        try curve.apply()
+        BusContext.shared.maxInboundFrameBytes = serviceDecodeLimits.maxBytes
         if health { print("ok"); return }
         var o = DeviceWorkerService.Options(manager: manager, model: modelDir, data: data, experiment: experiment)
         o.id = id; o.telemetry = telemetry; o.heartbeatMs = heartbeatMs; o.echo = echo; o.quiet = quiet

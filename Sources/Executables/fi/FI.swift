@@ -17,6 +17,7 @@ struct FI: AsyncParsableCommand {
             Proxy.self,
             TapCommand.self,
             Infer.self,
+            Keys.self,
         ]
     )
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Config
 import Foundation
 import InferenceRouter
 import Messages
@@ -15,10 +16,12 @@ struct Infer: AsyncParsableCommand {
     @Option(help: "Top-k (0 = all).") var topK: Int = 0
     @Option(help: "Sampling seed.") var seed: UInt64 = 0
     @Option(help: "Seconds to wait for the first token.") var timeout: Int = 30
+    @OptionGroup var curve: CurveOptions
 
     func run() async throws {
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
         guard topK >= 0, temperature >= 0 else { throw ValidationError("--top-k and --temperature must not be negative") }
+        try curve.apply()
         let client = try InferenceClient(router: router, id: "fi-infer-\(ProcessInfo.processInfo.processIdentifier)")
         defer { client.close() }
         let request = InferenceRequest(requestId: UUID().uuidString, deviceId: device, promptText: prompt, maxTokens: UInt32(maxTokens),

@@ -20,11 +20,13 @@ struct InferenceRouterCommand: ParsableCommand {
     @Option(help: "Missed heartbeats before a stage node is dead.") var liveness: Int = 4
     @Option(help: "Comma-separated device ids allowed besides registered device nodes.") var knownDevices: String = ""
     @Flag(help: "Check the configuration (model config and tokenizer), print ok and exit.") var health = false
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         let dir = URL(fileURLWithPath: model)
         let config = try LanguageModel.loadConfig(dir)
         let tokenizer = try loadTokenizer(modelDir: dir)
+        try curve.apply()
         if health { print("ok"); return }
         var options = RouterOptions()
         options.heartbeatInterval = .milliseconds(max(10, heartbeatMs))
@@ -42,7 +44,7 @@ do {
     InferenceRouterCommand.main(try EnvOptions.processArguments(knownFlags: [
         "--manager:endpoint", "--bind:endpoint", "--telemetry:endpoint", "--model", "--health:bool",
         "--heartbeat-ms:int", "--liveness:int", "--known-devices",
-    ]))
+    ] + CurveOptions.knownFlags))
 } catch {
     FileHandle.standardError.write(Data("inference-router: \(error)\n".utf8))
     exit(64)

@@ -24,11 +24,13 @@ struct StageNodeCommand: ParsableCommand {
     @Option(help: "Endpoint the router should dial (needed when --bind uses 0.0.0.0).") var advertise: String?
     @Option(help: "Most blocks this node can hold (memory); the planner respects it.") var maxLayers: Int?
     @Flag(help: "Check the configuration (role, load, model config), print ok and exit.") var health = false
+    @OptionGroup var curve: CurveOptions
 
     func run() throws {
         guard let nodeRole = NodeRole(rawValue: role) else { throw ValidationError("--role must be device, edge or cloud, not '\(role)'") }
         guard (0...1).contains(load) else { throw ValidationError("--load must be in 0...1, not \(load)") }
         guard flops > 0 else { throw ValidationError("--flops must be positive") }
+        try curve.apply()
         if health { _ = try LanguageModel.loadConfig(URL(fileURLWithPath: model)); print("ok"); return }
         let gpt = try LanguageModel.load(directory: URL(fileURLWithPath: model))
         let clusterAdapters = try adapters.map { try AdapterFolder.load(URL(fileURLWithPath: $0), config: gpt.config) } ?? [:]
@@ -48,7 +50,7 @@ do {
         "--id", "--role", "--bind:endpoint", "--router:endpoint", "--model", "--adapters", "--flops:number", "--load:number",
         "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint", "--advertise:endpoint", "--max-layers:int",
         "--health:bool",
-    ]))
+    ] + CurveOptions.knownFlags))
 } catch {
     FileHandle.standardError.write(Data("stage-node: \(error)\n".utf8))
     exit(64)
