@@ -9,6 +9,8 @@ summary at exit.
 
 Setup (once):   scripts/bootstrap    # .venv with pyzmq + protobuf, and .build/python/fi_pb2.py
 Run:            .venv/bin/python examples/tap.py tcp://127.0.0.1:5581
+With CURVE (compose): .venv/bin/python examples/tap.py tcp://127.0.0.1:5581 \
+                          --curve-secret host.secret --curve-server server.key   (files from `fi keys generate`)
 """
 import argparse
 import json
@@ -60,6 +62,23 @@ class GapCounter:
                     "last_seq": self.last[s]} for s, n in sorted(self.received.items())}
 
 
+def read_key(path):
+    """One line of 40 Z85 characters, as `fi keys generate` writes it."""
+    with open(path) as f:
+        key = f.read().strip()
+    if len(key) != 40:
+        sys.exit(f"tap.py: {path} is not a CURVE key file (one line of 40 Z85 characters)")
+    return key.encode()
+
+
+def use_curve(zmq, sock, secret_file, server_file):
+    """Makes `sock` a CURVE client: signs with the secret key, trusts the server's public key."""
+    secret = read_key(secret_file)
+    sock.curve_secretkey = secret
+    sock.curve_publickey = zmq.curve_public(secret)
+    sock.curve_serverkey = read_key(server_file)
+
+
 def decode(frames, fi_pb2, DecodeError):
     """The Envelope is frame 0, or frame 1 when a publisher sends a topic frame first.
     Later frames are raw tensor payloads (see Tensor.frame in the .proto)."""
@@ -82,12 +101,18 @@ def main():
     ap.add_argument("--topic", default="", help="subscription prefix (default: everything)")
     ap.add_argument("--count", type=int, default=0, help="stop after this many messages (0: run until Ctrl-C)")
     ap.add_argument("--timeout", type=float, default=0, help="stop after this many idle seconds (0: never)")
+    ap.add_argument("--curve-secret", help="CURVE secret key file of this client (allow-listed by the proxy)")
+    ap.add_argument("--curve-server", help="the proxy's CURVE public key file")
     args = ap.parse_args()
+    if bool(args.curve_secret) != bool(args.curve_server):
+        ap.error("--curve-secret and --curve-server go together")
 
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.SUBSCRIBE, args.topic.encode())
+    if args.curve_secret:
+        use_curve(zmq, sub, args.curve_secret, args.curve_server)
     sub.connect(args.endpoint)
     gaps = GapCounter()
     # A sender numbers all its kinds together: with a kind filter (e.g. telemetry/load/) skipped seqs are not losses.

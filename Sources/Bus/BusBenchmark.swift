@@ -58,12 +58,12 @@ public enum BusBenchmark {
         return lines.joined(separator: "\n")
     }
 
-    /// Seconds to move `count` messages of `size` bytes from a sender thread to this thread.
-    static func measure(_ c: Case, viaBus: Bool) throws -> Double {
-        let context = BusContext()
-        let pull = try Socket(.pull, context: context)
+    /// Seconds to move `count` messages of `size` bytes from a sender thread to this thread; the receiver binds in
+    /// `receiver`, the sender connects from `sender` (default: one fresh context for both).
+    static func measure(_ c: Case, viaBus: Bool, receiver: BusContext = BusContext(), sender: BusContext? = nil) throws -> Double {
+        let pull = try Socket(.pull, context: receiver)
         let endpoint = try pull.bind(c.transport == "tcp" ? "tcp://127.0.0.1:0" : "inproc://bench-\(UUID().uuidString)")
-        let push = try Socket(.push, context: context)
+        let push = try Socket(.push, context: sender ?? receiver)
         try push.connect(endpoint)
         let payload = [UInt8](repeating: 0xAB, count: c.size)
         // Warm-up: the connection is up before the clock starts.

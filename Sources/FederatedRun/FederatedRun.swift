@@ -80,7 +80,8 @@ public enum FederatedRun {
         return try readSummary(s.out)
     }
 
-    /// The separate executables over tcp loopback (free ports); children are killed by PID at the end, also on error.
+    /// The separate executables over tcp loopback (free ports), with CURVE on every socket; children are killed by PID
+    /// at the end, also on error.
     public static func processes(_ s: Settings, configPath: String, dataDir: String, binDir: URL) throws -> RunSummary {
         let e = s.experiment
         try requireModel(e.model)
@@ -94,12 +95,15 @@ public enum FederatedRun {
         var children = ChildProcesses()
         defer { children.killAll() }
         let hb = ["--heartbeat-ms", "\(s.heartbeatMs)"]
-        try children.spawn("cluster-manager", binDir, ["--router", cm, "--pub", cmPub, "--config", configPath, "--liveness", "\(s.liveness)"] + hb)
+        let keys = try runKeys(s)
+        try children.spawn("cluster-manager", binDir, ["--router", cm, "--pub", cmPub, "--config", configPath, "--liveness", "\(s.liveness)"] + hb
+                           + keys.serviceArguments)
         let aggregator = try children.spawn("aggregator", binDir, ["--tier", "cloud", "--id", "aggregator", "--manager", cm, "--router", ag, "--pub", agPub,
                                                                    "--config", configPath, "--checkpoint", URL(fileURLWithPath: s.out).appendingPathComponent("checkpoints").path,
-                                                                   "--metrics", s.out] + hb + (s.quiet ? ["--quiet"] : []))
-        for _ in 0..<e.data.devices {
-            try children.spawn("device-worker", binDir, ["--manager", cm, "--model", e.model, "--data", dataDir, "--config", configPath] + hb + (s.quiet ? ["--quiet"] : []))
+                                                                   "--metrics", s.out] + hb + (s.quiet ? ["--quiet"] : []) + keys.serviceArguments)
+        for i in 0..<e.data.devices {
+            try children.spawn("device-worker", binDir, ["--manager", cm, "--model", e.model, "--data", dataDir, "--config", configPath] + hb + (s.quiet ? ["--quiet"] : [])
+                               + keys.clientArguments("device-\(i)"))
         }
         try wait(s, finished: {
             Thread.sleep(forTimeInterval: 0.3)
@@ -109,6 +113,12 @@ public enum FederatedRun {
             return nil
         })
         return try readSummary(s.out)
+    }
+
+    /// CURVE keys of a process run (`<out>/keys`): the services share the server pair, each device worker has its own.
+    static func runKeys(_ s: Settings) throws -> CurveDeployment {
+        try CurveDeployment.create(in: URL(fileURLWithPath: s.out).appendingPathComponent("keys"),
+                                   clients: (0..<s.experiment.data.devices).map { "device-\($0)" })
     }
 
     /// One device worker per partition, in this process, all talking to `manager`.

@@ -64,17 +64,21 @@ extension FederatedRun {
         defer { children.killAll() }
         let hb = ["--heartbeat-ms", "\(s.heartbeatMs)"]
         let quiet = s.quiet ? ["--quiet"] : []
-        try children.spawn("cluster-manager", binDir, ["--router", cm, "--pub", cmPub, "--config", configPath, "--liveness", "\(s.liveness)"] + hb)
+        let keys = try runKeys(s)
+        try children.spawn("cluster-manager", binDir, ["--router", cm, "--pub", cmPub, "--config", configPath, "--liveness", "\(s.liveness)"] + hb
+                           + keys.serviceArguments)
         let cloud = try children.spawn("aggregator", binDir, ["--tier", "cloud", "--id", "cloud", "--manager", cm, "--router", cloudRouter,
                                                               "--pub", cloudPub, "--config", configPath, "--checkpoint", checkpointDir(s, "cloud"),
-                                                              "--metrics", s.out] + hb + quiet)
+                                                              "--metrics", s.out] + hb + quiet + keys.serviceArguments)
         for k in 0..<plan.edges {
             try children.spawn("aggregator", binDir, ["--tier", "edge", "--id", "edge-\(k)", "--manager", cm, "--router", ep[4 + 2 * k],
                                                       "--pub", ep[5 + 2 * k], "--upstream", cloudRouter, "--config", configPath,
-                                                      "--checkpoint", checkpointDir(s, "edge-\(k)"), "--metrics", s.out] + hb + quiet)
+                                                      "--checkpoint", checkpointDir(s, "edge-\(k)"), "--metrics", s.out] + hb + quiet
+                                                      + keys.serviceArguments)
         }
-        for _ in 0..<e.data.devices {
-            try children.spawn("device-worker", binDir, ["--manager", cm, "--model", e.model, "--data", dataDir, "--config", configPath] + hb + quiet)
+        for i in 0..<e.data.devices {
+            try children.spawn("device-worker", binDir, ["--manager", cm, "--model", e.model, "--data", dataDir, "--config", configPath] + hb + quiet
+                               + keys.clientArguments("device-\(i)"))
         }
         try wait(s, finished: {
             Thread.sleep(forTimeInterval: 0.3)

@@ -69,14 +69,24 @@ final class ComposeTopologyTests: XCTestCase {
         let stack = try makeStack(devices: 2)
         defer { stack.down(); try? FileManager.default.removeItem(at: stack.root) }
         let start = Date()
+        // CURVE is on (the keys service made the pairs): an intruder with its own key, who knows the server's
+        // public key, sends 1,000 messages to every bound socket and listens on every PUB.
+        var intruder: Intruder?
         // As in a deployment, the tap is listening before the federation starts (this one finishes in seconds).
         try stack.up(scale: ["device-worker": 2], timeout: 30) { r in
             if r.service == "tap" { try Self.waitUntilTapHears(stack, tap: r, timeout: 20) }
+            // The manager and the aggregator exit or get busy once the workers run: attack them now.
+            if r.service == "device-worker", r.index == 0 {
+                intruder = try Intruder(stack)
+                try intruder?.attack(["cluster-manager": [5550: .dealer, 5551: .sub], "cloud-aggregator": [5560: .dealer, 5561: .sub]])
+            }
         }
+        try intruder?.attack(["telemetry": [5580: .pub, 5581: .sub], "inference-router": [5570: .dealer],
+                              "stage-edge": [5590: .dealer], "stage-cloud": [5590: .dealer]])
 
         // Every long-running replica passes its compose health check (--health plus the bound port). The
         // aggregator passed it before the workers started (their depends_on) and may be done already.
-        for r in stack.replicas where !["data", "cloud-aggregator"].contains(r.service) {
+        for r in stack.replicas where !["keys", "data", "cloud-aggregator"].contains(r.service) {
             XCTAssertNoThrow(try stack.waitHealthy(r, timeout: 20), "\(r.service)-\(r.index)")
         }
         // The data service kept the prepared partitions (--if-missing).
@@ -90,7 +100,7 @@ final class ComposeTopologyTests: XCTestCase {
         let inferEnd = Date().addingTimeInterval(20)
         repeat {
             infer = try LocalCompose.run([stack.binDir.appendingPathComponent("fi").path, "infer", "--router", router, "--device", "host",
-                                          "--prompt", "aei", "--max-tokens", "3", "--timeout", "10"], timeout: 15)
+                                          "--prompt", "aei", "--max-tokens", "3", "--timeout", "10"] + Self.hostKeys(stack), timeout: 15)
             if infer.0 != 0 { Thread.sleep(forTimeInterval: 0.3) }
         } while infer.0 != 0 && Date() < inferEnd
         XCTAssertEqual(infer.0, 0, infer.1)
@@ -126,12 +136,81 @@ final class ComposeTopologyTests: XCTestCase {
         XCTAssertTrue(senders.isSuperset(of: ["cloud-0", "cluster-manager", "device-0", "device-1"]), "senders seen: \(senders)")
         XCTAssertFalse(senders.contains("device"), "a worker kept its pre-assignment name; senders seen: \(senders)")
         XCTAssertTrue(senders.contains("edge-stage-0") && senders.contains("cloud-stage-0"), "senders seen: \(senders)")
+
+        // The intruder got nothing: no reply, no broadcast, no telemetry to the tap, no partition (both workers
+        // trained, above); every service it knocked on refused it at the handshake and logged it once.
+        let attacker = try XCTUnwrap(intruder)
+        XCTAssertEqual(attacker.sent, 6 * 1000)
+        XCTAssertEqual(attacker.received(), 0)
+        XCTAssertFalse(senders.contains("intruder"), "intruder telemetry reached the tap")
+        for service in ["telemetry", "cluster-manager", "cloud-aggregator", "inference-router", "stage-edge", "stage-cloud"] {
+            let r = try XCTUnwrap(stack.replicas.first { $0.service == service })
+            let refusals = try String(contentsOf: r.log.appendingPathExtension("err"), encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains("CURVE: refused") }
+            XCTAssertEqual(refusals.count, 1, "\(service) logs the intruder once: \(refusals)")
+            XCTAssertTrue(refusals.first?.contains(attacker.key.publicKey.z85) ?? false, "\(service): \(refusals)")
+        }
         XCTAssertLessThan(Date().timeIntervalSince(start), 90)
+    }
+
+    /// `fi infer` and the probe from the host use the `host` pair the keys service made.
+    static func hostKeys(_ stack: LocalCompose) -> [String] {
+        let keys = stack.volumeDirectory("keys")
+        return ["--curve-secret", keys.appendingPathComponent("host.secret").path, "--curve-server", keys.appendingPathComponent("server.key").path]
+    }
+
+    /// A process with its own CURVE key (not in the allow-list) that knows the server's public key.
+    final class Intruder {
+        let key = try! CurveKeyPair.generate()
+        let context = BusContext()
+        let stack: LocalCompose
+        private(set) var sockets: [Socket] = []
+        private(set) var sent = 0
+
+        init(_ stack: LocalCompose) throws {
+            self.stack = stack
+            let server = try CurveKeyFile.readPublic(stack.volumeDirectory("keys").appendingPathComponent("server.key").path)
+            try context.secure(CurveSecurity(identity: key, serverKey: server))
+        }
+
+        /// DEALERs send 1,000 registrations, PUBs 1,000 telemetry events; SUBs listen to everything.
+        func attack(_ targets: [String: [Int: SocketType]]) throws {
+            for (service, ports) in targets {
+                for (port, type) in ports {
+                    let socket = try Socket(type, context: context, linger: 0)
+                    if type == .sub { try socket.subscribe("") }
+                    try socket.connect("tcp://127.0.0.1:\(try stack.hostPort(service, port))")
+                    sockets.append(socket)
+                    guard type != .sub else { continue }
+                    for i in 0..<1000 {
+                        let body: Body = type == .pub ? .telemetry(.event(Event(severity: .info, kind: "intruder")))
+                            : .register(Register(role: .device, nodeId: "device-0"))
+                        try? socket.send(Envelope(sender: "intruder", seq: UInt64(i + 1), body: body),
+                                         prefix: type == .pub ? [Array("telemetry/event/intruder".utf8)] : [], dontWait: true)
+                        sent += 1
+                    }
+                }
+            }
+        }
+
+        /// Messages that reached the intruder on any socket.
+        func received() -> Int {
+            sockets.filter { $0.type != .pub }.reduce(0) { n, s in
+                var k = n
+                while (try? s.receive(dontWait: true)) != nil { k += 1 }
+                return k
+            }
+        }
     }
 
     /// Publishes probe events to the proxy until the tap prints one: its subscription has reached the proxy.
     static func waitUntilTapHears(_ stack: LocalCompose, tap: LocalCompose.Replica, timeout: Double) throws {
-        let probe = try TelemetryPublisher(connect: "tcp://127.0.0.1:\(try stack.hostPort("telemetry", 5580))", sender: "tap-probe")
+        let context = BusContext()
+        let keys = stack.volumeDirectory("keys")
+        try context.secure(CurveSecurity.load(secret: keys.appendingPathComponent("host.secret").path,
+                                              server: keys.appendingPathComponent("server.key").path))
+        let probe = try TelemetryPublisher(connect: "tcp://127.0.0.1:\(try stack.hostPort("telemetry", 5580))", sender: "tap-probe",
+                                           context: context)
         defer { probe.close() }
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
@@ -154,6 +233,8 @@ final class ComposeTopologyTests: XCTestCase {
             ("inference-router", "FI_LIVENESS", "four"),
             ("stage-edge", "FI_BIND", "tcp://0.0.0.0:port"),
             ("telemetry", "FI_XSUB", "udp://0.0.0.0:5580"),
+            ("cluster-manager", "FI_CURVE_SECRET", "/nonexistent/server.secret"),
+            ("device-worker", "FI_CURVE_SECRET", ""),  // FI_CURVE_SERVER alone
         ]
         for c in cases {
             let service = try XCTUnwrap(stack.file.services[c.service])
@@ -193,9 +274,9 @@ final class ComposeTopologyTests: XCTestCase {
     func testComposeFileParsesWithScaledWorkersAndDependencyOrder() throws {
         let file = try ComposeFile.load(Self.composeURL, variables: [:])
         let order = try file.startOrder().map(\.name)
-        XCTAssertEqual(Set(order), ["telemetry", "tap", "data", "cluster-manager", "cloud-aggregator", "device-worker",
+        XCTAssertEqual(Set(order), ["keys", "telemetry", "tap", "data", "cluster-manager", "cloud-aggregator", "device-worker",
                                     "inference-router", "stage-edge", "stage-cloud"])
-        for (a, b) in [("telemetry", "cluster-manager"), ("data", "device-worker"), ("cluster-manager", "cloud-aggregator"),
+        for (a, b) in [("keys", "telemetry"), ("telemetry", "cluster-manager"), ("data", "device-worker"), ("cluster-manager", "cloud-aggregator"),
                        ("cloud-aggregator", "device-worker"), ("inference-router", "stage-edge")] {
             XCTAssertLessThan(try XCTUnwrap(order.firstIndex(of: a)), try XCTUnwrap(order.firstIndex(of: b)), "\(a) before \(b)")
         }
