@@ -49,7 +49,7 @@ final class TransportSecurityTests: XCTestCase {
         let aggregator = try AggregatorService(o, initial: try AdapterWire.initialAdapter(modelDir: s.model, lora: s.experiment.lora, seed: 5),
                                                context: aggregatorContext)
         let router = try InferenceRouter(bind: tcp, config: .tiny, context: routerContext)
-        let stage = try StageServer(model: GPT2(config: .tiny, seed: 3),
+        let stage = try StageServer(model: LanguageModel(config: .tiny, seed: 3),
                                     options: StageNodeOptions(id: "stage-0", role: .edge, bind: tcp, router: router.endpoint,
                                                               heartbeatInterval: .milliseconds(200)), context: stageContext)
         manager.start(); aggregator.start()
