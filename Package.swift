@@ -59,10 +59,12 @@ let package = Package(
         library("FederatedRun", ["ClusterManager", "Aggregator", "DeviceWorker", "Reports", "Data", "Bus", "CZMQ"]),
         library("Stage", services),
         library("InferenceRouter", services + ["Stage"]),
+        // Network-namespace testbed and service processes (ip netns, veth, bridge, tc shaping).
+        library("Testbed", ["Bus", yams]),
         library("Reports", []),
         library("Config", ["Bus", argumentParser]),
 
-        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", argumentParser, yams]),
+        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", "Testbed", argumentParser, yams]),
         executable("cluster-manager", ["ClusterManager", "Config", argumentParser]),
         executable("aggregator", ["Aggregator", "Bus", "ClusterManager", "Engine", "Config", argumentParser]),
         executable("device-worker", ["DeviceWorker", "ClusterManager", "Config", argumentParser]),
@@ -79,7 +81,7 @@ let package = Package(
         tests("FederationTests", ["Federation"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
-        tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers"]),
+        tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers", "EdgeEnvironment", "Testbed"]),
         // compose/docker-compose.yml started without Docker: the executables from the build folder.
         tests("DeploymentTests", ["Bus", "Engine", "Data", "Messages", "Reports", yams]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports"]),

@@ -34,7 +34,20 @@ extension Body {
                 ("domain_hint", .string(m.domainHint)), ("endpoint", .string(m.endpoint)),
             ])
         case .heartbeat(let m):
-            return .object([("round", .uint(m.round)), ("load", .double(m.load))])
+            var pairs: [(String, JSONValue)] = [("round", .uint(m.round)), ("load", .double(m.load))]
+            if let l = m.live {
+                pairs.append(("live", .object([("busy", .double(l.busy)), ("queue", .uint(UInt64(l.queue))),
+                                               ("flops_measured", .double(l.flopsMeasured)), ("sessions", .uint(UInt64(l.sessions))),
+                                               ("max_sessions", .uint(UInt64(l.maxSessions))), ("window_s", .double(l.windowS))])))
+            }
+            if !m.links.isEmpty {
+                pairs.append(("links", .array(m.links.map { r in
+                    .object([("peer", .string(r.peer)), ("rtt_s", .double(r.rttS)), ("rate_bps", .double(r.rateBps)),
+                             ("snr_db", .double(r.snrDb)), ("radio", .bool(r.radio)), ("samples", .uint(UInt64(r.samples))),
+                             ("reverse_rate_bps", .double(r.reverseRateBps))])
+                })))
+            }
+            return .object(pairs)
         case .leave(let m):
             return .object([("reason", .string(m.reason))])
         case .assignment(let m):
@@ -106,16 +119,22 @@ extension Body {
                              ("share_begin", .uint(UInt64(s.shareBegin))), ("share_end", .uint(UInt64(s.shareEnd)))])
                 })),
                 ("stage_index", .uint(UInt64(m.stageIndex))), ("cluster", .uint(UInt64(m.cluster))),
+                ("direct", .bool(m.direct)), ("rng_state", .uint(m.rngState)), ("remaining", .uint(UInt64(m.remaining))),
+                ("token_index", .uint(UInt64(m.tokenIndex))), ("requester", .string(m.requester)),
             ])
         case .token(let m):
             return .object([
                 ("request_id", .string(m.requestId)), ("token", .uint(UInt64(m.token))), ("index", .uint(UInt64(m.index))),
                 ("done", .bool(m.done)), ("text", .string(m.text)), ("plan", .string(m.plan)),
                 ("stage_seconds", .array(m.stageSeconds.map(JSONValue.double))),
+                ("rng_state", .uint(m.rngState)), ("expected_s", .double(m.expectedS)), ("plan_summary", .string(m.planSummary)),
             ])
         case .error(let m):
             return .object([("request_id", .string(m.requestId)), ("code", .string(protoName(m.code))),
-                            ("message", .string(m.message))])
+                            ("message", .string(m.message)), ("node_id", .string(m.nodeId))])
+        case .probe(let m):
+            return .object([("id", .uint(m.id)), ("sent_us", .uint(m.sentUs)), ("size", .uint(UInt64(m.size))),
+                            ("echo", .bool(m.echo)), ("padding", .int(Int64(m.padding.count)))])
         }
     }
 }
@@ -183,6 +202,7 @@ public func protoName(_ v: Severity) -> String {
 }
 
 public func protoName(_ v: ErrorCode) -> String {
-    name(v.rawValue, ["ERROR_UNSPECIFIED", "ERROR_UNKNOWN_DEVICE", "ERROR_NO_ROUTE", "ERROR_PROMPT_TOO_LONG",
+    if v == .overloaded { return "ERROR_OVERLOADED" }
+    return name(v.rawValue, ["ERROR_UNSPECIFIED", "ERROR_UNKNOWN_DEVICE", "ERROR_NO_ROUTE", "ERROR_PROMPT_TOO_LONG",
                       "ERROR_BAD_REQUEST", "ERROR_NODE_FAILED", "ERROR_INTERNAL"], prefix: "ERROR")
 }

@@ -187,6 +187,141 @@ void   fi__v1__heartbeat__free_unpacked
   assert(message->base.descriptor == &fi__v1__heartbeat__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   fi__v1__node_load__init
+                     (Fi__V1__NodeLoad         *message)
+{
+  static const Fi__V1__NodeLoad init_value = FI__V1__NODE_LOAD__INIT;
+  *message = init_value;
+}
+size_t fi__v1__node_load__get_packed_size
+                     (const Fi__V1__NodeLoad *message)
+{
+  assert(message->base.descriptor == &fi__v1__node_load__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__node_load__pack
+                     (const Fi__V1__NodeLoad *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__node_load__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__node_load__pack_to_buffer
+                     (const Fi__V1__NodeLoad *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__node_load__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__NodeLoad *
+       fi__v1__node_load__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__NodeLoad *)
+     protobuf_c_message_unpack (&fi__v1__node_load__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__node_load__free_unpacked
+                     (Fi__V1__NodeLoad *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__node_load__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__link_report__init
+                     (Fi__V1__LinkReport         *message)
+{
+  static const Fi__V1__LinkReport init_value = FI__V1__LINK_REPORT__INIT;
+  *message = init_value;
+}
+size_t fi__v1__link_report__get_packed_size
+                     (const Fi__V1__LinkReport *message)
+{
+  assert(message->base.descriptor == &fi__v1__link_report__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__link_report__pack
+                     (const Fi__V1__LinkReport *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__link_report__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__link_report__pack_to_buffer
+                     (const Fi__V1__LinkReport *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__link_report__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__LinkReport *
+       fi__v1__link_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__LinkReport *)
+     protobuf_c_message_unpack (&fi__v1__link_report__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__link_report__free_unpacked
+                     (Fi__V1__LinkReport *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__link_report__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__probe__init
+                     (Fi__V1__Probe         *message)
+{
+  static const Fi__V1__Probe init_value = FI__V1__PROBE__INIT;
+  *message = init_value;
+}
+size_t fi__v1__probe__get_packed_size
+                     (const Fi__V1__Probe *message)
+{
+  assert(message->base.descriptor == &fi__v1__probe__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__probe__pack
+                     (const Fi__V1__Probe *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__probe__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__probe__pack_to_buffer
+                     (const Fi__V1__Probe *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__probe__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__Probe *
+       fi__v1__probe__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__Probe *)
+     protobuf_c_message_unpack (&fi__v1__probe__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__probe__free_unpacked
+                     (Fi__V1__Probe *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__probe__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   fi__v1__leave__init
                      (Fi__V1__Leave         *message)
 {
@@ -1543,7 +1678,7 @@ const ProtobufCMessageDescriptor fi__v1__register__descriptor =
   (ProtobufCMessageInit) fi__v1__register__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__heartbeat__field_descriptors[2] =
+static const ProtobufCFieldDescriptor fi__v1__heartbeat__field_descriptors[4] =
 {
   {
     "round",
@@ -1569,15 +1704,42 @@ static const ProtobufCFieldDescriptor fi__v1__heartbeat__field_descriptors[2] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "live",
+    100,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Heartbeat, live),
+    &fi__v1__node_load__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "links",
+    101,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Heartbeat, n_links),
+    offsetof(Fi__V1__Heartbeat, links),
+    &fi__v1__link_report__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__heartbeat__field_indices_by_name[] = {
+  3,   /* field[3] = links */
+  2,   /* field[2] = live */
   1,   /* field[1] = load */
   0,   /* field[0] = round */
 };
-static const ProtobufCIntRange fi__v1__heartbeat__number_ranges[1 + 1] =
+static const ProtobufCIntRange fi__v1__heartbeat__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 100, 2 },
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor fi__v1__heartbeat__descriptor =
 {
@@ -1587,11 +1749,320 @@ const ProtobufCMessageDescriptor fi__v1__heartbeat__descriptor =
   "Fi__V1__Heartbeat",
   "fi.v1",
   sizeof(Fi__V1__Heartbeat),
-  2,
+  4,
   fi__v1__heartbeat__field_descriptors,
   fi__v1__heartbeat__field_indices_by_name,
-  1,  fi__v1__heartbeat__number_ranges,
+  2,  fi__v1__heartbeat__number_ranges,
   (ProtobufCMessageInit) fi__v1__heartbeat__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__node_load__field_descriptors[6] =
+{
+  {
+    "busy",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__NodeLoad, busy),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "queue",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__NodeLoad, queue),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "flops_measured",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__NodeLoad, flops_measured),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sessions",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__NodeLoad, sessions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_sessions",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__NodeLoad, max_sessions),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "window_s",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__NodeLoad, window_s),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__node_load__field_indices_by_name[] = {
+  0,   /* field[0] = busy */
+  2,   /* field[2] = flops_measured */
+  4,   /* field[4] = max_sessions */
+  1,   /* field[1] = queue */
+  3,   /* field[3] = sessions */
+  5,   /* field[5] = window_s */
+};
+static const ProtobufCIntRange fi__v1__node_load__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor fi__v1__node_load__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.NodeLoad",
+  "NodeLoad",
+  "Fi__V1__NodeLoad",
+  "fi.v1",
+  sizeof(Fi__V1__NodeLoad),
+  6,
+  fi__v1__node_load__field_descriptors,
+  fi__v1__node_load__field_indices_by_name,
+  1,  fi__v1__node_load__number_ranges,
+  (ProtobufCMessageInit) fi__v1__node_load__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__link_report__field_descriptors[7] =
+{
+  {
+    "peer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, peer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rtt_s",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, rtt_s),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rate_bps",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, rate_bps),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "snr_db",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, snr_db),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "radio",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, radio),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "samples",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, samples),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reverse_rate_bps",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__LinkReport, reverse_rate_bps),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__link_report__field_indices_by_name[] = {
+  0,   /* field[0] = peer */
+  4,   /* field[4] = radio */
+  2,   /* field[2] = rate_bps */
+  6,   /* field[6] = reverse_rate_bps */
+  1,   /* field[1] = rtt_s */
+  5,   /* field[5] = samples */
+  3,   /* field[3] = snr_db */
+};
+static const ProtobufCIntRange fi__v1__link_report__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor fi__v1__link_report__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.LinkReport",
+  "LinkReport",
+  "Fi__V1__LinkReport",
+  "fi.v1",
+  sizeof(Fi__V1__LinkReport),
+  7,
+  fi__v1__link_report__field_descriptors,
+  fi__v1__link_report__field_indices_by_name,
+  1,  fi__v1__link_report__number_ranges,
+  (ProtobufCMessageInit) fi__v1__link_report__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__probe__field_descriptors[5] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Probe, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sent_us",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Probe, sent_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "size",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Probe, size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "echo",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Probe, echo),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "padding",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__Probe, padding),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__probe__field_indices_by_name[] = {
+  3,   /* field[3] = echo */
+  0,   /* field[0] = id */
+  4,   /* field[4] = padding */
+  1,   /* field[1] = sent_us */
+  2,   /* field[2] = size */
+};
+static const ProtobufCIntRange fi__v1__probe__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor fi__v1__probe__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.Probe",
+  "Probe",
+  "Fi__V1__Probe",
+  "fi.v1",
+  sizeof(Fi__V1__Probe),
+  5,
+  fi__v1__probe__field_descriptors,
+  fi__v1__probe__field_indices_by_name,
+  1,  fi__v1__probe__number_ranges,
+  (ProtobufCMessageInit) fi__v1__probe__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor fi__v1__leave__field_descriptors[1] =
@@ -3250,7 +3721,7 @@ const ProtobufCMessageDescriptor fi__v1__stage__descriptor =
   (ProtobufCMessageInit) fi__v1__stage__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__stage_activation__field_descriptors[7] =
+static const ProtobufCFieldDescriptor fi__v1__stage_activation__field_descriptors[14] =
 {
   {
     "session_id",
@@ -3336,20 +3807,112 @@ static const ProtobufCFieldDescriptor fi__v1__stage_activation__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "direct",
+    100,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, direct),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sampling",
+    101,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, sampling),
+    &fi__v1__sampling__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "rng_state",
+    102,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, rng_state),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remaining",
+    103,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, remaining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token_index",
+    104,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, token_index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "probe_sent_us",
+    105,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, probe_sent_us),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "requester",
+    106,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__StageActivation, requester),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__stage_activation__field_indices_by_name[] = {
   6,   /* field[6] = cluster */
+  7,   /* field[7] = direct */
   3,   /* field[3] = hidden */
   4,   /* field[4] = plan */
   1,   /* field[1] = position */
+  12,   /* field[12] = probe_sent_us */
+  10,   /* field[10] = remaining */
+  13,   /* field[13] = requester */
+  9,   /* field[9] = rng_state */
+  8,   /* field[8] = sampling */
   0,   /* field[0] = session_id */
   5,   /* field[5] = stage_index */
+  11,   /* field[11] = token_index */
   2,   /* field[2] = tokens */
 };
-static const ProtobufCIntRange fi__v1__stage_activation__number_ranges[1 + 1] =
+static const ProtobufCIntRange fi__v1__stage_activation__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 100, 7 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor fi__v1__stage_activation__descriptor =
 {
@@ -3359,14 +3922,14 @@ const ProtobufCMessageDescriptor fi__v1__stage_activation__descriptor =
   "Fi__V1__StageActivation",
   "fi.v1",
   sizeof(Fi__V1__StageActivation),
-  7,
+  14,
   fi__v1__stage_activation__field_descriptors,
   fi__v1__stage_activation__field_indices_by_name,
-  1,  fi__v1__stage_activation__number_ranges,
+  2,  fi__v1__stage_activation__number_ranges,
   (ProtobufCMessageInit) fi__v1__stage_activation__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__token_result__field_descriptors[7] =
+static const ProtobufCFieldDescriptor fi__v1__token_result__field_descriptors[10] =
 {
   {
     "request_id",
@@ -3452,20 +4015,60 @@ static const ProtobufCFieldDescriptor fi__v1__token_result__field_descriptors[7]
     0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "rng_state",
+    100,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TokenResult, rng_state),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expected_s",
+    101,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TokenResult, expected_s),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "plan_summary",
+    102,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TokenResult, plan_summary),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__token_result__field_indices_by_name[] = {
   3,   /* field[3] = done */
+  8,   /* field[8] = expected_s */
   2,   /* field[2] = index */
   5,   /* field[5] = plan */
+  9,   /* field[9] = plan_summary */
   0,   /* field[0] = request_id */
+  7,   /* field[7] = rng_state */
   6,   /* field[6] = stage_seconds */
   4,   /* field[4] = text */
   1,   /* field[1] = token */
 };
-static const ProtobufCIntRange fi__v1__token_result__number_ranges[1 + 1] =
+static const ProtobufCIntRange fi__v1__token_result__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 100, 7 },
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor fi__v1__token_result__descriptor =
 {
@@ -3475,14 +4078,14 @@ const ProtobufCMessageDescriptor fi__v1__token_result__descriptor =
   "Fi__V1__TokenResult",
   "fi.v1",
   sizeof(Fi__V1__TokenResult),
-  7,
+  10,
   fi__v1__token_result__field_descriptors,
   fi__v1__token_result__field_indices_by_name,
-  1,  fi__v1__token_result__number_ranges,
+  2,  fi__v1__token_result__number_ranges,
   (ProtobufCMessageInit) fi__v1__token_result__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__inference_error__field_descriptors[3] =
+static const ProtobufCFieldDescriptor fi__v1__inference_error__field_descriptors[4] =
 {
   {
     "request_id",
@@ -3520,16 +4123,30 @@ static const ProtobufCFieldDescriptor fi__v1__inference_error__field_descriptors
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "node_id",
+    100,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__InferenceError, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__inference_error__field_indices_by_name[] = {
   1,   /* field[1] = code */
   2,   /* field[2] = message */
+  3,   /* field[3] = node_id */
   0,   /* field[0] = request_id */
 };
-static const ProtobufCIntRange fi__v1__inference_error__number_ranges[1 + 1] =
+static const ProtobufCIntRange fi__v1__inference_error__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 100, 3 },
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor fi__v1__inference_error__descriptor =
 {
@@ -3539,14 +4156,14 @@ const ProtobufCMessageDescriptor fi__v1__inference_error__descriptor =
   "Fi__V1__InferenceError",
   "fi.v1",
   sizeof(Fi__V1__InferenceError),
-  3,
+  4,
   fi__v1__inference_error__field_descriptors,
   fi__v1__inference_error__field_indices_by_name,
-  1,  fi__v1__inference_error__number_ranges,
+  2,  fi__v1__inference_error__number_ranges,
   (ProtobufCMessageInit) fi__v1__inference_error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[23] =
+static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[24] =
 {
   {
     "version",
@@ -3824,6 +4441,18 @@ static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[23] =
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "probe",
+    100,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Envelope, body_case),
+    offsetof(Fi__V1__Envelope, probe),
+    &fi__v1__probe__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__envelope__field_indices_by_name[] = {
   15,   /* field[15] = ack */
@@ -3838,6 +4467,7 @@ static const unsigned fi__v1__envelope__field_indices_by_name[] = {
   7,   /* field[7] = leave */
   12,   /* field[12] = model */
   13,   /* field[13] = model_request */
+  23,   /* field[23] = probe */
   5,   /* field[5] = register */
   4,   /* field[4] = reply_to */
   11,   /* field[11] = round */
@@ -3850,14 +4480,15 @@ static const unsigned fi__v1__envelope__field_indices_by_name[] = {
   14,   /* field[14] = update */
   0,   /* field[0] = version */
 };
-static const ProtobufCIntRange fi__v1__envelope__number_ranges[5 + 1] =
+static const ProtobufCIntRange fi__v1__envelope__number_ranges[6 + 1] =
 {
   { 1, 0 },
   { 10, 5 },
   { 20, 11 },
   { 30, 18 },
   { 40, 19 },
-  { 0, 23 }
+  { 100, 23 },
+  { 0, 24 }
 };
 const ProtobufCMessageDescriptor fi__v1__envelope__descriptor =
 {
@@ -3867,10 +4498,10 @@ const ProtobufCMessageDescriptor fi__v1__envelope__descriptor =
   "Fi__V1__Envelope",
   "fi.v1",
   sizeof(Fi__V1__Envelope),
-  23,
+  24,
   fi__v1__envelope__field_descriptors,
   fi__v1__envelope__field_indices_by_name,
-  5,  fi__v1__envelope__number_ranges,
+  6,  fi__v1__envelope__number_ranges,
   (ProtobufCMessageInit) fi__v1__envelope__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -4044,7 +4675,7 @@ const ProtobufCEnumDescriptor fi__v1__severity__descriptor =
   fi__v1__severity__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCEnumValue fi__v1__error_code__enum_values_by_number[7] =
+static const ProtobufCEnumValue fi__v1__error_code__enum_values_by_number[8] =
 {
   { "ERROR_UNSPECIFIED", "FI__V1__ERROR_CODE__ERROR_UNSPECIFIED", 0 },
   { "ERROR_UNKNOWN_DEVICE", "FI__V1__ERROR_CODE__ERROR_UNKNOWN_DEVICE", 1 },
@@ -4053,16 +4684,18 @@ static const ProtobufCEnumValue fi__v1__error_code__enum_values_by_number[7] =
   { "ERROR_BAD_REQUEST", "FI__V1__ERROR_CODE__ERROR_BAD_REQUEST", 4 },
   { "ERROR_NODE_FAILED", "FI__V1__ERROR_CODE__ERROR_NODE_FAILED", 5 },
   { "ERROR_INTERNAL", "FI__V1__ERROR_CODE__ERROR_INTERNAL", 6 },
+  { "ERROR_OVERLOADED", "FI__V1__ERROR_CODE__ERROR_OVERLOADED", 100 },
 };
 static const ProtobufCIntRange fi__v1__error_code__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{100, 7},{0, 8}
 };
-static const ProtobufCEnumValueIndex fi__v1__error_code__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex fi__v1__error_code__enum_values_by_name[8] =
 {
   { "ERROR_BAD_REQUEST", 4 },
   { "ERROR_INTERNAL", 6 },
   { "ERROR_NODE_FAILED", 5 },
   { "ERROR_NO_ROUTE", 2 },
+  { "ERROR_OVERLOADED", 7 },
   { "ERROR_PROMPT_TOO_LONG", 3 },
   { "ERROR_UNKNOWN_DEVICE", 1 },
   { "ERROR_UNSPECIFIED", 0 },
@@ -4074,11 +4707,11 @@ const ProtobufCEnumDescriptor fi__v1__error_code__descriptor =
   "ErrorCode",
   "Fi__V1__ErrorCode",
   "fi.v1",
-  7,
+  8,
   fi__v1__error_code__enum_values_by_number,
-  7,
+  8,
   fi__v1__error_code__enum_values_by_name,
-  1,
+  2,
   fi__v1__error_code__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

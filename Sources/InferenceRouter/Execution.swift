@@ -5,7 +5,8 @@ import Engine
 import Foundation
 import Messages
 
-/// Running a plan: one forward pass per token, stage by stage (chain) or phase by phase (multi-access).
+/// Running a plan through the router (hub): one forward pass per token, stage by stage (chain) or phase by phase
+/// (multi-access); the router sends every stage its input, gets the output back and draws the token.
 extension InferenceRouter {
     func beginToken(_ s: Session) {
         s.step = 0
@@ -79,7 +80,7 @@ extension InferenceRouter {
 
     func expectedDelay(_ from: String, _ to: String, bytes: Int) -> Double {
         guard emulator != nil, from != to else { return 0 }
-        return (links[NetworkView.key(from, to)] ?? options.defaultLink).seconds(bytes: bytes)
+        return (live.manualLinks[NetworkView.key(from, to)] ?? options.defaultLink).seconds(bytes: bytes)
     }
 
     func receiveNode(_ nodeId: String, _ frames: [[UInt8]]) {
@@ -133,21 +134,10 @@ extension InferenceRouter {
 
     func emitToken(_ s: Session, logits: [Float]) {
         let token = UInt32(LanguageModel.sample(logits, s.sampling, &s.rng))
-        s.generated.append(token)
         s.position += s.input.count
         s.input = [token]
-        let done = s.generated.count >= s.maxTokens || s.position >= config.contextLength
-        let result = TokenResult(requestId: s.requestId, token: token, index: UInt32(s.generated.count - 1), done: done,
-                                 text: tokenizer.decode([Int32(bitPattern: token)]), plan: s.plan.kind.rawValue, stageSeconds: s.stageSeconds)
-        deliver(.token(result), to: s.output, finish: done)
-        if done {
-            let seconds = Double(Self.now() - s.started) / 1e9
-            _ = try? telemetry?.publish(.metric(Metric(name: "inference_latency_s", value: seconds,
-                                                       labels: ["plan": s.plan.kind.rawValue, "device": s.device, "tokens": "\(s.generated.count)"])))
-            release(s)
-            sessions.removeValue(forKey: s.requestId)
-        } else {
-            beginToken(s)
-        }
+        let done = s.generated.count + 1 >= s.maxTokens || s.position >= config.contextLength
+        emit(s, token: token, done: done)
+        if !done { beginToken(s) }
     }
 }

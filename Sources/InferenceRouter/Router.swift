@@ -12,26 +12,35 @@ public struct RouterOptions: Sendable {
     /// Stage nodes are dead after `liveness` heartbeat intervals without a message.
     public var heartbeatInterval: Duration = .seconds(1)
     public var liveness = 4
-    /// A stage call without a reply after this long (plus its emulated link delay) counts as a node failure.
+    /// A plan that makes no progress for this long (plus its expected time) counts as a node failure.
     public var stepTimeout: Duration = .seconds(5)
     /// Planner's view for links nobody reported.
     public var defaultLink = LinkProfile(rateBps: 100e6, latencySeconds: 0.005)
-    /// Bus, thread hand-offs and timer slack per stage visit (measured ~0.8 ms in-process on a loaded 2-core box).
-    public var stageOverheadSeconds = 0.0008
-    /// Devices allowed to ask besides registered device nodes.
+    /// How chain plans run: stage to stage (direct) or through the router (hub, for comparison). Multi-access plans
+    /// always go through the router, which sums the shares.
+    public var forwarding: Forwarding = .direct
+    /// Bus, thread hand-offs and timer slack per stage visit; nil = the measured default of the forwarding mode.
+    public var stageOverheadSeconds: Double?
+    /// Devices allowed to ask besides registered device nodes and devices in the cluster map.
     public var knownDevices: Set<String> = []
     /// New tokens when a request asks for 0.
     public var defaultMaxTokens = 16
     public var maxFailovers = 4
     /// Telemetry proxy XSUB: plan and failover events, a latency metric per request.
     public var telemetry: String?
+    /// The cluster manager's ROUTER (snapshots) and PUB (map updates): devices' clusters come from its map.
+    public var manager: String?
+    public var managerPub: String?
 
     public init() {}
+
+    /// Per stage visit: the hub adds a second message and the router's own hand-off (measured ~0.8 ms in-process
+    /// on a loaded 2-core box); a direct hop is one message between two nodes.
+    var overhead: Double { stageOverheadSeconds ?? (forwarding == .hub ? 0.0008 : 0.0004) }
 }
 
 /// A registered stage node and the DEALER the router sends it work on.
 struct NodeEntry {
-    var state: NodeState
     var endpoint: String
     var socket: Socket
 }
@@ -45,13 +54,14 @@ struct PendingCall {
     let timer: ServiceLoop.TimerID
 }
 
-/// The inference router: accepts requests on a ROUTER, keeps a live view of the stage nodes (Register,
-/// Heartbeat, load) and channels, plans each request (Planner), runs the plan stage by stage, streams a
-/// TokenResult per token, and replays the prefix on a new plan when a node fails mid-generation.
+/// The inference router: accepts requests on a ROUTER, keeps a live view of the stage nodes from what they report
+/// (registration, heartbeats with measured load, compute speed, links and radio state), follows the cluster
+/// manager's map for each device's cluster, plans each request (Planner) and streams a TokenResult per token.
 ///
-/// The router is the hub of every plan: each hop's activation passes through it. With `setLinks(…, emulate:)`
-/// it delays each logical hop A → B by the emulated link A → B (bytes/rate + latency), so a plan's measured
-/// latency is what the hops would take on those links.
+/// Direct forwarding (default): the router sends the plan's first activation and the stages forward to each other;
+/// the last stage draws each token, reports it here and feeds it to the first stage. The router watches progress
+/// and liveness, and on a failure replays the prefix on a new plan (same RNG state, so the output is identical).
+/// Hub forwarding and multi-access plans pass every activation through the router.
 public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable state is confined to `loop`
     public let loop: ServiceLoop
     public let endpoint: String
@@ -62,16 +72,18 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
     let frontend: Socket
     let telemetry: TelemetryPublisher?
     var planner: Planner
+    var live: LiveView
     var nodes: [String: NodeEntry] = [:]
     var liveness: PeerLiveness<String>
-    var links: [String: LinkProfile] = [:]
-    /// Delays each hop by its link (bench); nil = deliver at once.
+    /// Delays each hub hop by its link (bench); nil = deliver at once.
     var emulator: LinkEmulator?
     var clusters: [String: UInt32] = [:]
+    var follower: ClusterFollower?
     var sessions: [String: Session] = [:]
     var pending: [UInt64: PendingCall] = [:]
     var seq: UInt64 = 0
-    var requestCounter = 0
+    var ticks = 0
+    var directoryVersion: UInt64 = 0
     /// Failovers done so far (all requests).
     var failoverCount = 0
 
@@ -81,17 +93,29 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         self.tokenizer = tokenizer
         self.options = options
         self.context = context
-        planner = Planner(cost: ComputeCost(config: config), stageOverheadSeconds: options.stageOverheadSeconds)
+        planner = Planner(cost: ComputeCost(config: config), stageOverheadSeconds: options.overhead, forwarding: options.forwarding)
+        let interval = Self.seconds(options.heartbeatInterval)
+        live = LiveView(defaultLink: options.defaultLink, staleAfter: interval * Double(max(2, options.liveness)))
         liveness = PeerLiveness(interval: options.heartbeatInterval, misses: options.liveness)
         loop = ServiceLoop(name: "inference-router")
         telemetry = try options.telemetry.map { try TelemetryPublisher(connect: $0, sender: "inference-router", context: context) }
         (frontend, endpoint) = try Socket.serviceRouter(bind: bind, context: context)
         loop.add(frontend) { [weak self] _, frames in self?.receiveFrontend(frames) }
-        loop.every(options.heartbeatInterval) { [weak self] in self?.expireNodes() }
+        if let m = options.manager {
+            guard let pub = options.managerPub else { throw RouterSetupError.managerPubMissing }
+            let f = try ClusterFollower(manager: m, managerPub: pub, id: "inference-router", context: context)
+            follower = f
+            f.attach(to: loop) { [weak self] in self?.clustersChanged() }
+        }
+        loop.every(options.heartbeatInterval) { [weak self] in self?.tick() }
         loop.start()
     }
 
     public func stop() { loop.stop() }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    static func nowSeconds() -> Double { Double(now()) / 1e9 }
 
     // MARK: in-process API
 
@@ -103,8 +127,8 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         return stream
     }
 
-    /// The planner's view of links (reported channel state); with `emulate`, each hop is also really delayed
-    /// by its link through an EdgeEnvironment LinkEmulator (links not listed use the default link).
+    /// Sets links by hand, overriding what nodes report (benchmarks); with `emulate`, each hub hop is also really
+    /// delayed by its link through an EdgeEnvironment LinkEmulator (links not listed use the default link).
     public func setLinks(_ links: [String: LinkProfile], emulate: Bool) async throws {
         var table: [LinkID: EmulatedLink] = [:]
         for (key, l) in links {
@@ -115,14 +139,18 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         let d = options.defaultLink
         let emulator = emulate ? LinkEmulator(links: table, defaultLink: EmulatedLink(rateBitsPerSecond: d.rateBps, latencySeconds: d.latencySeconds)) : nil
         try await loop.perform { [self] in
-            self.links = links
+            live.manualLinks = links
             self.emulator = emulator
         }
     }
 
+    /// Sets a device's cluster by hand (in-process deployments without a cluster manager).
     public func setCluster(device: String, cluster: UInt32) async throws {
         try await loop.perform { [self] in clusters[device] = cluster }
     }
+
+    /// The cluster a device is served with: the manager's map, else what was set by hand, else 0.
+    func cluster(of device: String) -> UInt32 { follower?.replica.cluster(of: device) ?? clusters[device] ?? 0 }
 
     /// Alive stage nodes by id.
     public func nodeIds() async throws -> [String] { try await loop.perform { [self] in nodes.keys.sorted() } }
@@ -137,11 +165,16 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
 
     public func failovers() async throws -> Int { try await loop.perform { [self] in failoverCount } }
 
+    /// The device → cluster map the router follows (mapSeq 0 without a manager).
+    public func clusterMap() async throws -> ClusterMapReplica { try await loop.perform { [self] in follower?.replica ?? ClusterMapReplica() } }
+
     func currentView() -> NetworkView {
-        NetworkView(nodes: nodes.values.map(\.state).sorted { $0.id < $1.id }, links: links, defaultLink: options.defaultLink)
+        var active: [String: Int] = [:]
+        for s in sessions.values { for id in Set(s.plan.nodeIds) { active[id, default: 0] += 1 } }
+        return live.view(now: Self.nowSeconds(), active: active)
     }
 
-    // MARK: frontend (clients and node registration)
+    // MARK: frontend (clients, node registration and reports, direct-mode tokens)
 
     func receiveFrontend(_ frames: [[UInt8]]) {
         guard frames.count >= 2 else { return }
@@ -153,13 +186,15 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
             let id = env.sender
             guard nodes[id] != nil else { return }
             liveness.heard(from: id)
-            nodes[id]?.state.load = min(max(h.load, 0), 1)
+            live.heartbeat(from: id, h, now: Self.nowSeconds())
         case .leave:
             if nodes[env.sender] != nil { nodeFailed(env.sender) }
-        case .telemetry(.channel(let c)):
-            links[c.link] = LinkProfile(rateBps: c.rateBps, latencySeconds: c.rttS / 2)
-        case .telemetry(.load(let l)):
-            nodes[env.sender]?.state.load = min(max(l.load, 0), 1)
+        case .token(let t):
+            liveness.heard(from: env.sender)
+            directToken(t)
+        case .error(let e):
+            liveness.heard(from: env.sender)
+            directError(e)
         case .inferRequest(let req):
             start(req, output: .socket(peer: peer, seq: env.seq), kind: nil)
         default:
@@ -171,12 +206,9 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         let id = r.nodeId.isEmpty ? sender : r.nodeId
         guard let role = NodeRole(wire: r.role), !id.isEmpty, !r.endpoint.isEmpty else { return }
         liveness.heard(from: id)
+        live.register(id, role: role, flops: r.caps?.flops ?? 1e9, maxLayers: Int(r.caps?.layersCapacity ?? 0))
         if let old = nodes[id] {
-            if old.endpoint == r.endpoint {
-                nodes[id]?.state.flops = r.caps?.flops ?? old.state.flops
-                nodes[id]?.state.maxLayers = Int(r.caps?.layersCapacity ?? 0)
-                return
-            }
+            if old.endpoint == r.endpoint { return }
             loop.remove(old.socket)
         }
         do {
@@ -184,31 +216,60 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
             try s.set(.routingId(Array("router-\(id)".utf8)))
             try s.connect(r.endpoint)
             loop.add(s) { [weak self] _, frames in self?.receiveNode(id, frames) }
-            let state = NodeState(id: id, role: role, flops: r.caps?.flops ?? 1e9, maxLayers: Int(r.caps?.layersCapacity ?? 0))
-            nodes[id] = NodeEntry(state: state, endpoint: r.endpoint, socket: s)
+            nodes[id] = NodeEntry(endpoint: r.endpoint, socket: s)
+            publishDirectory()
         } catch {
             loop.onError(error)
         }
     }
 
-    func expireNodes() {
+    func tick() {
+        ticks += 1
         for id in liveness.expire() { nodeFailed(id) }
+        if ticks % 10 == 0 { publishDirectory() }
+        follower?.tick()
+        checkProgress()
+    }
+
+    /// Tells every stage node who the others are and where they serve (they dial each other to forward and probe).
+    func publishDirectory() {
+        directoryVersion += 1
+        let members = nodes.keys.sorted().map { id in
+            ClusterMember(nodeId: id, role: live.nodes[id]?.state.role.wireRole ?? .unspecified, endpoint: nodes[id]!.endpoint)
+        }
+        let map = ClusterMap(mapSeq: directoryVersion, members: members)
+        for id in nodes.keys {
+            seq += 1
+            try? frontend.send(Envelope(sender: "router", seq: seq, body: .clusterMap(map)), prefix: [Array(id.utf8)], dontWait: true)
+        }
+    }
+
+    func clustersChanged() {
+        guard let f = follower else { return }
+        event(.info, "cluster_map", "map \(f.replica.mapSeq): \(f.replica.members.values.filter { $0.role == .device }.count) devices")
     }
 
     func nodeFailed(_ id: String) {
         if let e = nodes.removeValue(forKey: id) { loop.remove(e.socket) }
         liveness.forget(id)
+        live.remove(id)
+        publishDirectory()
         for s in sessions.values where s.plan.nodeIds.contains(id) { failover(s) }
     }
 
     // MARK: requests
 
+    func isKnown(_ device: String) -> Bool {
+        options.knownDevices.contains(device) || live.nodes[device]?.state.role == .device || follower?.replica.cluster(of: device) != nil
+    }
+
     func start(_ req: InferenceRequest, output: Output, kind: PlanKind?) {
         func reject(_ code: ErrorCode, _ message: String) {
             deliver(.error(InferenceError(requestId: req.requestId, code: code, message: message)), to: output, finish: true)
         }
-        let known = options.knownDevices.contains(req.deviceId) || nodes[req.deviceId]?.state.role == .device
-        guard known else { return reject(.unknownDevice, "device '\(req.deviceId)' is not registered; start its stage node or add it to the known devices") }
+        guard isKnown(req.deviceId) else {
+            return reject(.unknownDevice, "device '\(req.deviceId)' is not registered; start its stage node, register it with the cluster manager or add it to the known devices")
+        }
         let prompt = req.prompt.isEmpty ? tokenizer.encode(req.promptText).map { UInt32(bitPattern: $0) } : req.prompt
         guard !prompt.isEmpty else { return reject(.badRequest, "empty prompt; give prompt tokens or prompt text") }
         if let bad = prompt.first(where: { Int($0) >= config.vocabSize }) {
@@ -221,36 +282,57 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         let asked = req.maxTokens == 0 ? options.defaultMaxTokens : Int(req.maxTokens)
         let maxTokens = min(asked, config.contextLength - prompt.count + 1)
         guard let plan = choosePlan(device: req.deviceId, promptTokens: prompt.count, newTokens: maxTokens, kind: kind) else {
+            if let full = fullNodes(device: req.deviceId, promptTokens: prompt.count, newTokens: maxTokens, kind: kind) {
+                return reject(.overloaded, "every plan for device '\(req.deviceId)' needs a node at its session limit (\(full)); retry when a session ends")
+            }
             return reject(.noRoute, "no plan can serve device '\(req.deviceId)'" + (kind.map { " as \($0.rawValue)" } ?? "") + ": no suitable stage nodes are alive")
         }
-        let sampling = req.sampling ?? Messages.Sampling()
-        let s = Session(requestId: req.requestId, device: req.deviceId, cluster: clusters[req.deviceId] ?? 0, prompt: prompt,
-                        maxTokens: maxTokens, sampling: sampling.engine, seed: sampling.seed, forcedKind: kind, output: output, plan: plan)
+        let s = Session(requestId: req.requestId, device: req.deviceId, cluster: cluster(of: req.deviceId), prompt: prompt,
+                        maxTokens: maxTokens, sampling: req.sampling ?? Messages.Sampling(), forcedKind: kind, output: output, plan: plan,
+                        direct: runsDirect(plan))
         sessions[req.requestId] = s
         s.started = Self.now()
         event(.info, "plan", "\(req.requestId) device \(req.deviceId): \(plan.summary), expected \(plan.expectedSeconds) s")
-        beginToken(s)
+        begin(s)
     }
 
-    func choosePlan(device: String, promptTokens: Int, newTokens: Int, kind: PlanKind?) -> InferencePlan? {
-        let all = planner.candidates(currentView(), PlanRequest(device: device, promptTokens: promptTokens, newTokens: newTokens))
+    func runsDirect(_ plan: InferencePlan) -> Bool { options.forwarding == .direct && plan.kind != .multiAccess }
+
+    /// Starts (or restarts after a failover) a session's generation.
+    func begin(_ s: Session) {
+        if s.direct { beginDirect(s) } else { beginToken(s) }
+    }
+
+    func choosePlan(device: String, promptTokens: Int, newTokens: Int, kind: PlanKind?, excluding: Set<String> = []) -> InferencePlan? {
+        var view = currentView()
+        view.nodes.removeAll { excluding.contains($0.id) }
+        let all = planner.candidates(view, PlanRequest(device: device, promptTokens: promptTokens, newTokens: newTokens))
         if let kind { return all.first { $0.kind == kind } }
         return all.first
     }
 
-    func failover(_ s: Session) {
+    /// When no plan admits the request but one would without the session limits: the nodes that are full.
+    func fullNodes(device: String, promptTokens: Int, newTokens: Int, kind: PlanKind?) -> String? {
+        let view = currentView()
+        let all = planner.candidatesIgnoringAdmission(view, PlanRequest(device: device, promptTokens: promptTokens, newTokens: newTokens))
+        guard all.contains(where: { kind == nil || $0.kind == kind }) else { return nil }
+        return view.nodes.filter { !$0.admits }.map { "\($0.id) \($0.activeSessions)/\($0.maxSessions)" }.joined(separator: ", ")
+    }
+
+    func failover(_ s: Session, excluding: Set<String> = []) {
         pending = pending.filter { $0.value.requestId != s.requestId || $0.value.attempt != s.attempt }
         release(s)
         failoverCount += 1
         let remaining = s.maxTokens - s.generated.count
+        let promptTokens = s.prompt.count + s.generated.count
         guard s.failovers < options.maxFailovers,
-              let plan = choosePlan(device: s.device, promptTokens: s.prompt.count + s.generated.count, newTokens: remaining, kind: s.forcedKind)
-                ?? choosePlan(device: s.device, promptTokens: s.prompt.count + s.generated.count, newTokens: remaining, kind: nil) else {
+              let plan = choosePlan(device: s.device, promptTokens: promptTokens, newTokens: remaining, kind: s.forcedKind, excluding: excluding)
+                ?? choosePlan(device: s.device, promptTokens: promptTokens, newTokens: remaining, kind: nil, excluding: excluding) else {
             return finish(s, error: InferenceError(requestId: s.requestId, code: .noRoute, message: "a stage node failed and no other plan is possible"))
         }
         event(.warn, "failover", "\(s.requestId) after \(s.generated.count) tokens: replaying on \(plan.summary)")
-        s.replay(on: plan)
-        beginToken(s)
+        s.replay(on: plan, direct: runsDirect(plan))
+        begin(s)
     }
 
     func finish(_ s: Session, error: InferenceError) {
@@ -263,11 +345,29 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
     /// Tells the plan's nodes to drop this attempt's KV caches.
     func release(_ s: Session) {
         let msg = StageActivation(sessionId: s.sessionKey)
+        let now = Self.nowSeconds()
         for id in Set(s.plan.nodeIds) {
+            live.released(on: id, now: now)
             guard let n = nodes[id] else { continue }
             seq += 1
             try? n.socket.send(Envelope(sender: "router", seq: seq, body: .activation(msg)), dontWait: true)
         }
+    }
+
+    /// Streams one token to the requester; the last one closes the session.
+    func emit(_ s: Session, token: UInt32, done: Bool) {
+        s.generated.append(token)
+        let result = TokenResult(requestId: s.requestId, token: token, index: UInt32(s.generated.count - 1), done: done,
+                                 text: tokenizer.decode([Int32(bitPattern: token)]), plan: s.plan.kind.rawValue, stageSeconds: s.stageSeconds,
+                                 rngState: s.rng.state, expectedS: s.plan.expectedSeconds, planSummary: s.plan.summary)
+        deliver(.token(result), to: s.output, finish: done)
+        guard done else { return }
+        let seconds = Double(Self.now() - s.started) / 1e9
+        _ = try? telemetry?.publish(.metric(Metric(name: "inference_latency_s", value: seconds,
+                                                   labels: ["plan": s.plan.kind.rawValue, "device": s.device, "tokens": "\(s.generated.count)",
+                                                            "expected_s": String(s.plan.expectedSeconds)])))
+        release(s)
+        sessions.removeValue(forKey: s.requestId)
     }
 
     func deliver(_ body: Body, to output: Output, finish: Bool) {
@@ -284,6 +384,14 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
     func event(_ severity: Severity, _ kind: String, _ text: String) {
         _ = try? telemetry?.publish(.event(Event(severity: severity, kind: kind, text: text)))
     }
+}
 
-    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+/// A router configuration that cannot work.
+public enum RouterSetupError: Error, CustomStringConvertible {
+    case managerPubMissing
+    public var description: String {
+        switch self {
+        case .managerPubMissing: "--manager needs --manager-pub (the cluster manager's map PUB, e.g. tcp://cluster-manager:5551)"
+        }
+    }
 }

@@ -5,9 +5,11 @@ import Messages
 import Stage
 
 /// `fi bench router`: for each scenario (bandwidth, load, device speed) it starts stage nodes and a router in one
-/// process (inproc), emulates every hop with a LinkEmulator and every node's compute with its FLOP/s and load
-/// (nodes sleep the difference between modeled and real compute time), and measures the router's choice against
-/// every candidate plan forced in turn (the oracle is the fastest measured), local only and cloud only.
+/// process (inproc), emulates every hop with a LinkEmulator (hub forwarding, so every hop passes the emulator) and
+/// every node's compute with its FLOP/s and load (nodes sleep the difference between modeled and real compute time;
+/// the router sees the speed they measure), and measures the router's choice against every candidate plan forced in
+/// turn (the oracle is the fastest measured), local only and cloud only. Links are given to the router by hand here;
+/// `fi bench inference` measures plans from live measured state on the network-namespace testbed.
 public enum RouterBench {
     public struct Scenario: Sendable, Equatable {
         public var name: String
@@ -104,6 +106,7 @@ public enum RouterBench {
         let context = BusContext()
         let tag = UInt64.random(in: 0..<UInt64.max)
         var options = RouterOptions()
+        options.forwarding = .hub  // the LinkEmulator delays hub hops; direct plans on emulated links are the testbed's job
         options.heartbeatInterval = .milliseconds(100)
         options.stepTimeout = .seconds(10)
         let router = try InferenceRouter(bind: "inproc://bench-router-\(tag)", config: config, options: options, context: context)

@@ -1,5 +1,6 @@
 import Engine
 import Messages
+import Stage
 
 /// Where a request's tokens go: back over the router's ROUTER socket, or to an in-process stream.
 enum Output {
@@ -8,7 +9,8 @@ enum Output {
 }
 
 /// One request in flight: its plan, the tokens so far and the sampling RNG (which survives a failover,
-/// so a replayed prefix continues with the same random draws).
+/// so a replayed prefix continues with the same random draws). In direct mode the RNG travels with the
+/// activations; the session keeps the state after the last token it received.
 final class Session {
     let requestId: String
     let device: String
@@ -16,6 +18,9 @@ final class Session {
     let prompt: [UInt32]
     let maxTokens: Int
     let sampling: Engine.Sampling
+    let wireSampling: Messages.Sampling
+    /// Runs stage to stage (false: through the router, or a multi-access plan).
+    var direct: Bool
     let forcedKind: PlanKind?
     let output: Output
     var rng: SplitMix64
@@ -35,12 +40,15 @@ final class Session {
     var stageSeconds: [Double] = []
     var tokenStarted: UInt64 = 0
     var started: UInt64 = 0
+    /// Direct mode: when the last token (or the start) arrived, for the progress timeout.
+    var lastProgress: UInt64 = 0
 
-    init(requestId: String, device: String, cluster: UInt32, prompt: [UInt32], maxTokens: Int, sampling: Engine.Sampling,
-         seed: UInt64, forcedKind: PlanKind?, output: Output, plan: InferencePlan) {
+    init(requestId: String, device: String, cluster: UInt32, prompt: [UInt32], maxTokens: Int, sampling: Messages.Sampling,
+         forcedKind: PlanKind?, output: Output, plan: InferencePlan, direct: Bool) {
         self.requestId = requestId; self.device = device; self.cluster = cluster; self.prompt = prompt
-        self.maxTokens = maxTokens; self.sampling = sampling; self.forcedKind = forcedKind; self.output = output
-        rng = SplitMix64(seed: seed)
+        self.maxTokens = maxTokens; self.sampling = sampling.engine; self.wireSampling = sampling; self.forcedKind = forcedKind
+        self.output = output; self.direct = direct
+        rng = SplitMix64(seed: sampling.seed)
         self.plan = plan
         input = prompt
         stageSeconds = [Double](repeating: 0, count: plan.stages.count)
@@ -50,8 +58,9 @@ final class Session {
     var sessionKey: String { "\(requestId)#\(attempt)" }
 
     /// Restart from the prefix (prompt + tokens so far) on a new plan.
-    func replay(on newPlan: InferencePlan) {
+    func replay(on newPlan: InferencePlan, direct: Bool) {
         attempt += 1
+        self.direct = direct
         failovers += 1
         plan = newPlan
         input = prompt + generated
@@ -61,12 +70,5 @@ final class Session {
         partial = []
         awaiting = []
         stageSeconds = [Double](repeating: 0, count: newPlan.stages.count)
-    }
-}
-
-extension Messages.Sampling {
-    var engine: Engine.Sampling {
-        if temperature <= 0 { return .greedy }
-        return topK > 0 ? .topK(k: Int(topK), temperature: temperature) : .temperature(temperature)
     }
 }

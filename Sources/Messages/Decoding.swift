@@ -57,7 +57,7 @@ extension Envelope {
         let body: Body
         switch m.body_case {
         case FI__V1__ENVELOPE__BODY_REGISTER: body = .register(try Register(c: need(m.register_)))
-        case FI__V1__ENVELOPE__BODY_HEARTBEAT: body = .heartbeat(Heartbeat(c: try need(m.heartbeat)))
+        case FI__V1__ENVELOPE__BODY_HEARTBEAT: body = .heartbeat(try Heartbeat(c: need(m.heartbeat)))
         case FI__V1__ENVELOPE__BODY_LEAVE: body = .leave(Leave(c: try need(m.leave)))
         case FI__V1__ENVELOPE__BODY_ASSIGNMENT: body = .assignment(Assignment(c: try need(m.assignment)))
         case FI__V1__ENVELOPE__BODY_CLUSTER_MAP: body = .clusterMap(try ClusterMap(c: need(m.cluster_map)))
@@ -74,6 +74,7 @@ extension Envelope {
         case FI__V1__ENVELOPE__BODY_ACTIVATION: body = .activation(try StageActivation(c: need(m.activation), &ctx))
         case FI__V1__ENVELOPE__BODY_TOKEN: body = .token(TokenResult(c: try need(m.token)))
         case FI__V1__ENVELOPE__BODY_ERROR: body = .error(try InferenceError(c: need(m.error)))
+        case FI__V1__ENVELOPE__BODY_PROBE: body = .probe(Probe(c: try need(m.probe)))
         default: throw MessageError.missingBody
         }
         self.init(version: m.version, sender: readString(m.sender), seq: m.seq, timestampUs: m.timestamp_us,

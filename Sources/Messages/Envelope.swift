@@ -53,6 +53,7 @@ public enum Body: Sendable, Equatable {
     case activation(StageActivation)
     case token(TokenResult)
     case error(InferenceError)
+    case probe(Probe)
 
     /// The proto field name of this case, for logs.
     public var name: String {
@@ -75,6 +76,7 @@ public enum Body: Sendable, Equatable {
         case .activation: "activation"
         case .token: "token"
         case .error: "error"
+        case .probe: "probe"
         }
     }
 }
@@ -130,6 +132,7 @@ extension Envelope {
         case .activation(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_ACTIVATION; p.pointee.activation = m.c(arena)
         case .token(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_TOKEN; p.pointee.token = m.c(arena)
         case .error(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_ERROR; p.pointee.error = m.c(arena)
+        case .probe(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_PROBE; p.pointee.probe = m.c(arena)
         }
         return p
     }

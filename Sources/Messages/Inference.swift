@@ -9,6 +9,14 @@ public struct Sampling: Sendable, Equatable {
     public var seed: UInt64
 
     public init(temperature: Float = 0, topK: UInt32 = 0, seed: UInt64 = 0) { self.temperature = temperature; self.topK = topK; self.seed = seed }
+
+    init(c: UnsafeMutablePointer<Fi__V1__Sampling>) { self.init(temperature: c.pointee.temperature, topK: c.pointee.top_k, seed: c.pointee.seed) }
+
+    func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__Sampling> {
+        let q: UnsafeMutablePointer<Fi__V1__Sampling> = arena.message(fi__v1__sampling__init)
+        q.pointee.temperature = temperature; q.pointee.top_k = topK; q.pointee.seed = seed
+        return q
+    }
 }
 
 public struct InferenceRequest: Sendable, Equatable {
@@ -31,7 +39,7 @@ public struct InferenceRequest: Sendable, Equatable {
         let m = c.pointee
         self.init(requestId: readString(m.request_id), deviceId: readString(m.device_id), prompt: readScalars(m.prompt, m.n_prompt),
                   promptText: readString(m.prompt_text), maxTokens: m.max_tokens,
-                  sampling: m.sampling.map { Sampling(temperature: $0.pointee.temperature, topK: $0.pointee.top_k, seed: $0.pointee.seed) })
+                  sampling: m.sampling.map(Sampling.init(c:)))
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__InferenceRequest> {
@@ -39,11 +47,7 @@ public struct InferenceRequest: Sendable, Equatable {
         p.pointee.request_id = arena.string(requestId); p.pointee.device_id = arena.string(deviceId)
         p.pointee.n_prompt = prompt.count; p.pointee.prompt = arena.array(prompt)
         p.pointee.prompt_text = arena.string(promptText); p.pointee.max_tokens = maxTokens
-        if let s = sampling {
-            let q: UnsafeMutablePointer<Fi__V1__Sampling> = arena.message(fi__v1__sampling__init)
-            q.pointee.temperature = s.temperature; q.pointee.top_k = s.topK; q.pointee.seed = s.seed
-            p.pointee.sampling = q
-        }
+        p.pointee.sampling = sampling?.c(arena)
         return p
     }
 }
@@ -96,11 +100,28 @@ public struct StageActivation: Sendable, Equatable {
     public var stageIndex: UInt32
     /// Whose adapter to apply.
     public var cluster: UInt32
+    /// Direct forwarding: each stage sends its output to the next stage; the last draws the token, reports it to
+    /// the router and feeds it back to the first stage.
+    public var direct: Bool
+    /// Direct: how the last stage draws the token, and the RNG state before the draw.
+    public var sampling: Sampling?
+    public var rngState: UInt64
+    /// Direct: tokens still to draw, this one included.
+    public var remaining: UInt32
+    /// Direct: index of the token this pass draws.
+    public var tokenIndex: UInt32
+    /// Non-zero: the receiver echoes a Probe with this send time (a link measurement riding on the activation).
+    public var probeSentUs: UInt64
+    /// Device the tokens are for.
+    public var requester: String
 
     public init(sessionId: String, position: UInt32 = 0, tokens: [UInt32] = [], hidden: Tensor? = nil, plan: [Stage] = [],
-                stageIndex: UInt32 = 0, cluster: UInt32 = 0) {
+                stageIndex: UInt32 = 0, cluster: UInt32 = 0, direct: Bool = false, sampling: Sampling? = nil, rngState: UInt64 = 0,
+                remaining: UInt32 = 0, tokenIndex: UInt32 = 0, probeSentUs: UInt64 = 0, requester: String = "") {
         self.sessionId = sessionId; self.position = position; self.tokens = tokens; self.hidden = hidden
         self.plan = plan; self.stageIndex = stageIndex; self.cluster = cluster
+        self.direct = direct; self.sampling = sampling; self.rngState = rngState; self.remaining = remaining
+        self.tokenIndex = tokenIndex; self.probeSentUs = probeSentUs; self.requester = requester
     }
 
     init(c: UnsafeMutablePointer<Fi__V1__StageActivation>, _ ctx: inout DecodeContext) throws {
@@ -108,7 +129,9 @@ public struct StageActivation: Sendable, Equatable {
         self.init(sessionId: readString(m.session_id), position: m.position, tokens: readScalars(m.tokens, m.n_tokens),
                   hidden: try m.hidden.map { try Tensor(c: $0, &ctx) },
                   plan: try readMessages(m.plan, m.n_plan, field: "StageActivation.plan", Stage.init(c:)),
-                  stageIndex: m.stage_index, cluster: m.cluster)
+                  stageIndex: m.stage_index, cluster: m.cluster, direct: m.direct != 0, sampling: m.sampling.map(Sampling.init(c:)),
+                  rngState: m.rng_state, remaining: m.remaining, tokenIndex: m.token_index, probeSentUs: m.probe_sent_us,
+                  requester: readString(m.requester))
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__StageActivation> {
@@ -118,6 +141,9 @@ public struct StageActivation: Sendable, Equatable {
         p.pointee.hidden = hidden?.c(arena)
         p.pointee.n_plan = plan.count; p.pointee.plan = arena.messages(plan) { $0.c(arena) }
         p.pointee.stage_index = stageIndex; p.pointee.cluster = cluster
+        p.pointee.direct = direct ? 1 : 0; p.pointee.sampling = sampling?.c(arena); p.pointee.rng_state = rngState
+        p.pointee.remaining = remaining; p.pointee.token_index = tokenIndex; p.pointee.probe_sent_us = probeSentUs
+        p.pointee.requester = arena.string(requester)
         return p
     }
 }
@@ -131,17 +157,25 @@ public struct TokenResult: Sendable, Equatable {
     /// Plan kind, e.g. "vertical".
     public var plan: String
     public var stageSeconds: [Double]
+    /// Direct: the sampling RNG's state after this draw (a failover replays from it).
+    public var rngState: UInt64
+    /// The planner's estimate of the whole generation under this plan, seconds.
+    public var expectedS: Double
+    /// e.g. "vertical d0[0,2)+e0[2,6)+c0[6,8)".
+    public var planSummary: String
 
     public init(requestId: String, token: UInt32 = 0, index: UInt32 = 0, done: Bool = false, text: String = "", plan: String = "",
-                stageSeconds: [Double] = []) {
+                stageSeconds: [Double] = [], rngState: UInt64 = 0, expectedS: Double = 0, planSummary: String = "") {
         self.requestId = requestId; self.token = token; self.index = index; self.done = done; self.text = text
-        self.plan = plan; self.stageSeconds = stageSeconds
+        self.plan = plan; self.stageSeconds = stageSeconds; self.rngState = rngState; self.expectedS = expectedS
+        self.planSummary = planSummary
     }
 
     init(c: UnsafeMutablePointer<Fi__V1__TokenResult>) {
         let m = c.pointee
         self.init(requestId: readString(m.request_id), token: m.token, index: m.index, done: m.done != 0, text: readString(m.text),
-                  plan: readString(m.plan), stageSeconds: readScalars(m.stage_seconds, m.n_stage_seconds))
+                  plan: readString(m.plan), stageSeconds: readScalars(m.stage_seconds, m.n_stage_seconds), rngState: m.rng_state,
+                  expectedS: m.expected_s, planSummary: readString(m.plan_summary))
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__TokenResult> {
@@ -149,31 +183,38 @@ public struct TokenResult: Sendable, Equatable {
         p.pointee.request_id = arena.string(requestId); p.pointee.token = token; p.pointee.index = index
         p.pointee.done = done ? 1 : 0; p.pointee.text = arena.string(text); p.pointee.plan = arena.string(plan)
         p.pointee.n_stage_seconds = stageSeconds.count; p.pointee.stage_seconds = arena.array(stageSeconds)
+        p.pointee.rng_state = rngState; p.pointee.expected_s = expectedS; p.pointee.plan_summary = arena.string(planSummary)
         return p
     }
 }
 
 public enum ErrorCode: UInt32, Sendable, Equatable, CaseIterable {
     case unspecified = 0, unknownDevice, noRoute, promptTooLong, badRequest, nodeFailed, `internal`
+    /// Admission control: every node that could serve is at its session limit.
+    case overloaded = 100
 }
 
 public struct InferenceError: Sendable, Equatable {
     public var requestId: String
     public var code: ErrorCode
     public var message: String
+    /// `.nodeFailed`: the stage node that could not be reached.
+    public var nodeId: String
 
-    public init(requestId: String, code: ErrorCode, message: String = "") { self.requestId = requestId; self.code = code; self.message = message }
+    public init(requestId: String, code: ErrorCode, message: String = "", nodeId: String = "") {
+        self.requestId = requestId; self.code = code; self.message = message; self.nodeId = nodeId
+    }
 
     init(c: UnsafeMutablePointer<Fi__V1__InferenceError>) throws {
         let m = c.pointee
         self.init(requestId: readString(m.request_id), code: try readEnum(m.code.rawValue, field: "InferenceError.code"),
-                  message: readString(m.message))
+                  message: readString(m.message), nodeId: readString(m.node_id))
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__InferenceError> {
         let p: UnsafeMutablePointer<Fi__V1__InferenceError> = arena.message(fi__v1__inference_error__init)
         p.pointee.request_id = arena.string(requestId); p.pointee.code = Fi__V1__ErrorCode(rawValue: code.rawValue)
-        p.pointee.message = arena.string(message)
+        p.pointee.message = arena.string(message); p.pointee.node_id = arena.string(nodeId)
         return p
     }
 }

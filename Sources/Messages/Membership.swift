@@ -63,14 +63,26 @@ public struct Heartbeat: Sendable, Equatable {
     public var round: UInt64
     /// 0...1
     public var load: Double
+    /// Measured compute state (stage nodes).
+    public var live: NodeLoad?
+    /// Measured links from the sender, and its radio state.
+    public var links: [LinkReport]
 
-    public init(round: UInt64 = 0, load: Double = 0) { self.round = round; self.load = load }
+    public init(round: UInt64 = 0, load: Double = 0, live: NodeLoad? = nil, links: [LinkReport] = []) {
+        self.round = round; self.load = load; self.live = live; self.links = links
+    }
 
-    init(c: UnsafeMutablePointer<Fi__V1__Heartbeat>) { self.init(round: c.pointee.round, load: c.pointee.load) }
+    init(c: UnsafeMutablePointer<Fi__V1__Heartbeat>) throws {
+        let m = c.pointee
+        self.init(round: m.round, load: m.load, live: m.live.map(NodeLoad.init(c:)),
+                  links: try readMessages(m.links, m.n_links, field: "Heartbeat.links", LinkReport.init(c:)))
+    }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__Heartbeat> {
         let p: UnsafeMutablePointer<Fi__V1__Heartbeat> = arena.message(fi__v1__heartbeat__init)
         p.pointee.round = round; p.pointee.load = load
+        p.pointee.live = live?.c(arena)
+        p.pointee.n_links = links.count; p.pointee.links = arena.messages(links) { $0.c(arena) }
         return p
     }
 }

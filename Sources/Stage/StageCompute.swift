@@ -6,39 +6,70 @@ public struct StageError: Error, Equatable, CustomStringConvertible {
     public var code: ErrorCode
     public var message: String
     public init(_ code: ErrorCode, _ message: String) { self.code = code; self.message = message }
+
+    /// Any error of a stage's compute: the engine's input errors are bad requests, others internal.
+    init(_ error: any Error) {
+        switch error {
+        case let e as StageError: self = e
+        case let e as EngineError: self.init(.badRequest, e.description)
+        default: self.init(.internal, "\(error)")
+        }
+    }
     public var description: String { message }
 }
 
 /// The compute of a stage node, without sockets: runs the stage a StageActivation names on the base model
 /// (with the requesting cluster's adapter), keeping one KV cache per (session, layer range or share).
-/// Not thread-safe: one owner (the node's compute queue) drives it.
+/// Decode steps of many sessions run as one batch (`runBatch`). Not thread-safe: one owner (the node's compute
+/// thread) drives it.
 public final class StageCompute {
     public let model: LanguageModel
     public let cost: ComputeCost
-    let adapters: [UInt32: LoRAAdapter]
+    var adapters: [UInt32: LoRAAdapter]
     var activeCluster: UInt32?
     var caches: [String: KVCache] = [:]
     var cacheOrder: [String] = []
-    /// Oldest sessions' caches are dropped beyond this many (a router that vanished never releases them).
-    public var maxCaches = 256
+    /// Admission control: most sessions holding caches at once (0 = no limit).
+    public var maxSessions: Int
+    /// Oldest caches are dropped beyond this many (a router that vanished never releases them).
+    public var maxCaches: Int { max(256, 4 * maxSessions) }
 
-    public init(model: LanguageModel, adapters: [UInt32: LoRAAdapter] = [:]) {
+    public init(model: LanguageModel, adapters: [UInt32: LoRAAdapter] = [:], maxSessions: Int = 0) {
         self.model = model
         self.adapters = adapters
+        self.maxSessions = maxSessions
         cost = ComputeCost(config: model.config)
     }
 
     public var cacheCount: Int { caches.count }
+    /// Rows computed in batched decode steps so far (a batch of B adds B).
+    public private(set) var batchedRows = 0
 
-    /// Result of one call: the reply tensor ("hidden" [T, C], "logits" [1, V] or a share's "partial" [T, C])
-    /// and the FLOPs it took by the shared cost model (for compute emulation).
+    /// Sessions holding at least one cache.
+    public var sessionCount: Int { Set(caches.keys.map(Self.session(ofKey:))).count }
+
+    /// Replaces (or removes, with nil) one cluster's adapter; the next call of that cluster uses it.
+    public func setAdapter(_ adapter: LoRAAdapter?, cluster: UInt32) {
+        adapters[cluster] = adapter
+        if activeCluster == cluster { activeCluster = nil }
+    }
+
+    public var clusters: [UInt32] { adapters.keys.sorted() }
+
+    /// Result of one activation: the reply tensor ("hidden" [T, C], "logits" [1, V] or a share's "partial" [T, C]),
+    /// or in direct mode after the head the drawn token and the RNG state after the draw; and the FLOPs it took by
+    /// the shared cost model (for compute emulation and the measured speed).
     public struct Output: Sendable {
-        public var tensor: Tensor
+        public var tensor: Tensor?
         public var flops: Double
+        public var token: UInt32?
+        public var rngState: UInt64 = 0
     }
 
     /// An activation with neither tokens nor hidden state releases the session's caches.
     public static func isRelease(_ a: StageActivation) -> Bool { a.tokens.isEmpty && a.hidden == nil }
+
+    static func session(ofKey key: String) -> Substring { key[..<(key.firstIndex(of: "|") ?? key.endIndex)] }
 
     public func release(session: String) {
         let prefix = session + "|"
@@ -46,39 +77,108 @@ public final class StageCompute {
         cacheOrder.removeAll { $0.hasPrefix(prefix) }
     }
 
-    public func run(_ a: StageActivation) throws -> Output {
+    public func run(_ a: StageActivation) throws(StageError) -> Output {
+        let st = try stage(of: a)
+        try useAdapter(cluster: a.cluster)
+        let C = model.config.width, pos = Int(a.position)
+        do {
+            if st.shareEnd > st.shareBegin { return try runShare(a, st, pos: pos) }
+            var h = st.embed ? try model.embed(tokens: a.tokens.map { Int32(truncatingIfNeeded: $0) }, startPosition: pos) : try hiddenFloats(a)
+            let T = h.count / C
+            let range = Int(st.layerBegin)..<Int(st.layerEnd)
+            if !range.isEmpty {
+                h = try model.forwardBlocks(range: range, hidden: h, cache: try cache(a, range), startPosition: pos)
+            }
+            let flops = cost.stageFlops(layers: range.count, embed: st.embed, head: st.head, tokens: T, keys: pos + T)
+            guard st.head else { return Output(tensor: Tensor(name: "hidden", shape: [T, C], floats: h), flops: flops) }
+            return try headOutput(a, logits: model.head(Array(h[(T - 1) * C..<T * C])), flops: flops)
+        } catch {
+            throw StageError(error)
+        }
+    }
+
+    /// Runs many activations: decode steps (one new token) of the same blocks and cluster share one batched
+    /// forward pass (one matrix product per projection for all their rows); everything else runs alone.
+    /// Results come back in input order.
+    public func runBatch(_ acts: [StageActivation]) -> [Result<Output, StageError>] {
+        var results = [Result<Output, StageError>?](repeating: nil, count: acts.count)
+        var groups: [String: [Int]] = [:]
+        var order: [String] = []
+        for (i, a) in acts.enumerated() {
+            guard let key = batchKey(a) else { continue }
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(i)
+        }
+        for key in order {
+            let rows = groups[key]!
+            // One row per session: a session's second step waits for its first.
+            var seen = Set<String>(), batch: [Int] = []
+            for i in rows where seen.insert(acts[i].sessionId).inserted { batch.append(i) }
+            guard batch.count >= 2 else { continue }
+            do {
+                for (i, out) in zip(batch, try runDecodeBatch(batch.map { acts[$0] })) { results[i] = .success(out) }
+            } catch {
+                for i in batch { results[i] = .failure(error) }
+            }
+        }
+        for i in acts.indices where results[i] == nil {
+            do { results[i] = .success(try run(acts[i])) } catch { results[i] = .failure(error) }
+        }
+        return results.map { $0! }
+    }
+
+    /// Chain stage, one new token, blocks to run: what may join a batch (key: blocks, ends, cluster).
+    private func batchKey(_ a: StageActivation) -> String? {
+        guard Int(a.stageIndex) < a.plan.count else { return nil }
+        let st = a.plan[Int(a.stageIndex)]
+        guard st.shareEnd == st.shareBegin, st.layerEnd > st.layerBegin, Int(st.layerEnd) <= model.config.layers else { return nil }
+        let rows = st.embed ? a.tokens.count : (a.hidden?.shape == [1, model.config.width] ? 1 : 0)
+        guard rows == 1, Int(a.position) < model.config.contextLength else { return nil }
+        return "\(st.layerBegin)-\(st.layerEnd)-\(st.embed)-\(st.head)-\(a.cluster)-\(a.direct)"
+    }
+
+    private func runDecodeBatch(_ acts: [StageActivation]) throws(StageError) -> [Output] {
+        let st = try stage(of: acts[0])
+        try useAdapter(cluster: acts[0].cluster)
+        let C = model.config.width, range = Int(st.layerBegin)..<Int(st.layerEnd)
+        do {
+            var hidden: [Float] = []
+            hidden.reserveCapacity(acts.count * C)
+            for a in acts {
+                hidden += st.embed ? try model.embed(tokens: a.tokens.map { Int32(truncatingIfNeeded: $0) }, startPosition: Int(a.position))
+                                   : try hiddenFloats(a)
+            }
+            let caches = try acts.map { a throws(StageError) in try cache(a, range) }
+            let h = try model.forwardBlocksBatched(range: range, hidden: hidden, caches: caches, positions: acts.map { Int($0.position) })
+            batchedRows += acts.count
+            let flops = acts.map { cost.stageFlops(layers: range.count, embed: st.embed, head: st.head, tokens: 1, keys: Int($0.position) + 1) }
+            guard st.head else {
+                return acts.indices.map { Output(tensor: Tensor(name: "hidden", shape: [1, C], floats: Array(h[$0 * C..<($0 + 1) * C])), flops: flops[$0]) }
+            }
+            let logits = try model.head(h), V = model.config.vocabSize
+            return try acts.indices.map { b throws(StageError) in try headOutput(acts[b], logits: Array(logits[b * V..<(b + 1) * V]), flops: flops[b]) }
+        } catch {
+            throw StageError(error)
+        }
+    }
+
+    /// Hub mode returns the logits; direct mode draws the token here with the session's RNG state.
+    private func headOutput(_ a: StageActivation, logits: [Float], flops: Double) throws(StageError) -> Output {
+        guard a.direct else { return Output(tensor: Tensor(name: "logits", shape: [1, logits.count], floats: logits), flops: flops) }
+        var rng = SplitMix64(seed: a.rngState)
+        let token = UInt32(LanguageModel.sample(logits, (a.sampling ?? Sampling()).engine, &rng))
+        return Output(tensor: nil, flops: flops, token: token, rngState: rng.state)
+    }
+
+    private func stage(of a: StageActivation) throws(StageError) -> Messages.Stage {
         guard Int(a.stageIndex) < a.plan.count else {
             throw StageError(.badRequest, "stage index \(a.stageIndex) outside a plan of \(a.plan.count) stages")
         }
         let st = a.plan[Int(a.stageIndex)]
-        try useAdapter(cluster: a.cluster)
-        let L = model.config.layers, C = model.config.width, pos = Int(a.position)
-        guard st.layerBegin <= st.layerEnd, Int(st.layerEnd) <= L else {
-            throw StageError(.badRequest, "stage blocks \(st.layerBegin)..<\(st.layerEnd) outside 0..<\(L)")
+        guard st.layerBegin <= st.layerEnd, Int(st.layerEnd) <= model.config.layers else {
+            throw StageError(.badRequest, "stage blocks \(st.layerBegin)..<\(st.layerEnd) outside 0..<\(model.config.layers)")
         }
-        do {
-            if st.shareEnd > st.shareBegin { return try runShare(a, st, pos: pos) }
-            var h: [Float]
-            if st.embed {
-                h = try model.embed(tokens: a.tokens.map { Int32(truncatingIfNeeded: $0) }, startPosition: pos)
-            } else {
-                h = try hiddenFloats(a)
-            }
-            let T = h.count / C
-            let range = Int(st.layerBegin)..<Int(st.layerEnd)
-            if !range.isEmpty {
-                let cache = self.cache("\(a.sessionId)|\(range)", layers: range, position: pos)
-                h = try model.forwardBlocks(range: range, hidden: h, cache: cache, startPosition: pos)
-            }
-            let flops = cost.stageFlops(layers: range.count, embed: st.embed, head: st.head, tokens: T, keys: pos + T)
-            if st.head {
-                let logits = try model.head(Array(h[(T - 1) * C..<T * C]))
-                return Output(tensor: Tensor(name: "logits", shape: [1, logits.count], floats: logits), flops: flops)
-            }
-            return Output(tensor: Tensor(name: "hidden", shape: [T, C], floats: h), flops: flops)
-        } catch let e as EngineError {
-            throw StageError(.badRequest, e.description)
-        }
+        return st
     }
 
     /// A multi-access share: heads [shareBegin, shareEnd) of block layerBegin; the tensor name says the phase.
@@ -91,7 +191,7 @@ public final class StageCompute {
         let f = cost.shareFraction(units)
         switch a.hidden?.name {
         case "attn":
-            let cache = self.cache("\(a.sessionId)|share\(units)", layers: 0..<model.config.layers, position: pos, layer: l)
+            let cache = try self.cache("\(a.sessionId)|share\(units)", layers: 0..<model.config.layers, position: pos, reset: l == 0)
             let out = try model.partialAttention(layer: l, heads: units, hidden: x, cache: cache, startPosition: pos)
             return Output(tensor: Tensor(name: "partial", shape: [T, model.config.width], floats: out),
                           flops: cost.attentionShareFlops(tokens: T, keys: pos + T, fraction: f))
@@ -104,7 +204,7 @@ public final class StageCompute {
         }
     }
 
-    private func hiddenFloats(_ a: StageActivation) throws -> [Float] {
+    private func hiddenFloats(_ a: StageActivation) throws(StageError) -> [Float] {
         guard let t = a.hidden else { throw StageError(.badRequest, "stage without embed needs a hidden tensor") }
         let h: [Float]
         do { h = try t.floats() } catch { throw StageError(.badRequest, "bad hidden tensor: \(error)") }
@@ -114,12 +214,21 @@ public final class StageCompute {
         return h
     }
 
-    /// The cache for `key`; position 0 starts the sequence over (a new session or a replayed prefix).
-    /// For shares, only block `layer`'s position 0 resets it (every block of a token shares one cache).
-    private func cache(_ key: String, layers: Range<Int>, position: Int, layer: Int? = nil) -> KVCache {
+    private func cache(_ a: StageActivation, _ range: Range<Int>) throws(StageError) -> KVCache {
+        try cache("\(a.sessionId)|\(range)", layers: range, position: Int(a.position), reset: true)
+    }
+
+    /// The cache for `key`; position 0 starts the sequence over (a new session or a replayed prefix) when `reset`
+    /// (for shares only block 0 resets it: every block of a token shares one cache). A new session beyond
+    /// `maxSessions` is refused.
+    private func cache(_ key: String, layers: Range<Int>, position: Int, reset: Bool) throws(StageError) -> KVCache {
         if let c = caches[key] {
-            if position == 0 && (layer ?? layers.lowerBound) == layers.lowerBound { c.reset() }
+            if position == 0 && reset { c.reset() }
             return c
+        }
+        let session = Self.session(ofKey: key)
+        if maxSessions > 0, !caches.keys.contains(where: { Self.session(ofKey: $0) == session }), sessionCount >= maxSessions {
+            throw StageError(.overloaded, "all \(maxSessions) session slots are taken; retry when a session ends")
         }
         let c = KVCache(config: model.config, layers: layers)
         caches[key] = c
@@ -128,11 +237,30 @@ public final class StageCompute {
         return c
     }
 
-    private func useAdapter(cluster: UInt32) throws {
+    private func useAdapter(cluster: UInt32) throws(StageError) {
         guard activeCluster != cluster else { return }
         do {
             if let adapter = adapters[cluster] { try model.setAdapter(adapter, source: "cluster \(cluster) adapter") } else { model.detachLoRA() }
         } catch { throw StageError(.internal, "cannot apply the cluster \(cluster) adapter: \(error)") }
         activeCluster = cluster
+    }
+}
+
+extension Messages.Sampling {
+    /// The engine's sampling rule for these wire settings.
+    public var engine: Engine.Sampling {
+        if temperature <= 0 { return .greedy }
+        return topK > 0 ? .topK(k: Int(topK), temperature: temperature) : .temperature(temperature)
+    }
+}
+
+extension StageCompute {
+    /// Measures the compute speed when the node is idle: block 0 on four positions of a scratch cache (no session
+    /// is touched). Returns the FLOPs it did by the shared cost model.
+    public func speedProbe() -> Double {
+        let T = min(4, model.config.contextLength), C = model.config.width
+        let hidden = [Float](repeating: 0.01, count: T * C)
+        _ = try? model.forwardBlocks(range: 0..<1, hidden: hidden, cache: KVCache(config: model.config, layers: 0..<1), startPosition: 0)
+        return cost.blockFlops(tokens: T, keys: T)
     }
 }

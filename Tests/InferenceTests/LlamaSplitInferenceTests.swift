@@ -19,7 +19,7 @@ final class LlamaSplitInferenceTests: XCTestCase {
         let prompt = Array("the quick brown".utf8).map { UInt32($0) }
         let model = try LanguageModel(config: Self.config, seed: Deployment.seed)
         let expected = try model.generate(prompt: prompt.map { Int32($0) }, maxNewTokens: 6, sampling: .greedy).map { UInt32($0) }
-        for kind in PlanKind.allCases {
+        for kind in Deployment.planOrder {
             let req = InferenceRequest(requestId: "llama-\(kind.rawValue)", deviceId: "d0", prompt: prompt, maxTokens: 6,
                                        sampling: Messages.Sampling(temperature: 0, topK: 0, seed: 1))
             let (tokens, results) = await d.run(req, kind: kind)

@@ -14,16 +14,23 @@ final class Deployment {
     var nodes: [String: StageServer] = [:]
 
     init(nodes specs: [(String, NodeRole, Double)], options: RouterOptions = Deployment.fastOptions(), emulate: Bool = false,
-         adapters: [UInt32: LoRAAdapter] = [:], config: ModelConfig = Deployment.config) throws {
+         adapters: [UInt32: LoRAAdapter] = [:], config: ModelConfig = Deployment.config,
+         configure: (inout StageNodeOptions) -> Void = { _ in }) throws {
         let tag = UInt64.random(in: 0..<UInt64.max)
         router = try InferenceRouter(bind: "inproc://router-\(tag)", config: config, options: options, context: context)
         for (id, role, flops) in specs {
             let model = try LanguageModel(config: config, seed: Self.seed)
-            nodes[id] = try StageServer(model: model, adapters: adapters, options: StageNodeOptions(
-                id: id, role: role, bind: "inproc://stage-\(id)-\(tag)", router: router.endpoint, flops: flops,
-                emulateCompute: emulate, heartbeatInterval: .milliseconds(50)), context: context)
+            var o = StageNodeOptions(id: id, role: role, bind: "inproc://stage-\(id)-\(tag)", router: router.endpoint, flops: flops,
+                                     emulateCompute: emulate, heartbeatInterval: .milliseconds(50))
+            o.speedProbes = emulate  // without emulation every node here has the same (real) speed: keep the claims
+            configure(&o)
+            nodes[id] = try StageServer(model: model, adapters: adapters, options: o, context: context)
         }
     }
+
+    /// Every plan kind, peer chains first: nodes measure their real speed as they compute (all equal in one process
+    /// without emulation), and the horizontal chain over the fast peer exists only while the claimed speeds stand.
+    static let planOrder: [PlanKind] = [.horizontal, .multiAccess, .vertical, .cloud, .local]
 
     static func fastOptions() -> RouterOptions {
         var o = RouterOptions()
@@ -86,7 +93,7 @@ final class SplitInferenceTests: XCTestCase {
         XCTAssertEqual(byKind[.horizontal]?.nodeIds, ["d1", "d2"])
         XCTAssertEqual(byKind[.multiAccess]?.nodeIds, ["d0", "e0", "e1"])
         let expected = try reference(6, .topK(k: 20, temperature: 0.9), seed: 5)
-        for kind in PlanKind.allCases {
+        for kind in Deployment.planOrder {
             let req = InferenceRequest(requestId: "r-\(kind.rawValue)", deviceId: "d0", prompt: prompt, maxTokens: 6,
                                        sampling: Messages.Sampling(temperature: 0.9, topK: 20, seed: 5))
             let (tokens, results) = await d.run(req, kind: kind)
@@ -159,7 +166,7 @@ final class SplitInferenceTests: XCTestCase {
         defer { d.stop() }
         try await d.waitForNodes(4)
         try await d.router.setCluster(device: "d0", cluster: 1)
-        for kind in [PlanKind.local, .vertical, .multiAccess] {
+        for kind in [PlanKind.multiAccess, .local, .vertical] {  // shares first: see Deployment.planOrder
             let (tokens, _) = await d.run(InferenceRequest(requestId: "a-\(kind.rawValue)", deviceId: "d0", prompt: prompt, maxTokens: 6), kind: kind)
             XCTAssertEqual(tokens, adapted, "cluster 1 on \(kind.rawValue)")
         }

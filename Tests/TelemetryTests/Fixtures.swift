@@ -14,7 +14,9 @@ enum Fixtures {
     static let bodies: [Body] = [
         .register(Register(role: .device, nodeId: "dev-7", caps: Capabilities(flops: 2.5e9, memoryBytes: 1 << 30, layersCapacity: 6),
                            domainHint: "bible", endpoint: "tcp://10.0.0.7:5555")),
-        .heartbeat(Heartbeat(round: 12, load: 0.375)),
+        .heartbeat(Heartbeat(round: 12, load: 0.375, live: NodeLoad(busy: 0.25, queue: 2, flopsMeasured: 3.5e9, sessions: 5, maxSessions: 32, windowS: 1),
+                             links: [LinkReport(peer: "edge-0", rttS: 0.004, rateBps: 2e7, samples: 9),
+                                     LinkReport(peer: "edge-1", rateBps: 1.5e7, snrDb: 12.5, radio: true)])),
         .leave(Leave(reason: "shutdown")),
         .assignment(Assignment(nodeId: "dev-7", partition: 3, aggregator: "edge-1", aggregatorEndpoint: "inproc://edge-1", cluster: 2, edge: 1)),
         .clusterMap(ClusterMap(mapSeq: 42, members: [
@@ -39,9 +41,12 @@ enum Fixtures {
         .activation(StageActivation(sessionId: "s1", position: 3, tokens: [1, 2], hidden: adapter,
                                     plan: [Stage(nodeId: "dev-1", layerBegin: 0, layerEnd: 2, embed: true),
                                            Stage(nodeId: "cloud", endpoint: "tcp://c:1", layerBegin: 2, layerEnd: 12, head: true)],
-                                    stageIndex: 1, cluster: 2)),
-        .token(TokenResult(requestId: "r1", token: 198, index: 4, done: true, text: "\n", plan: "vertical", stageSeconds: [0.01, 0.02])),
+                                    stageIndex: 1, cluster: 2, direct: true, sampling: Sampling(temperature: 0.5, topK: 3, seed: 1),
+                                    rngState: 99, remaining: 4, tokenIndex: 2, probeSentUs: 1234, requester: "dev-1")),
+        .token(TokenResult(requestId: "r1", token: 198, index: 4, done: true, text: "\n", plan: "vertical", stageSeconds: [0.01, 0.02],
+                           rngState: 77, expectedS: 0.25, planSummary: "vertical dev-1[0,2)+cloud[2,12)")),
         .error(InferenceError(requestId: "r1", code: .noRoute, message: "no stage node for layers 6..<12")),
+        .probe(Probe(id: 3, sentUs: 123_456, size: 4160, echo: true, padding: [UInt8](repeating: 0, count: 4096))),
     ]
 
     /// Exhaustive on purpose: a new Body or Telemetry case fails to compile here until the fixtures cover it.
@@ -68,12 +73,13 @@ enum Fixtures {
         case .activation: "activation"
         case .token: "token"
         case .error: "error"
+        case .probe: "probe"
         }
     }
 
     static let allCaseNames: Set<String> = ["register", "heartbeat", "leave", "assignment", "cluster_map", "snapshot_request",
                                              "round", "model", "model_request", "update", "ack", "eval_request", "eval_result",
-                                             "load", "channel", "metric", "event", "infer_request", "activation", "token", "error"]
+                                             "load", "channel", "metric", "event", "infer_request", "activation", "token", "error", "probe"]
 }
 
 /// A telemetry proxy on loopback tcp for one test.

@@ -19,6 +19,9 @@ typedef struct Fi__V1__Tensor Fi__V1__Tensor;
 typedef struct Fi__V1__Capabilities Fi__V1__Capabilities;
 typedef struct Fi__V1__Register Fi__V1__Register;
 typedef struct Fi__V1__Heartbeat Fi__V1__Heartbeat;
+typedef struct Fi__V1__NodeLoad Fi__V1__NodeLoad;
+typedef struct Fi__V1__LinkReport Fi__V1__LinkReport;
+typedef struct Fi__V1__Probe Fi__V1__Probe;
 typedef struct Fi__V1__Leave Fi__V1__Leave;
 typedef struct Fi__V1__Assignment Fi__V1__Assignment;
 typedef struct Fi__V1__ClusterMember Fi__V1__ClusterMember;
@@ -110,7 +113,11 @@ typedef enum _Fi__V1__ErrorCode {
   FI__V1__ERROR_CODE__ERROR_PROMPT_TOO_LONG = 3,
   FI__V1__ERROR_CODE__ERROR_BAD_REQUEST = 4,
   FI__V1__ERROR_CODE__ERROR_NODE_FAILED = 5,
-  FI__V1__ERROR_CODE__ERROR_INTERNAL = 6
+  FI__V1__ERROR_CODE__ERROR_INTERNAL = 6,
+  /*
+   * admission control: every node that could serve is at its session limit
+   */
+  FI__V1__ERROR_CODE__ERROR_OVERLOADED = 100
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(FI__V1__ERROR_CODE)
 } Fi__V1__ErrorCode;
 
@@ -195,10 +202,121 @@ struct  Fi__V1__Heartbeat
    * 0..1
    */
   double load;
+  /*
+   * measured compute state (stage nodes)
+   */
+  Fi__V1__NodeLoad *live;
+  /*
+   * measured links from the sender, and its radio state
+   */
+  size_t n_links;
+  Fi__V1__LinkReport **links;
 };
 #define FI__V1__HEARTBEAT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__heartbeat__descriptor) \
-    , 0, 0 }
+    , 0, 0, NULL, 0,NULL }
+
+
+/*
+ * A node's own compute over the last window.
+ */
+struct  Fi__V1__NodeLoad
+{
+  ProtobufCMessage base;
+  /*
+   * fraction of the window its compute was busy, 0..1
+   */
+  double busy;
+  /*
+   * calls waiting for compute when reported
+   */
+  uint32_t queue;
+  /*
+   * FLOP/s its compute achieved (smoothed); 0 = not measured yet
+   */
+  double flops_measured;
+  /*
+   * sessions holding KV caches
+   */
+  uint32_t sessions;
+  /*
+   * admission limit (0 = none)
+   */
+  uint32_t max_sessions;
+  /*
+   * length of the window `busy` covers
+   */
+  double window_s;
+};
+#define FI__V1__NODE_LOAD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__node_load__descriptor) \
+    , 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * One directed link as its sender sees it (link = sender -> peer).
+ */
+struct  Fi__V1__LinkReport
+{
+  ProtobufCMessage base;
+  /*
+   * node id at the far end
+   */
+  char *peer;
+  /*
+   * smoothed round-trip time (0 = not measured yet)
+   */
+  double rtt_s;
+  /*
+   * smoothed throughput sender -> peer (0 = not measured yet)
+   */
+  double rate_bps;
+  /*
+   * radio links: SNR of the scenario's channel model
+   */
+  double snr_db;
+  /*
+   * true: the channel model at the current time, not a probe
+   */
+  protobuf_c_boolean radio;
+  /*
+   * probe samples behind the estimate
+   */
+  uint32_t samples;
+  /*
+   * radio: the channel model's rate peer -> sender
+   */
+  double reverse_rate_bps;
+};
+#define FI__V1__LINK_REPORT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__link_report__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0 }
+
+
+/*
+ * A link probe. The receiver echoes it at once (echo = true, same id, sent_us and size).
+ */
+struct  Fi__V1__Probe
+{
+  ProtobufCMessage base;
+  uint64_t id;
+  /*
+   * the sender's monotonic clock; only the sender reads it
+   */
+  uint64_t sent_us;
+  /*
+   * bytes of the probe as sent (all frames)
+   */
+  uint32_t size;
+  protobuf_c_boolean echo;
+  /*
+   * throughput probes carry filler bytes
+   */
+  ProtobufCBinaryData padding;
+};
+#define FI__V1__PROBE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__probe__descriptor) \
+    , 0, 0, 0, 0, {0,NULL} }
 
 
 struct  Fi__V1__Leave
@@ -579,10 +697,39 @@ struct  Fi__V1__StageActivation
    * whose adapter to apply
    */
   uint32_t cluster;
+  /*
+   * Direct forwarding (issue 16): each stage sends its output to the next stage's endpoint; the last
+   * stage draws the token, reports it to the router and feeds it back to the first stage.
+   */
+  protobuf_c_boolean direct;
+  /*
+   * direct: how the last stage draws the token
+   */
+  Fi__V1__Sampling *sampling;
+  /*
+   * direct: the sampling RNG's state before this draw
+   */
+  uint64_t rng_state;
+  /*
+   * direct: tokens still to draw, this one included
+   */
+  uint32_t remaining;
+  /*
+   * direct: index of the token this pass draws
+   */
+  uint32_t token_index;
+  /*
+   * non-zero: the receiver echoes a Probe (link measurement)
+   */
+  uint64_t probe_sent_us;
+  /*
+   * device the tokens are for
+   */
+  char *requester;
 };
 #define FI__V1__STAGE_ACTIVATION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__stage_activation__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0,NULL, NULL, 0,NULL, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, NULL, 0,NULL, 0, 0, 0, NULL, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Fi__V1__TokenResult
@@ -599,10 +746,22 @@ struct  Fi__V1__TokenResult
   char *plan;
   size_t n_stage_seconds;
   double *stage_seconds;
+  /*
+   * direct: the sampling RNG's state after this draw (failover replays from it)
+   */
+  uint64_t rng_state;
+  /*
+   * the planner's estimate of the whole generation under this plan
+   */
+  double expected_s;
+  /*
+   * e.g. "vertical d0[0,2)+e0[2,6)+c0[6,8)"
+   */
+  char *plan_summary;
 };
 #define FI__V1__TOKEN_RESULT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__token_result__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, (char *)protobuf_c_empty_string }
 
 
 struct  Fi__V1__InferenceError
@@ -611,10 +770,14 @@ struct  Fi__V1__InferenceError
   char *request_id;
   Fi__V1__ErrorCode code;
   char *message;
+  /*
+   * ERROR_NODE_FAILED: the stage node that could not be reached
+   */
+  char *node_id;
 };
 #define FI__V1__INFERENCE_ERROR__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__inference_error__descriptor) \
-    , (char *)protobuf_c_empty_string, FI__V1__ERROR_CODE__ERROR_UNSPECIFIED, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, FI__V1__ERROR_CODE__ERROR_UNSPECIFIED, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 typedef enum {
@@ -636,7 +799,8 @@ typedef enum {
   FI__V1__ENVELOPE__BODY_INFER_REQUEST = 40,
   FI__V1__ENVELOPE__BODY_ACTIVATION = 41,
   FI__V1__ENVELOPE__BODY_TOKEN = 42,
-  FI__V1__ENVELOPE__BODY_ERROR = 43
+  FI__V1__ENVELOPE__BODY_ERROR = 43,
+  FI__V1__ENVELOPE__BODY_PROBE = 100
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(FI__V1__ENVELOPE__BODY__CASE)
 } Fi__V1__Envelope__BodyCase;
 
@@ -671,6 +835,7 @@ struct  Fi__V1__Envelope
     Fi__V1__StageActivation *activation;
     Fi__V1__TokenResult *token;
     Fi__V1__InferenceError *error;
+    Fi__V1__Probe *probe;
   };
 };
 #define FI__V1__ENVELOPE__INIT \
@@ -753,6 +918,63 @@ Fi__V1__Heartbeat *
                       const uint8_t       *data);
 void   fi__v1__heartbeat__free_unpacked
                      (Fi__V1__Heartbeat *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__NodeLoad methods */
+void   fi__v1__node_load__init
+                     (Fi__V1__NodeLoad         *message);
+size_t fi__v1__node_load__get_packed_size
+                     (const Fi__V1__NodeLoad   *message);
+size_t fi__v1__node_load__pack
+                     (const Fi__V1__NodeLoad   *message,
+                      uint8_t             *out);
+size_t fi__v1__node_load__pack_to_buffer
+                     (const Fi__V1__NodeLoad   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__NodeLoad *
+       fi__v1__node_load__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__node_load__free_unpacked
+                     (Fi__V1__NodeLoad *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__LinkReport methods */
+void   fi__v1__link_report__init
+                     (Fi__V1__LinkReport         *message);
+size_t fi__v1__link_report__get_packed_size
+                     (const Fi__V1__LinkReport   *message);
+size_t fi__v1__link_report__pack
+                     (const Fi__V1__LinkReport   *message,
+                      uint8_t             *out);
+size_t fi__v1__link_report__pack_to_buffer
+                     (const Fi__V1__LinkReport   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__LinkReport *
+       fi__v1__link_report__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__link_report__free_unpacked
+                     (Fi__V1__LinkReport *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__Probe methods */
+void   fi__v1__probe__init
+                     (Fi__V1__Probe         *message);
+size_t fi__v1__probe__get_packed_size
+                     (const Fi__V1__Probe   *message);
+size_t fi__v1__probe__pack
+                     (const Fi__V1__Probe   *message,
+                      uint8_t             *out);
+size_t fi__v1__probe__pack_to_buffer
+                     (const Fi__V1__Probe   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__Probe *
+       fi__v1__probe__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__probe__free_unpacked
+                     (Fi__V1__Probe *message,
                       ProtobufCAllocator *allocator);
 /* Fi__V1__Leave methods */
 void   fi__v1__leave__init
@@ -1227,6 +1449,15 @@ typedef void (*Fi__V1__Register_Closure)
 typedef void (*Fi__V1__Heartbeat_Closure)
                  (const Fi__V1__Heartbeat *message,
                   void *closure_data);
+typedef void (*Fi__V1__NodeLoad_Closure)
+                 (const Fi__V1__NodeLoad *message,
+                  void *closure_data);
+typedef void (*Fi__V1__LinkReport_Closure)
+                 (const Fi__V1__LinkReport *message,
+                  void *closure_data);
+typedef void (*Fi__V1__Probe_Closure)
+                 (const Fi__V1__Probe *message,
+                  void *closure_data);
 typedef void (*Fi__V1__Leave_Closure)
                  (const Fi__V1__Leave *message,
                   void *closure_data);
@@ -1318,6 +1549,9 @@ extern const ProtobufCMessageDescriptor fi__v1__tensor__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__capabilities__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__register__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__heartbeat__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__node_load__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__link_report__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__probe__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__leave__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__assignment__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__cluster_member__descriptor;

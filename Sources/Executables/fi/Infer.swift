@@ -29,11 +29,13 @@ struct Infer: AsyncParsableCommand {
         let start = Date()
         var firstToken: Double?
         var stageTotals: [Double] = []
-        var plan = "", count = 0
+        var plan = "", summary = "", expected = 0.0, count = 0
         for try await t in client.generate(request, timeout: .seconds(timeout)) {
             if firstToken == nil { firstToken = Date().timeIntervalSince(start) }
             FileHandle.standardOutput.write(Data(t.text.utf8))
             plan = t.plan
+            summary = t.planSummary
+            expected = t.expectedS
             count += 1
             if stageTotals.count < t.stageSeconds.count { stageTotals += [Double](repeating: 0, count: t.stageSeconds.count - stageTotals.count) }
             for (i, s) in t.stageSeconds.enumerated() { stageTotals[i] += s }
@@ -42,6 +44,8 @@ struct Infer: AsyncParsableCommand {
         print("\n---")
         print(String(format: "plan %@, %d tokens in %.3f s (first token %.3f s, %.1f tokens/s)", plan, count, total, firstToken ?? 0,
                      Double(count) / max(total, 1e-9)))
+        print(String(format: "  %@, planner's estimate %.3f s", summary, expected))
+        // Per-stage times exist only when the router saw every hop (hub forwarding).
         for (i, s) in stageTotals.enumerated() { print(String(format: "  stage %d: %.3f s", i, s)) }
     }
 }

@@ -15,14 +15,19 @@ struct StageNodeCommand: ParsableCommand {
     @Option(help: "ROUTER endpoint to serve activations on.") var bind: String
     @Option(help: "Inference router endpoint to register and heartbeat with.") var router: String?
     @Option(help: "Model folder (config.json + model.safetensors).") var model: String
-    @Option(help: "Folder of cluster adapters: cluster-<k>/ PEFT folders.") var adapters: String?
-    @Option(help: "Sustained FLOP/s this node stands for.") var flops: Double = 1e10
-    @Option(help: "Background load 0...1 to report and emulate.") var load: Double = 0
+    @Option(help: "Folder of cluster adapters (cluster-<k>/ PEFT folders), re-read when they change (e.g. a clustered aggregator's <checkpoint>/clusters).") var adapters: String?
+    @Option(help: "FLOP/s this node claims until it has measured itself (and emulates with --emulate-compute).") var flops: Double = 1e10
+    @Option(help: "Emulation knob: background load 0...1 (compute runs at flops·(1−load)); the node reports what it measures.") var load: Double = 0
     @Flag(help: "Sleep so each call takes FLOPs / (flops · (1 − load)).") var emulateCompute = false
     @Option(help: "Heartbeat interval in milliseconds.") var heartbeatMs: Int = 1000
     @Option(help: "Telemetry proxy XSUB endpoint.") var telemetry: String?
     @Option(help: "Endpoint the router should dial (needed when --bind uses 0.0.0.0).") var advertise: String?
     @Option(help: "Most blocks this node can hold (memory); the planner respects it.") var maxLayers: Int?
+    @Option(help: "Most sessions at once (admission control; 0 = no limit).") var maxSessions: Int = 64
+    @Option(help: "One-way delay added before sends to peers, e.g. edge-0=2.5,cloud=20 (milliseconds; the testbed's propagation delay).") var linkLatency: String?
+    @Option(help: "Scenario file: a device reports its radio state (SNR, rate) from this channel model with each heartbeat.") var scenario: String?
+    @Option(help: "This device's node id in the scenario (default: --id).") var scenarioNode: String?
+    @Option(help: "Stage node id of the device's access point (default: the scenario's, e.g. edge-0).") var radioPeer: String?
     @Flag(help: "Check the configuration (role, load, model config), print ok and exit.") var health = false
     @OptionGroup var curve: CurveOptions
 
@@ -31,17 +36,43 @@ struct StageNodeCommand: ParsableCommand {
         guard (0...1).contains(load) else { throw ValidationError("--load must be in 0...1, not \(load)") }
         guard flops > 0 else { throw ValidationError("--flops must be positive") }
         try curve.apply()
+        guard maxSessions >= 0 else { throw ValidationError("--max-sessions must not be negative") }
+        let latency = try linkLatency.map(Self.parseLatency) ?? [:]
+        let radio = try scenario.map { try RadioState(scenario: URL(fileURLWithPath: $0), device: scenarioNode ?? id, accessPointPeer: radioPeer) }
         if health { _ = try LanguageModel.loadConfig(URL(fileURLWithPath: model)); print("ok"); return }
         let gpt = try LanguageModel.load(directory: URL(fileURLWithPath: model))
-        let clusterAdapters = try adapters.map { try AdapterFolder.load(URL(fileURLWithPath: $0), config: gpt.config) } ?? [:]
         var options = StageNodeOptions(
             id: id, role: nodeRole, bind: bind, router: router, flops: flops, load: load, emulateCompute: emulateCompute,
             heartbeatInterval: .milliseconds(max(10, heartbeatMs)), telemetry: telemetry, advertise: advertise)
         options.maxLayers = maxLayers
-        let server = try StageServer(model: gpt, adapters: clusterAdapters, options: options)
-        print("stage-node \(id) (\(role)) serving \(server.endpoint), \(clusterAdapters.count) cluster adapters")
+        options.maxSessions = maxSessions
+        options.linkLatency = latency
+        options.radio = radio
+        if let dir = adapters {
+            let url = URL(fileURLWithPath: dir)
+            // A folder that is there must load (bad adapters are an error now, not a silent skip later).
+            if FileManager.default.fileExists(atPath: url.path) { _ = try AdapterFolder.load(url, config: gpt.config) }
+            options.adapterFolder = url
+        }
+        let server = try StageServer(model: gpt, options: options)
+        print("stage-node \(id) (\(role)) serving \(server.endpoint)" + (adapters.map { ", cluster adapters from \($0)" } ?? ""))
         waitForTerminationSignal()
         server.leave()
+    }
+}
+
+extension StageNodeCommand {
+    /// "edge-0=2.5,cloud=20" (milliseconds) → seconds by peer id.
+    static func parseLatency(_ text: String) throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for item in text.split(separator: ",") where !item.isEmpty {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, let ms = Double(parts[1]), ms.isFinite, ms >= 0 else {
+                throw ValidationError("--link-latency: '\(item)' is not peer=milliseconds (e.g. edge-0=2.5)")
+            }
+            out[parts[0]] = ms / 1000
+        }
+        return out
     }
 }
 
@@ -49,7 +80,7 @@ do {
     StageNodeCommand.main(try EnvOptions.processArguments(knownFlags: [
         "--id", "--role", "--bind:endpoint", "--router:endpoint", "--model", "--adapters", "--flops:number", "--load:number",
         "--emulate-compute:bool", "--heartbeat-ms:int", "--telemetry:endpoint", "--advertise:endpoint", "--max-layers:int",
-        "--health:bool",
+        "--health:bool", "--max-sessions:int", "--link-latency", "--scenario", "--scenario-node", "--radio-peer",
     ] + CurveOptions.knownFlags))
 } catch {
     FileHandle.standardError.write(Data("stage-node: \(error)\n".utf8))

@@ -4,15 +4,23 @@ import Stage
 public struct NodeState: Sendable, Equatable {
     public var id: String
     public var role: NodeRole
+    /// FLOP/s: measured by the node (claimed until it has measured).
     public var flops: Double
     /// 0...1; the node delivers flops · (1 − load).
     public var load: Double
     /// Most blocks the node can hold (memory); 0 = no limit. A share of h heads counts h/heads of every block.
     public var maxLayers: Int
+    /// Admission control: sessions the node takes at once (0 = no limit), and the router's sessions on it now.
+    public var maxSessions: Int
+    public var activeSessions: Int
 
-    public init(id: String, role: NodeRole, flops: Double, load: Double = 0, maxLayers: Int = 0) {
+    public init(id: String, role: NodeRole, flops: Double, load: Double = 0, maxLayers: Int = 0, maxSessions: Int = 0, activeSessions: Int = 0) {
         self.id = id; self.role = role; self.flops = flops; self.load = load; self.maxLayers = maxLayers
+        self.maxSessions = maxSessions; self.activeSessions = activeSessions
     }
+
+    /// Whether the node takes another session.
+    public var admits: Bool { maxSessions <= 0 || activeSessions < maxSessions }
 
     /// Whether `layers` blocks fit in this node's memory.
     public func holds(_ layers: Double) -> Bool { maxLayers <= 0 || layers <= Double(maxLayers) + 1e-9 }

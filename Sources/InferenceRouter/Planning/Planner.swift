@@ -47,20 +47,36 @@ public struct PlanRequest: Sendable, Equatable {
     }
 }
 
+/// How activations travel between the stages of a chain plan.
+public enum Forwarding: String, Sendable, CaseIterable, Codable {
+    /// Stage to stage along the plan; the last stage draws the token and feeds it to the first.
+    case direct
+    /// Every hop through the router, which also draws the token (kept for comparison).
+    case hub
+}
+
 /// Builds the candidate plans and their expected latency from the cost model. Pure: no sockets, no clocks.
 public struct Planner: Sendable {
     public var cost: ComputeCost
-    /// Fixed cost of one stage visit (two messages through the bus and a context switch).
+    /// Fixed cost of one stage visit (messages through the bus and thread hand-offs).
     public var stageOverheadSeconds: Double
+    public var forwarding: Forwarding
 
-    public init(cost: ComputeCost, stageOverheadSeconds: Double = 0.0004) {
-        self.cost = cost; self.stageOverheadSeconds = stageOverheadSeconds
+    public init(cost: ComputeCost, stageOverheadSeconds: Double = 0.0004, forwarding: Forwarding = .direct) {
+        self.cost = cost; self.stageOverheadSeconds = stageOverheadSeconds; self.forwarding = forwarding
     }
 
     var L: Int { cost.config.layers }
 
-    /// The best plan of each kind that is possible, cheapest first.
+    /// The best plan of each kind that is possible, cheapest first; nodes at their session limit take no part.
     public func candidates(_ view: NetworkView, _ req: PlanRequest) -> [InferencePlan] {
+        var admitting = view
+        admitting.nodes = view.nodes.filter(\.admits)
+        return candidatesIgnoringAdmission(admitting, req)
+    }
+
+    /// The candidates as if every node took another session (tells "full" from "impossible").
+    public func candidatesIgnoringAdmission(_ view: NetworkView, _ req: PlanRequest) -> [InferencePlan] {
         var out: [InferencePlan] = []
         let device = view.node(req.device).flatMap { $0.role == .device ? $0 : nil }
         if let d = device { out.append(chainPlan(.local, [(d.id, 0, L)], view, req)) }
@@ -90,25 +106,37 @@ public struct Planner: Sendable {
     }
 
     /// Expected wall time of the whole generation under this plan.
+    /// Hub: every pass starts at the requester (tokens in) and ends there (logits back). Direct: the prompt comes from
+    /// the requester, each later pass starts from the token the last stage feeds back to the first, and only the
+    /// final token's trip to the requester adds (the others travel while the next pass runs).
     public func expectedSeconds(_ plan: InferencePlan, _ view: NetworkView, _ req: PlanRequest) -> Double {
         var total = 0.0
-        for (T, Tk) in req.steps {
-            total += plan.kind == .multiAccess ? multiAccessStep(plan, view, T: T, Tk: Tk) : chainStep(plan, view, T: T, Tk: Tk)
+        guard plan.kind != .multiAccess else {
+            for (T, Tk) in req.steps { total += multiAccessStep(plan, view, T: T, Tk: Tk) }
+            return total
         }
+        guard let last = plan.stages.last?.nodeId else { return .infinity }
+        for (i, (T, Tk)) in req.steps.enumerated() {
+            let from = forwarding == .direct && i > 0 ? last : plan.requester
+            total += chainStep(plan, view, T: T, Tk: Tk, from: from)
+            if forwarding == .hub { total += view.link(last, plan.requester).seconds(bytes: cost.logitBytes) }
+        }
+        if forwarding == .direct { total += view.link(last, plan.requester).seconds(bytes: cost.tokenBytes(tokens: 1)) }
         return total
     }
 
-    func chainStep(_ plan: InferencePlan, _ view: NetworkView, T: Int, Tk: Int) -> Double {
+    /// One forward pass along the chain, its input starting at `from`.
+    func chainStep(_ plan: InferencePlan, _ view: NetworkView, T: Int, Tk: Int, from: String) -> Double {
         var t = 0.0
-        var holder = plan.requester
+        var holder = from
         for s in plan.stages {
             guard let n = view.node(s.nodeId), n.holds(Double(s.layerEnd - s.layerBegin)) else { return .infinity }
-            let bytes = holder == plan.requester && s.embed ? cost.tokenBytes(tokens: T) : cost.activationBytes(tokens: T)
+            let bytes = s.embed ? cost.tokenBytes(tokens: T) : cost.activationBytes(tokens: T)
             t += view.link(holder, n.id).seconds(bytes: bytes) + stageOverheadSeconds
             t += cost.stageFlops(layers: Int(s.layerEnd - s.layerBegin), embed: s.embed, head: s.head, tokens: T, keys: Tk) / n.effectiveFlops
             holder = n.id
         }
-        return t + view.link(holder, plan.requester).seconds(bytes: cost.logitBytes)
+        return t
     }
 
     /// Device → edge → cloud with split points i ≤ j by exhaustive search (O(L²) per edge/cloud pair).
