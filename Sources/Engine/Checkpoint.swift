@@ -197,6 +197,7 @@ extension LanguageModel {
     /// Loads config.json + the safetensors weights (single file or sharded).
     public static func load(directory: URL) throws(EngineError) -> LanguageModel {
         let config = try loadConfig(directory)
+        if let format = try quantizationFormat(directory) { return try loadQuantized(directory: directory, config: config, format: format) }
         let model = try LanguageModel(zeroed: config)
         let files = try CheckpointFiles(directory: directory)
         for site in config.tensorSites(model.layout) {
@@ -223,6 +224,7 @@ extension LanguageModel {
 
     /// Writes config.json and the weights (HF names and layouts) as F32, in shards of at most `shardBytes` when given.
     public func save(directory: URL, shardBytes: Int? = nil) throws(EngineError) {
+        if let quant { return try saveQuantized(quant, directory: directory, shardBytes: shardBytes) }
         try makeDirectory(directory)
         try writeJSON(config.json, to: directory.appendingPathComponent("config.json"))
         let tensors = config.tensorSites(layout).map { site in

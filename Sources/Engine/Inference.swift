@@ -43,7 +43,7 @@ extension LanguageModel {
         var out = [Float](repeating: 0, count: T * C)
         tokens.withUnsafeBufferPointer { tk in
             out.withUnsafeMutableBufferPointer { o in
-                Layers.embedForward(o.baseAddress!, tk.baseAddress!, p.wte, p.wpe, B: 1, T: T, C: C, start: startPosition)
+                embedTokens(o.baseAddress!, tk.baseAddress!, B: 1, T: T, start: startPosition)
             }
         }
         return out

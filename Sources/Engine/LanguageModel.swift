@@ -9,6 +9,8 @@ public final class LanguageModel {
     let p: ParameterTensors
     /// Rotation tables (Llama family), nil for GPT-2.
     let rope: RoPETable?
+    /// The frozen matrices in int8 or 4-bit (nil: fp32 in the arena, which then holds only norms, biases, positions).
+    let quant: QuantizedWeights?
     var lora: LoRAWeights?
     var baseGrads: Arena?
     var acts: Activations?
@@ -29,23 +31,31 @@ public final class LanguageModel {
         ones(layout.ln1w); ones(layout.ln2w); ones(layout.lnfw)
     }
 
-    /// All parameters zero (loaders fill them).
-    init(zeroed config: ModelConfig) throws(EngineError) {
+    /// All parameters zero (loaders fill them); with `quant`, the matrices are those quantized ones.
+    init(zeroed config: ModelConfig, quant: QuantizedWeights? = nil) throws(EngineError) {
         try config.validate()
         BLASThreads.configure()
         self.config = config
-        layout = ParameterLayout(config)
+        self.quant = quant
+        layout = ParameterLayout(config, dense: quant == nil)
         params = Arena(count: layout.count)
         p = ParameterTensors(base: params.base, layout: layout)
         rope = config.architecture == .llama
             ? RoPETable(config: config.rope, headSize: config.headSize, context: config.contextLength) : nil
     }
 
-    public var parameterCount: Int { layout.count }
+    /// Number of base parameters (the fp32 model's, also for a quantized one).
+    public var parameterCount: Int { config.parameterCount }
+
+    /// The format of the frozen matrices, nil for fp32.
+    public var quantization: QuantFormat? { quant?.format }
+
+    /// Bytes the base weights take as held: the fp32 arena plus quantized codes and scales.
+    public var weightBytes: Int { 4 * layout.count + (quant?.bytes ?? 0) }
 
     /// An independent copy of the weights and the attached adapter (no training state).
     public func clone() -> LanguageModel {
-        let copy = try! LanguageModel(zeroed: config)  // config was validated when self was made
+        let copy = try! LanguageModel(zeroed: config, quant: quant)  // config was validated when self was made; quantized weights are shared (read-only)
         copy.params.base.update(from: params.base, count: layout.count)
         if let lora {
             let w = LoRAWeights(config: lora.config, model: config)
@@ -55,7 +65,8 @@ public final class LanguageModel {
         return copy
     }
 
-    /// All base parameters as one flat vector (layout order). Valid only while the model is alive.
+    /// All fp32 base parameters as one flat vector (layout order; a quantized model's matrices are not in it).
+    /// Valid only while the model is alive.
     public var parameters: UnsafeMutableBufferPointer<Float> { params.buffer }
 
     // MARK: LoRA
@@ -103,6 +114,7 @@ public final class LanguageModel {
     /// Folds the adapter into the base weights (W += s·B·A) and detaches it.
     public func mergeAdapter() throws(EngineError) {
         guard let lora else { throw .badInput("mergeAdapter: no LoRA adapter is attached") }
+        guard quant == nil else { throw .badInput("mergeAdapter: the base is quantized (\(quant!.format)); adapters stay unmerged on a quantized base") }
         let r = lora.config.rank, s = lora.config.scaling
         for slot in lora.slots {
             let w = denseMatrix(slot.matrix, layer: slot.layer) + slot.rows.lowerBound * slot.inp

@@ -4,10 +4,39 @@
 extension LanguageModel {
     typealias Ptr = UnsafeMutablePointer<Float>
 
+    /// out[N, out] = inp[N, in]·Wᵀ + bias for a weight matrix, fp32 or quantized.
+    func matmul(_ id: MatrixID, _ out: Ptr, _ inp: Ptr, bias: Ptr?, N: Int) {
+        if let q = quant?.matrix(id) { return q.forward(out, inp, bias: bias, N: N) }
+        let d = id.dims(config)
+        Layers.matmulForward(out, inp, denseMatrix(id), bias, N: N, C: d.inp, OC: d.out)
+    }
+
+    /// dinp[N, in] += dout[N, out]·W (and dW += doutᵀ·inp, db += Σ dout when given: fp32 only).
+    func matmulBackward(_ id: MatrixID, _ dinp: Ptr?, _ dw: Ptr?, _ db: Ptr?, _ dout: Ptr, _ inp: Ptr, N: Int) {
+        if let q = quant?.matrix(id) {
+            if let dinp { q.backwardInput(dinp, dout, N: N) }
+            return
+        }
+        let d = id.dims(config)
+        Layers.matmulBackward(dinp, dw, db, dout, inp, denseMatrix(id), N: N, C: d.inp, OC: d.out)
+    }
+
+    /// out[B,T,C] = embedding rows of tokens (+ learned positions from `start`), fp32 or dequantized.
+    func embedTokens(_ out: Ptr, _ tokens: UnsafePointer<Int32>, B: Int, T: Int, start: Int) {
+        let C = config.width
+        guard let q = quant?.embedding else {
+            return Layers.embedForward(out, tokens, p.wte, p.wpe, B: B, T: T, C: C, start: start)
+        }
+        for i in 0..<(B * T) {
+            let row = Int(tokens[i])
+            q.dequantize(rows: row..<(row + 1), into: out + i * C)
+            if let wpe = p.wpe { for c in 0..<C { out[i * C + c] += wpe[(start + i % T) * C + c] } }
+        }
+    }
+
     /// out[N, out] = inp[N, in]·W_mᵀ + b for matrix m of block l, no adapter.
     func baseForward(_ out: Ptr, _ inp: Ptr, _ l: Int, _ m: Projection, N: Int) {
-        let d = m.dims(config)
-        Layers.matmulForward(out, inp, denseMatrix(m, layer: l), bias(m, layer: l), N: N, C: d.inp, OC: d.out)
+        matmul(.block(m, l), out, inp, bias: bias(m, layer: l), N: N)
     }
 
     /// out[N, out] = inp·Wᵀ + b (+ adapters); the adapters' u = inp·Aᵀ are saved in `a` (training) or use uScratch.
@@ -18,7 +47,7 @@ extension LanguageModel {
             return
         }
         let r = lora.config.rank, slots = lora.byMatrix[l][m.rawValue]
-        if let a, let merged = lora.merged, let mo = lora.mergedOffset[l][m.rawValue] {
+        if let a, quant == nil, let merged = lora.merged, let mo = lora.mergedOffset[l][m.rawValue] {
             // training: merged weight for the output, u = inp·Aᵀ kept for the adapter gradients
             Layers.matmulForward(out, inp, merged.base + mo, bias(m, layer: l), N: N, C: d.inp, OC: d.out)
             for si in slots {
@@ -59,13 +88,17 @@ extension LanguageModel {
         let d = m.dims(config)
         let gw = g.map { denseMatrix(m, layer: l, in: $0) }, gb = g.flatMap { bias(m, layer: l, in: $0) }
         guard let lora, !lora.byMatrix[l][m.rawValue].isEmpty else {
-            Layers.matmulBackward(dinp, gw, gb, dout, inp, denseMatrix(m, layer: l), N: N, C: d.inp, OC: d.out)
+            matmulBackward(.block(m, l), dinp, gw, gb, dout, inp, N: N)
             return
         }
         let r = lora.config.rank
-        let merged = lora.merged.flatMap { arena in lora.mergedOffset[l][m.rawValue].map { arena.base + $0 } }
+        let merged = quant != nil ? nil : lora.merged.flatMap { arena in lora.mergedOffset[l][m.rawValue].map { arena.base + $0 } }
         // dinp through the merged weight covers the adapter path too; unmerged, each adapter adds its own.
-        Layers.matmulBackward(dinp, gw, gb, dout, inp, merged ?? denseMatrix(m, layer: l), N: N, C: d.inp, OC: d.out)
+        if let merged {
+            Layers.matmulBackward(dinp, gw, gb, dout, inp, merged, N: N, C: d.inp, OC: d.out)
+        } else {
+            matmulBackward(.block(m, l), dinp, gw, gb, dout, inp, N: N)
+        }
         for si in lora.byMatrix[l][m.rawValue] {
             let s = lora.slots[si]
             Layers.loraBackward(merged == nil ? dinp : nil, lora.grads.base + s.a, lora.grads.base + s.b, a.du,
@@ -76,11 +109,11 @@ extension LanguageModel {
 
     /// logits[N, V] = x[N, C]·headᵀ
     func headForward(_ logits: Ptr, _ x: Ptr, N: Int) {
-        Layers.matmulForward(logits, x, headMatrix(), nil, N: N, C: config.width, OC: config.vocabSize)
+        matmul(.head, logits, x, bias: nil, N: N)
     }
 
     /// dx[N, C] += dlogits·head; dhead += dlogitsᵀ·x when given.
     func headBackward(_ dx: Ptr, _ dhead: Ptr?, _ dlogits: Ptr, _ x: Ptr, N: Int) {
-        Layers.matmulBackward(dx, dhead, nil, dlogits, x, headMatrix(), N: N, C: config.width, OC: config.vocabSize)
+        matmulBackward(.head, dx, dhead, nil, dlogits, x, N: N)
     }
 }

@@ -97,7 +97,13 @@ extension LanguageModel {
         } else {
             for t in 0..<N { (dst + t * ld).update(repeating: 0, count: n) }
         }
-        gemmStrided(dst, ld, inp, d.inp, denseMatrix(m, layer: l) + rows.lowerBound * d.inp, d.inp, M: N, N: n, K: d.inp, alpha: 1, beta: 1)
+        if let q = quant?.matrix(.block(m, l)) {
+            let tile = Arena(count: n * d.inp)
+            q.dequantize(rows: rows, into: tile.base)
+            gemmStrided(dst, ld, inp, d.inp, tile.base, d.inp, M: N, N: n, K: d.inp, alpha: 1, beta: 1)
+        } else {
+            gemmStrided(dst, ld, inp, d.inp, denseMatrix(m, layer: l) + rows.lowerBound * d.inp, d.inp, M: N, N: n, K: d.inp, alpha: 1, beta: 1)
+        }
         guard let lora else { return }
         let r = lora.config.rank
         for si in lora.byMatrix[l][m.rawValue] {
@@ -118,7 +124,17 @@ extension LanguageModel {
         } else {
             out.update(repeating: 0, count: N * d.out)
         }
-        gemmStrided(out, d.out, inp, n, denseMatrix(m, layer: l) + c0, d.inp, M: N, N: d.out, K: n, alpha: 1, beta: 1)
+        if let q = quant?.matrix(.block(m, l)) {
+            // row tiles of W, restricted to these columns
+            let R = q.tileRows, tile = Arena(count: R * d.inp)
+            for r0 in stride(from: 0, to: d.out, by: R) {
+                let r1 = min(d.out, r0 + R)
+                q.dequantize(rows: r0..<r1, into: tile.base)
+                gemmStrided(out + r0, d.out, inp, n, tile.base + c0, d.inp, M: N, N: r1 - r0, K: n, alpha: 1, beta: 1)
+            }
+        } else {
+            gemmStrided(out, d.out, inp, n, denseMatrix(m, layer: l) + c0, d.inp, M: N, N: d.out, K: n, alpha: 1, beta: 1)
+        }
         guard let lora else { return }
         let r = lora.config.rank
         for si in lora.byMatrix[l][m.rawValue] {

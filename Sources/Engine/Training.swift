@@ -60,6 +60,7 @@ extension LanguageModel {
             throw .badInput("batch \(B) × sequence \(T) must be positive with sequence ≤ context \(config.contextLength)")
         }
         if trainable == .adapter, lora == nil { throw .badInput("adapter training needs an attached LoRA adapter") }
+        if trainable == .base, let quant { throw .badInput("the base is quantized (\(quant.format)) and frozen: train a LoRA adapter on it") }
         _ = ensureActivations(B: B, T: T)
         if trainable == .base, baseGrads == nil { baseGrads = Arena(count: layout.count) }
     }
@@ -116,8 +117,8 @@ extension LanguageModel {
         let a = acts!
         let c = config, C = c.width, L = c.layers, V = c.vocabSize, N = B * T
         precondition(a.B == B && a.T == T, "ensureActivations first")
-        if let lora { refreshMerged(lora) }
-        Layers.embedForward(a.encoded, a.tokens, p.wte, p.wpe, B: B, T: T, C: C)
+        if let lora, quant == nil { refreshMerged(lora) }
+        embedTokens(a.encoded, a.tokens, B: B, T: T, start: 0)
         for l in 0..<L {
             let x = l == 0 ? a.encoded : a.res3 + (l - 1) * N * C
             let ln1 = a.ln1 + l * N * C, qkv = a.qkv + l * a.sQKV, atty = a.atty + l * a.sAtty

@@ -174,6 +174,10 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
                             maxSessions: UInt32(max(0, options.maxSessions)), windowS: interval)
         sendUpstream(.heartbeat(Heartbeat(load: s.busy, live: live, links: links)))
         _ = try? telemetry?.publish(.load(LoadReport(load: s.busy, flops: s.flops ?? 0, queue: UInt32(s.queue))))
+        if let mem = ProcessMemory.resident() {  // resident memory of this node (weights are memory-mapped: what it touched)
+            _ = try? telemetry?.publish(.metric(Metric(name: "resident_bytes", value: Double(mem.current), labels: ["node": options.id])))
+            _ = try? telemetry?.publish(.metric(Metric(name: "peak_resident_bytes", value: Double(mem.peak), labels: ["node": options.id])))
+        }
         for l in links {
             _ = try? telemetry?.publish(.channel(ChannelState(link: "\(options.id)->\(l.peer)", rateBps: l.rateBps, snrDb: l.snrDb, rttS: l.rttS)))
         }

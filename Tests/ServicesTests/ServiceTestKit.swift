@@ -107,19 +107,26 @@ enum Kit {
 
     /// Runs an executable and returns (status, stderr).
     static func runExecutable(_ name: String, _ args: [String], env: [String: String] = [:]) throws -> (Int32, String) {
+        let (status, _, err) = try runExecutableOutput(name, args, env: env)
+        return (status, err)
+    }
+
+    /// Runs an executable and returns (status, stdout, stderr).
+    static func runExecutableOutput(_ name: String, _ args: [String], env: [String: String] = [:]) throws -> (Int32, String, String) {
         let p = Process()
         p.executableURL = try requireExecutables().appendingPathComponent(name)
         p.arguments = args
         var e = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("FI_") }
         for (k, v) in env { e[k] = v }
         p.environment = e
-        let err = Pipe()
+        let err = Pipe(), out = Pipe()
         p.standardError = err
-        p.standardOutput = Pipe()
+        p.standardOutput = out
         try p.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let data = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: data, as: UTF8.self))
     }
 }
 

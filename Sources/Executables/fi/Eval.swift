@@ -21,7 +21,10 @@ struct Eval: ParsableCommand {
         }
         let tokens = tokenizer.encode(try ModelFolder.readText([text]))
         let result = try gpt.evaluate(tokens: tokens)
-        print(String(format: #"{"loss": %.6f, "perplexity": %.4f, "tokens": %d, "context": %d}"#,
-                     result.loss, exp(Double(result.loss)), result.tokens, gpt.config.contextLength))
+        let mem = ProcessMemory.resident()
+        // weight_bytes: the base as held (fp32, or quantized codes + scales); fp32_weight_bytes: the same model in fp32.
+        print(String(format: #"{"loss": %.6f, "perplexity": %.4f, "tokens": %d, "context": %d, "weights": "%@", "weight_bytes": %d, "fp32_weight_bytes": %d, "resident_bytes": %d, "peak_resident_bytes": %d}"#,
+                     result.loss, exp(Double(result.loss)), result.tokens, gpt.config.contextLength,
+                     gpt.quantization.map { "\($0)" } ?? "fp32", gpt.weightBytes, 4 * gpt.parameterCount, mem?.current ?? 0, mem?.peak ?? 0))
     }
 }

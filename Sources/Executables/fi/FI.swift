@@ -11,6 +11,7 @@ struct FI: AsyncParsableCommand {
             Report.self,
             DataCommand.self,
             Eval.self,
+            Quantize.self,
             Pretrain.self,
             Run.self,
             ExperimentCommand.self,

@@ -55,7 +55,9 @@ struct StageNodeCommand: ParsableCommand {
             options.adapterFolder = url
         }
         let server = try StageServer(model: gpt, options: options)
-        print("stage-node \(id) (\(role)) serving \(server.endpoint)" + (adapters.map { ", cluster adapters from \($0)" } ?? ""))
+        let mem = ProcessMemory.resident()
+        print("stage-node \(id) (\(role)) serving \(server.endpoint)" + (adapters.map { ", cluster adapters from \($0)" } ?? "")
+              + ", weights \(gpt.quantization.map { "\($0)" } ?? "fp32"), resident \((mem?.current ?? 0) >> 20) MiB")
         waitForTerminationSignal()
         server.leave()
     }
