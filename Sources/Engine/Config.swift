@@ -75,7 +75,7 @@ public struct ModelConfig: Sendable, Equatable, Codable {
     public static let gpt2Small = ModelConfig(vocabSize: 50257, contextLength: 1024, layers: 12, heads: 12, width: 768)
     /// A byte-vocabulary Llama the size of `small` (4 layers, 256 wide, 2 KV heads), for federated runs on Llama blocks.
     public static let llamaSmall = ModelConfig.llama(vocabSize: 256, contextLength: 128, layers: 4, heads: 4, kvHeads: 2,
-                                                     width: 256, mlpWidth: 688, tiedEmbeddings: true)
+                                                     width: 256, mlpWidth: 704, tiedEmbeddings: true)
     /// SmolLM-135M's shape (HuggingFaceTB): 30 layers, 576 wide, 9 heads over 3 KV heads, MLP 1536, vocabulary 49,152.
     public static let smolLM135M = ModelConfig.llama(vocabSize: 49152, contextLength: 2048, layers: 30, heads: 9, kvHeads: 3,
                                                      width: 576, mlpWidth: 1536, tiedEmbeddings: true,

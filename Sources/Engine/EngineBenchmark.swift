@@ -1,24 +1,67 @@
 import COpenBLAS
 import Foundation
 
-/// `fi bench engine`: LoRA fine-tuning and generation throughput at three sizes, with achieved GFLOP/s
-/// as a fraction of the cblas_sgemm peak measured in the same run.
+/// `fi bench engine`: LoRA fine-tuning and generation throughput of GPT-2 and Llama shapes, fp32 and with a
+/// quantized frozen base, with achieved GFLOP/s as a fraction of the cblas_sgemm peak measured in the same run.
+/// Peer baselines (PyTorch, llama.cpp) are measured by the command in the same run.
 public enum EngineBenchmark {
-    public struct Row: Sendable {
+    /// A LoRA fine-tuning configuration: shape, batch × sequence, LoRA targets (rank 8, alpha 16).
+    public struct TrainCase: Sendable {
         public var name: String
+        public var config: ModelConfig
+        public var batch: Int, sequence: Int
+        public var targets: [LoRATarget]
+        public var steps: Int
+        /// Also time full fine-tuning (all base weights) on the fp32 base.
+        public var full: Bool
+        /// Frozen-base formats besides fp32.
+        public var quantized: [QuantFormat]
+    }
+
+    /// A greedy generation configuration (the shape of the llama.cpp comparison).
+    public struct GenerateCase: Sendable {
+        public var name: String
+        public var config: ModelConfig
+        public var prompt: Int, newTokens: Int
+        public var formats: [QuantFormat?]
+    }
+
+    public static let trainCases: [TrainCase] = [
+        TrainCase(name: "tiny", config: ModelConfig(vocabSize: 256, contextLength: 128, layers: 2, heads: 2, width: 32), batch: 4,
+                  sequence: 128, targets: [.attnQKV, .attnProj], steps: 30, full: false, quantized: []),
+        TrainCase(name: "small", config: .small, batch: 4, sequence: 128, targets: [.attnQKV, .attnProj], steps: 10, full: true,
+                  quantized: []),
+        TrainCase(name: "llama-small", config: .llamaSmall, batch: 4, sequence: 128, targets: [.q, .k, .v, .o, .gate, .up, .down],
+                  steps: 10, full: false, quantized: [.int8, .q4(group: 32)]),
+        TrainCase(name: "smollm-135m", config: .smolLM135M, batch: 1, sequence: 256, targets: [.q, .k, .v, .o, .gate, .up, .down],
+                  steps: 3, full: false, quantized: [.int8, .q4(group: 32)]),
+        TrainCase(name: "gpt2-small", config: .gpt2Small, batch: 4, sequence: 128, targets: [.attnQKV, .attnProj], steps: 3,
+                  full: false, quantized: []),
+    ]
+
+    public static let generateCases: [GenerateCase] = [
+        GenerateCase(name: "gpt2-small", config: .gpt2Small, prompt: 16, newTokens: 32, formats: [nil, .int8, .q4(group: 32)]),
+        GenerateCase(name: "smollm-135m", config: .smolLM135M, prompt: 16, newTokens: 32, formats: [nil, .int8, .q4(group: 32)]),
+    ]
+
+    public struct TrainResult: Sendable {
+        public var name: String
+        public var weights: String
         public var parameters: Int
-        public var trainTokensPerSecond: Double
-        public var trainGFLOPs: Double
-        public var fullTrainTokensPerSecond: Double?
-        public var generateTokensPerSecond: Double
+        public var weightBytes: Int
+        public var tokensPerSecond: Double
+        public var gflops: Double
+        public var fullTokensPerSecond: Double?
     }
 
-    public struct Report: Sendable {
-        public var sgemmPeakGFLOPs: Double
-        public var rows: [Row]
+    public struct GenerateResult: Sendable {
+        public var name: String
+        public var weights: String
+        public var weightBytes: Int
+        public var tokensPerSecond: Double
     }
 
-    /// Peak sgemm throughput on a square 1024 problem (the baseline every row is compared to).
+    /// Peak sgemm throughput on a square 1024 problem (the baseline every training row is compared to).
     public static func sgemmPeak() -> Double {
         let n = 1024
         let a = Arena(count: n * n), b = Arena(count: n * n), c = Arena(count: n * n)
@@ -38,55 +81,49 @@ public enum EngineBenchmark {
         return best
     }
 
-    /// FLOPs of one LoRA training step (forward + input-gradient backward, no base weight gradients).
-    public static func loraStepFLOPs(_ c: ModelConfig, B: Int, T: Int) -> Double {
-        let N = Double(B * T), C = Double(c.width), L = Double(c.layers), V = Double(c.vocabSize)
-        let matmul = 2 * N * (L * 12 * C * C + V * C)
-        let attention = 2 * 2 * N * Double(T) * C * L  // QKᵀ and AV over full T×T tiles
-        return matmul * 2 + attention * 3
+    /// FLOPs per token of one LoRA training step: forward and input-gradient backward through every matrix
+    /// (2 + 2 per weight) and the attention products (forward 2·2·T·qDim, backward twice that) per layer.
+    public static func loraStepFLOPsPerToken(_ c: ModelConfig, T: Int) -> Double {
+        let L = Double(c.layers), C = Double(c.width)
+        let weights = L * (C * Double(c.qkvDim) + Double(c.qDim) * C + C * Double(c.mlpInDim) + Double(c.mlpWidth) * C)
+            + Double(c.vocabSize) * C
+        let attention = 2 * 2 * Double(T) * Double(c.qDim) * L
+        return 4 * weights + 3 * attention
     }
 
-    /// Runs the benchmark; `log` receives progress lines.
-    public static func run(steps: Int = 0, only: Set<String>? = nil, log: (String) -> Void = { _ in }) throws(EngineError) -> Report {
-        BLASThreads.configure()
-        let peak = sgemmPeak()
-        log(String(format: "cblas_sgemm peak: %.1f GFLOP/s (%d OpenBLAS threads)", peak, BLASThreads.count))
-        var rows: [Row] = []
-        let configs: [(String, ModelConfig, Int, Bool)] = [
-            ("tiny", ModelConfig(vocabSize: 256, contextLength: 128, layers: 2, heads: 2, width: 32), 30, false),
-            ("small (4L×256, byte)", .small, 10, true),
-            ("gpt2-small (124M)", .gpt2Small, 3, false),
-        ]
-        for (name, config, defaultSteps, full) in configs where only?.contains(where: { name.hasPrefix($0) }) ?? true {
-            let n = steps > 0 ? steps : defaultSteps
-            let B = 4, T = min(128, config.contextLength)
-            let model = try LanguageModel(config: config, seed: 1)
-            let tokens = (0..<(B * T * 4)).map { Int32($0 * 7919 % config.vocabSize) }
-            var fullRate: Double?
-            if full {
-                let trainer = try Trainer(model: model, trainable: .base, batch: B, sequence: T, schedule: .constant(1e-4))
-                fullRate = try tokensPerSecond(trainer: trainer, tokens: tokens, steps: n)
-                model.baseGrads = nil
-            }
-            try model.attachLoRA(LoRAConfig(rank: 8, alpha: 16, targets: [.attnQKV, .attnProj]), seed: 1)
-            let trainer = try Trainer(model: model, trainable: .adapter, batch: B, sequence: T, schedule: .constant(1e-4))
-            let rate = try tokensPerSecond(trainer: trainer, tokens: tokens, steps: n)
-            let gflops = loraStepFLOPs(config, B: B, T: T) / Double(B * T) * rate / 1e9
-            model.acts = nil
-            let genTokens = config.layers > 6 ? 32 : 64
+    /// Times `steps` LoRA steps (after one warm-up) of `c` on `model` (its base fp32 or quantized).
+    public static func train(_ c: TrainCase, model: LanguageModel, steps: Int) throws(EngineError) -> TrainResult {
+        try model.attachLoRA(LoRAConfig(rank: 8, alpha: 16, targets: c.targets), seed: 1)
+        let trainer = try Trainer(model: model, trainable: .adapter, batch: c.batch, sequence: c.sequence, schedule: .constant(1e-4))
+        let tokens = (0..<(c.batch * c.sequence * 4)).map { Int32($0 * 7919 % c.config.vocabSize) }
+        let rate = try tokensPerSecond(trainer: trainer, tokens: tokens, steps: steps)
+        model.detachLoRA()
+        return TrainResult(name: c.name, weights: model.quantization.map { "\($0)" } ?? "fp32", parameters: model.parameterCount,
+                           weightBytes: model.weightBytes, tokensPerSecond: rate,
+                           gflops: loraStepFLOPsPerToken(c.config, T: c.sequence) * rate / 1e9, fullTokensPerSecond: nil)
+    }
+
+    /// Full fine-tuning tokens/s (all base weights) on an fp32 model.
+    public static func trainFull(_ c: TrainCase, model: LanguageModel, steps: Int) throws(EngineError) -> Double {
+        let trainer = try Trainer(model: model, trainable: .base, batch: c.batch, sequence: c.sequence, schedule: .constant(1e-4))
+        let tokens = (0..<(c.batch * c.sequence * 4)).map { Int32($0 * 7919 % c.config.vocabSize) }
+        let rate = try tokensPerSecond(trainer: trainer, tokens: tokens, steps: steps)
+        model.baseGrads = nil
+        model.acts = nil
+        return rate
+    }
+
+    /// Greedy generation tokens/s (prompt processing included, as llama.cpp's generate measures it), best of `repeats`.
+    public static func generate(_ c: GenerateCase, model: LanguageModel, repeats: Int = 3) throws(EngineError) -> GenerateResult {
+        let prompt = (0..<c.prompt).map { Int32($0 * 7919 % c.config.vocabSize) }
+        var best = 0.0
+        for _ in 0..<repeats {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let out = try model.generate(prompt: Array(tokens.prefix(16)), maxNewTokens: genTokens, sampling: .greedy)
-            let genRate = Double(out.count) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
-            let row = Row(name: name, parameters: config.parameterCount, trainTokensPerSecond: rate, trainGFLOPs: gflops,
-                          fullTrainTokensPerSecond: fullRate, generateTokensPerSecond: genRate)
-            log(format(row, peak: peak))
-            rows.append(row)
+            let out = try model.generate(prompt: prompt, maxNewTokens: c.newTokens, sampling: .greedy)
+            best = max(best, Double(out.count) / (Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
         }
-        // The machine is shared: measure the peak again and keep the better one, so ratios are not flattered.
-        let peak2 = max(peak, sgemmPeak())
-        log(String(format: "cblas_sgemm peak after the run: %.1f GFLOP/s; fractions against max %.1f:", peak2, peak2))
-        for r in rows { log(String(format: "  %@: %.0f%% of sgemm peak", r.name, 100 * r.trainGFLOPs / peak2)) }
-        return Report(sgemmPeakGFLOPs: peak2, rows: rows)
+        return GenerateResult(name: c.name, weights: model.quantization.map { "\($0)" } ?? "fp32", weightBytes: model.weightBytes,
+                              tokensPerSecond: best)
     }
 
     static func tokensPerSecond(trainer: Trainer, tokens: [Int32], steps: Int) throws(EngineError) -> Double {
@@ -96,13 +133,5 @@ public enum EngineBenchmark {
         for _ in 0..<steps { _ = try trainer.step(tokens: tokens, rng: &rng) }
         let s = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return Double(steps * trainer.batch * trainer.sequence) / s
-    }
-
-    public static func format(_ r: Row, peak: Double) -> String {
-        var s = String(format: "%@ [%.2fM params]: LoRA r=8 train %.0f tok/s (%.1f GFLOP/s, %.0f%% of sgemm peak)",
-                       r.name, Double(r.parameters) / 1e6, r.trainTokensPerSecond, r.trainGFLOPs, 100 * r.trainGFLOPs / peak)
-        if let f = r.fullTrainTokensPerSecond { s += String(format: ", full train %.0f tok/s", f) }
-        s += String(format: ", generate %.1f tok/s", r.generateTokensPerSecond)
-        return s
     }
 }

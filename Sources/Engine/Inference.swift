@@ -135,8 +135,11 @@ extension LanguageModel {
         let cache = KVCache(config: config, layers: 0..<config.layers)
         var rng = SplitMix64(seed: seed)
         var out: [Int32] = []
-        var logits = try self.logits(tokens: prompt, cache: cache, startPosition: 0)
-        var last = Array(logits[(prompt.count - 1) * config.vocabSize..<prompt.count * config.vocabSize])
+        // The prompt's blocks run on every position; the head only on the last (all that sampling needs).
+        let C = config.width
+        let h = try forwardBlocks(range: 0..<config.layers, hidden: embed(tokens: prompt, startPosition: 0), cache: cache, startPosition: 0)
+        var last = try head(Array(h[(prompt.count - 1) * C..<prompt.count * C]))
+        var logits: [Float]
         while out.count < maxNewTokens {
             let next = Self.sample(last, sampling, &rng)
             out.append(next)

@@ -37,7 +37,7 @@ extension LanguageModel {
     }
 
     /// The `quantization_config` of a model folder's config.json, nil for an fp32 model.
-    static func quantizationFormat(_ directory: URL) throws(EngineError) -> QuantFormat? {
+    public static func quantizationFormat(_ directory: URL) throws(EngineError) -> QuantFormat? {
         let url = directory.appendingPathComponent("config.json")
         guard let q = try readJSONObject(url)["quantization_config"], !(q is NSNull) else { return nil }
         guard let o = q as? [String: Any], o["quant_method"] as? String == "fi", let bits = (o["bits"] as? NSNumber)?.intValue else {

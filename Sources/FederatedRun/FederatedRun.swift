@@ -187,12 +187,12 @@ public struct ChildProcesses {
     public init() {}
 
     @discardableResult
-    public mutating func spawn(_ name: String, _ binDir: URL, _ arguments: [String]) throws -> Process {
+    public mutating func spawn(_ name: String, _ binDir: URL, _ arguments: [String], threads: Int = 1) throws -> Process {
         let p = Process()
         p.executableURL = binDir.appendingPathComponent(name)
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
-        env["OPENBLAS_NUM_THREADS"] = "1"
+        env["OPENBLAS_NUM_THREADS"] = "\(threads)"
         p.environment = env
         try p.run()
         processes.append(p)

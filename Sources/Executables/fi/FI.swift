@@ -12,6 +12,7 @@ struct FI: AsyncParsableCommand {
             DataCommand.self,
             Eval.self,
             Quantize.self,
+            Demo.self,
             Pretrain.self,
             Run.self,
             ExperimentCommand.self,

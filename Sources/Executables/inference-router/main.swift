@@ -20,6 +20,7 @@ struct InferenceRouterCommand: ParsableCommand {
     @Option(help: "Model folder: config.json for the planner's cost model, and the tokenizer.") var model: String
     @Option(help: "Heartbeat interval of stage nodes in milliseconds.") var heartbeatMs: Int = 1000
     @Option(help: "Missed heartbeats before a stage node is dead.") var liveness: Int = 4
+    @Option(help: "Milliseconds a stage may take per step before failover (large models need more).") var stepTimeoutMs: Int = 5000
     @Option(help: "Comma-separated device ids allowed besides registered device nodes.") var knownDevices: String = ""
     @Flag(help: "Check the configuration (model config and tokenizer), print ok and exit.") var health = false
     @OptionGroup var curve: CurveOptions
@@ -35,6 +36,8 @@ struct InferenceRouterCommand: ParsableCommand {
         var options = RouterOptions()
         options.heartbeatInterval = .milliseconds(max(10, heartbeatMs))
         options.liveness = max(1, liveness)
+        guard stepTimeoutMs > 0 else { throw ValidationError("--step-timeout-ms must be positive") }
+        options.stepTimeout = .milliseconds(stepTimeoutMs)
         options.telemetry = telemetry
         options.knownDevices = Set(knownDevices.split(separator: ",").map { String($0) })
         options.forwarding = mode
@@ -50,7 +53,7 @@ struct InferenceRouterCommand: ParsableCommand {
 do {
     InferenceRouterCommand.main(try EnvOptions.processArguments(knownFlags: [
         "--manager:endpoint", "--bind:endpoint", "--telemetry:endpoint", "--model", "--health:bool",
-        "--heartbeat-ms:int", "--liveness:int", "--known-devices", "--manager-pub:endpoint", "--forwarding",
+        "--heartbeat-ms:int", "--liveness:int", "--known-devices", "--manager-pub:endpoint", "--forwarding", "--step-timeout-ms:int",
     ] + CurveOptions.knownFlags))
 } catch {
     FileHandle.standardError.write(Data("inference-router: \(error)\n".utf8))
