@@ -19,7 +19,7 @@ func tests(_ name: String, _ deps: [Target.Dependency]) -> Target {
 
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
-let services: [Target.Dependency] = ["Bus", "Messages", "Engine", "Tokenizers", "Data", "EdgeEnvironment", "Federation"]
+let services: [Target.Dependency] = ["Bus", "Messages", "Engine", "Tokenizers", "Data", "EdgeEnvironment", "Federation", "Experiments", "Wire"]
 
 let package = Package(
     name: "FederatedIntelligence",
@@ -53,12 +53,16 @@ let package = Package(
         library("Tokenizers", []),
         library("Data", [yams, "Randomness"]),
         library("EdgeEnvironment", [yams, "Randomness"]),
-        library("Federation", ["COpenBLAS"]),
-        library("ClusterManager", services + [yams]),
-        library("Aggregator", services + ["ClusterManager", "Reports"]),
-        library("DeviceWorker", services + ["ClusterManager", "COpenBLAS"]),
+        library("Federation", ["COpenBLAS", "EdgeEnvironment", "Reports"]),
+        // The typed experiment file (one strict parser) and what it builds.
+        library("Experiments", [yams, "EdgeEnvironment", "Federation", "Engine"]),
+        // Adapters and updates as messages.
+        library("Wire", ["Messages", "Federation", "Engine"]),
+        library("ClusterManager", ["Bus", "Messages", "EdgeEnvironment"]),
+        library("Aggregator", services + ["Reports"]),
+        library("DeviceWorker", services + ["COpenBLAS"]),
         // fi run: wires the three services embedded (inproc) or as processes (tcp).
-        library("FederatedRun", ["ClusterManager", "Aggregator", "DeviceWorker", "Reports", "Data", "Bus", "CZMQ"]),
+        library("FederatedRun", ["ClusterManager", "Aggregator", "DeviceWorker", "Experiments", "Wire", "Reports", "Data", "Bus", "CZMQ"]),
         library("Stage", services),
         library("InferenceRouter", services + ["Stage"]),
         // Network-namespace testbed and service processes (ip netns, veth, bridge, tc shaping).
@@ -67,9 +71,9 @@ let package = Package(
         library("Config", ["Bus", argumentParser]),
 
         executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", "Testbed", argumentParser, yams]),
-        executable("cluster-manager", ["ClusterManager", "Config", argumentParser]),
-        executable("aggregator", ["Aggregator", "Bus", "ClusterManager", "Engine", "Config", argumentParser]),
-        executable("device-worker", ["DeviceWorker", "ClusterManager", "Config", argumentParser]),
+        executable("cluster-manager", ["ClusterManager", "Experiments", "Messages", "Bus", "Config", argumentParser]),
+        executable("aggregator", ["Aggregator", "Bus", "Messages", "Experiments", "Wire", "Engine", "Config", argumentParser]),
+        executable("device-worker", ["DeviceWorker", "Experiments", "Messages", "Bus", "Config", argumentParser]),
         executable("inference-router", ["InferenceRouter", "Stage", "Engine", "Tokenizers", "Config", argumentParser]),
         executable("stage-node", ["Stage", "Engine", "Config", argumentParser]),
 
@@ -80,7 +84,7 @@ let package = Package(
         tests("DataTests", ["Data"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
-        tests("FederationTests", ["Federation"]),
+        tests("FederationTests", ["Federation", "EdgeEnvironment", "Reports"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
         tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers", "EdgeEnvironment", "Testbed"]),

@@ -1,14 +1,15 @@
 import Bus
-import ClusterManager
 import Engine
+import Experiments
 import Federation
 import Foundation
 import Messages
 import Reports
+import Wire
 
-/// One aggregator (tier cloud in flat FedAvg): registers with the manager, runs synchronous rounds over PUB
-/// (announcement, model, eval requests) and ROUTER (uploads, model requests, eval results), checkpoints after
-/// every round and writes one MetricRecord per round. Round logic lives in `RoundCoordinator`.
+/// One aggregator (flat, edge or cloud tier): a thin interpreter around the round engine. Frames in become engine
+/// events, the engine's effects become frames, files and telemetry (AggregatorService+Wire.swift). It makes no
+/// algorithm decision: which round, who trains what, what is accepted and when to finish are the engine's.
 public final class AggregatorService: @unchecked Sendable {  // safe: state only touched on `loop`
     public struct Options: Sendable {
         public var id = "aggregator"
@@ -17,6 +18,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         public var router: String
         public var pub: String
         public var advertise: String?
+        /// Resumes from and persists to this folder (engine snapshot + journal, and the cluster adapters).
         public var checkpoint: String?
         public var telemetry: String?
         /// Writes metrics.jsonl + summary.json here when set.
@@ -26,8 +28,6 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         /// Ask devices for validation loss before the first and after every round.
         public var evaluate = true
         public var quiet = false
-        /// Overrides the strategy the experiment's paradigm names (Federation registry).
-        public var strategy: (any AggregationStrategy)?
         /// Edge tier: the cloud aggregator's ROUTER.
         public var upstream: String?
         public init(manager: String, router: String, pub: String, experiment: Experiment) {
@@ -36,58 +36,66 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     }
 
     public struct Status: Sendable {
-        public var completedRound: UInt64
+        public var completedRound: Int
         public var version: UInt64
         public var rejections: [String: Int]
         public var global: [Float]
+        public var models: [Int: [Float]]
         public var finished: Bool
         public var records: [MetricRecord]
-        /// The open training round and its participants that have not delivered yet.
         public var openRound: UInt64?
         public var waitingFor: [String]
     }
-
-    enum Phase { case starting, idle, training, evaluating(round: UInt64, deadline: Double), finished }
 
     public let loop: ServiceLoop
     public let routerEndpoint: String
     public let pubEndpoint: String
     let options: Options
     let router: Socket, pub: Socket, manager: Socket
+    var upstream: Socket?
     let telemetry: TelemetryOut
-    var coordinator: RoundCoordinator
-    var template: LoRAAdapter
-    let checkpoints: CheckpointStore?
-    /// The checkpoint this aggregator resumed from (a round driver restores its own state from it).
-    var resumed: CheckpointStore.State?
+    var engine: RoundEngine
+    let template: LoRAAdapter
+    let layout: Federation.ParameterLayout
+    let store: EngineStore?
     let writer: MetricsWriter?
-    let cost: any EdgeCostModel
-    var phase: Phase = .starting
+    let role: TierRole
     var seq: UInt64 = 0
     var mapSeq: UInt64 = 0
-    var alive: [String] = []
-    var deviceIndex: [String: Int] = [:]
-    var evalResults: [String: EvalResult] = [:]
-    var evalExpected: Set<String> = []
-    var lastRepublish = 0.0
-    var roundStartWall = 0.0
-    let startWall = AggregatorService.now()
-    var bytesUp = 0, bytesDown = 0, roundBytesUp = 0, roundBytesDown = 0
-    var simTime = 0.0
-    var lastClosed: RoundCoordinator.Closed?
+    var registered = false
     var records: [MetricRecord] = []
     var finishHandlers: [@Sendable () -> Void] = []
-    var registered = false
-    /// Hierarchical runs: this aggregator's tier state (EdgeTier.swift); nil in flat runs.
-    var hierarchy: HierarchyState?
-    /// The paradigm's round logic (clustered, async); nil = the synchronous FedAvg state machine below.
-    var driver: RoundDriver?
+    /// Encoded model messages by (wire, cluster), sent zero-copy to every participant that gets them.
+    var modelFrames: [ModelKey: [[UInt8]]] = [:]
+    let started = AggregatorService.now()
 
-    /// `initial`: the adapter round 1 starts from (AdapterWire.initialAdapter); a checkpoint in `options.checkpoint` wins.
-    public init(_ options: Options, initial: LoRAAdapter, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
-        try Self.checkTier(options)
+    /// `initial`: the adapter the run starts from (Experiment.initialAdapter); a checkpoint in `options.checkpoint` wins.
+    public init(_ options: Options, initial: LoRAAdapter, context: BusContext = .shared) throws {
+        let e = options.experiment
+        if options.tier == .edge {
+            guard e.isHierarchical else { throw HierarchyError.edgeNeedsHierarchicalParadigm(paradigm: e.federation.paradigm) }
+            guard let up = options.upstream, !up.isEmpty else { throw HierarchyError.edgeNeedsUpstream(id: options.id) }
+        }
         self.options = options
-        self.cost = try cost ?? Self.tierCost(options)
+        template = initial
+        layout = try AdapterWire.layout(of: initial)
+        role = e.role(tier: options.tier == .edge ? "edge" : "cloud", id: options.id)
+        let global = GlobalModel(layout: layout, parameters: initial.flatten())
+        let bytes = Envelope(sender: options.id, body: .model(ModelBroadcast(round: 1, tensors: AdapterWire.tensors(global.parameters, layout: layout))))
+            .encodeFrames().reduce(0) { $0 + $1.count }
+        let setup = try e.engine(id: options.id, role: role, initial: global, modelBytes: bytes, evaluate: options.evaluate,
+                                 persistent: options.checkpoint != nil, heartbeatS: Double(options.heartbeatMs) / 1000)
+        store = options.checkpoint.map { EngineStore(directory: URL(fileURLWithPath: $0)) }
+        telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)
+        telemetry.quiet = options.quiet
+        if let (snapshot, journal, dropped) = try store?.load() {
+            engine = try RoundEngine(restoring: snapshot, journal: journal, config: setup.config, algorithm: setup.algorithm, cost: setup.cost)
+            telemetry.event(.info, "resume", "resuming in round \(engine.round) (\(engine.phase.rawValue)) with \(journal.count) journalled inputs"
+                            + (dropped > 0 ? "; dropped a torn journal tail of \(dropped) bytes" : ""))
+        } else {
+            engine = RoundEngine(config: setup.config, algorithm: setup.algorithm, cost: setup.cost)
+        }
+        writer = try options.metrics.map { try MetricsWriter(directory: URL(fileURLWithPath: $0)) }
         loop = ServiceLoop(name: options.id)
         (router, routerEndpoint) = try Socket.serviceRouter(bind: options.router, context: context)
         pub = try Socket(.pub, context: context)
@@ -96,47 +104,21 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         manager = try Socket(.dealer, context: context)
         try manager.set(.routingId(Array(options.id.utf8)))
         try manager.connect(options.manager)
-        telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)
-        telemetry.quiet = options.quiet
-        template = initial
-        let strategy = try options.strategy ?? Self.tierStrategy(options) ?? Self.strategy(for: options.experiment)
-        var global = GlobalModel(layout: try AdapterWire.layout(of: initial), parameters: initial.flatten())
-        var completed: UInt64 = 0
-        checkpoints = options.checkpoint.map { CheckpointStore(directory: URL(fileURLWithPath: $0)) }
-        if let store = checkpoints,
-           let (state, adapter) = try store.load(like: initial) {
-            global.parameters = adapter.flatten()
-            global.version = state.version
-            completed = state.round
-            resumed = state
-            bytesUp = state.bytesUp; bytesDown = state.bytesDown; simTime = state.simTimeS
-            phase = .idle
+        if options.tier == .edge, let up = options.upstream {
+            let s = try Socket(.dealer, context: context)
+            try s.set(.routingId(Array(options.id.utf8)))
+            try s.connect(up)
+            upstream = s
+            loop.add(s) { [unowned self] _, frames in handleUpstream(frames) }
         }
-        coordinator = RoundCoordinator(strategy: strategy, global: global, completedRound: Self.resumeRound(options, completed), quorum: Self.tierQuorum(options))
-        writer = try options.metrics.map { try MetricsWriter(directory: URL(fileURLWithPath: $0)) }
-        if !options.evaluate, case .starting = phase { phase = .idle }
-        if completed > 0 { telemetry.event(.info, "resume", "resuming after round \(completed) at version \(global.version)") }
-
         loop.add(router) { [unowned self] _, frames in handleRouter(frames) }
         loop.add(manager) { [unowned self] _, frames in handleManager(frames) }
         loop.add(pub) { _, _ in }
         loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
-        loop.every(.milliseconds(20)) { [unowned self] in drive() }
-        try setUpHierarchy(context: context)
-        driver = try makeDriver()
+        loop.every(.milliseconds(20)) { [unowned self] in run(.tick) }
     }
 
-    /// The experiment's paradigm as a Federation strategy: fedavg → FedAvg (sample-weighted, sync, staleness 0).
-    /// FedAsync/FedBuff/hierarchical plug in here by name once their round drivers exist.
-    public static func strategy(for e: Experiment) throws -> any AggregationStrategy {
-        // Clustered and async run in their RoundDriver; the coordinator's FedAvg then only counts rejections.
-        var spec = StrategySpec(name: ["clustered", "async"].contains(e.federation.paradigm) ? "fedavg" : e.federation.paradigm)
-        spec.fraction = e.federation.fraction
-        spec.quorum = e.federation.quorum
-        spec.minDevices = 1
-        spec.seed = e.seed
-        return try makeAggregationStrategy(spec)
-    }
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
     public func start() {
         loop.post { [self] in register() }
@@ -144,35 +126,40 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     }
 
     public func stop() {
-        loop.post { [self] in telemetry.close() }
+        loop.post { [self] in telemetry.close(); store?.close() }
         loop.stop()
     }
 
     /// After `stop()`, from another thread (an executable before it exits): closes the sockets so the context's
     /// termination can flush what they still queue.
     public func closeSockets() {
-        for s in [router, pub, manager] + [hierarchy?.upstream].compactMap({ $0 }) { s.close() }
+        for s in [router, pub, manager] + [upstream].compactMap({ $0 }) { s.close() }
     }
 
-    /// Runs `body` (on the loop thread) once the last round has been recorded.
+    /// Runs `body` (on the loop thread) once the run has finished.
     public func onFinish(_ body: @escaping @Sendable () -> Void) {
         loop.post { [self] in
-            if case .finished = phase { body() } else { finishHandlers.append(body) }
+            if engine.isFinished { body() } else { finishHandlers.append(body) }
         }
     }
 
     public func status() async throws -> Status {
         try await loop.perform {
-            var done = false
-            if case .finished = self.phase { done = true }
-            return Status(completedRound: self.coordinator.completedRound, version: self.coordinator.global.version,
-                          rejections: self.coordinator.rejections, global: self.coordinator.global.parameters,
-                          finished: done, records: self.records, openRound: self.coordinator.current?.round,
-                          waitingFor: self.coordinator.current.map { r in r.participants.filter { !r.accepted.contains($0) } } ?? [])
+            let e = self.engine
+            let models = e.models
+            return Status(completedRound: e.round, version: models[0]?.version ?? 0, rejections: e.rejections,
+                          global: models[0]?.parameters ?? [], models: models.mapValues(\.parameters), finished: e.isFinished,
+                          records: self.records, openRound: e.openRoundStatus?.wire, waitingFor: e.openRoundStatus?.waitingFor ?? [])
         }
     }
 
-    // MARK: manager
+    /// Hands one event to the engine and carries out its effects; `reply` answers the message being handled.
+    func run(_ event: EngineEvent, reply: (peer: [UInt8], seq: UInt64)? = nil) {
+        let effects = engine.handle(event, now: Self.now())
+        for effect in effects { perform(effect, reply: reply) }
+    }
+
+    // MARK: the cluster manager
 
     func register() {
         let endpoint = options.advertise ?? routerEndpoint
@@ -181,11 +168,10 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     func heartbeat() {
         if !registered { register() }
-        sendToManager(.heartbeat(Heartbeat(round: coordinator.completedRound, load: 0)))
+        sendToManager(.heartbeat(Heartbeat(round: UInt64(engine.round), load: 0)))
         // Also on the telemetry bus, so a tap that joined late still sees the aggregator between rounds.
-        telemetry.publish(.metric(Metric(name: "completed_round", value: Double(coordinator.completedRound))), kind: "metric")
+        telemetry.publish(.metric(Metric(name: "completed_round", value: Double(engine.round))), kind: "metric")
         sendToManager(.snapshotRequest(SnapshotRequest(topic: "map")))
-        hierarchyHeartbeat()
     }
 
     func sendToManager(_ body: Body) {
@@ -199,193 +185,43 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         case .assignment: registered = true
         case .clusterMap(let map) where map.mapSeq >= mapSeq:
             mapSeq = map.mapSeq
-            let devices = participants(in: map)
-            for (i, d) in devices.enumerated() where deviceIndex[d.nodeId] == nil { deviceIndex[d.nodeId] = participantIndex(d.nodeId, position: i) }
-            alive = devices.filter(\.alive).map(\.nodeId)
             if !map.members.contains(where: { $0.nodeId == options.id }) { registered = false }
+            run(.members(map.members.map { m in
+                Member(id: m.nodeId, role: m.role == .device ? .device : (m.role == .edgeAggregator ? .edgeAggregator : .other),
+                       edge: Int(m.edge), alive: m.alive)
+            }))
         default: break
         }
     }
 
-    // MARK: the round state machine driver
-
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
-    func drive() {
-        let now = Self.now()
-        if let driver { driver.drive(now: now); return }
-        let f = options.experiment.federation
-        switch phase {
-        case .starting:
-            guard alive.count >= coordinator.quorum, readyToStart else { return }
-            roundStartWall = now
-            startEval(round: 0, now: now)
-        case .idle:
-            if let total = totalRounds, coordinator.completedRound >= total { finish(); return }
-            guard mayOpenRound else { return }
-            guard let participants = coordinator.open(available: alive, now: now, deadlineS: f.deadlineS) else { return }
-            roundStartWall = now
-            roundBytesUp = 0; roundBytesDown = 0
-            publishRound(to: participants)
-            phase = .training
-            lastRepublish = now
-        case .training:
-            if coordinator.shouldClose(now: now) {
-                closeRound(now: now)
-            } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
-                lastRepublish = now
-                if let r = coordinator.current {
-                    for d in r.participants where !r.accepted.contains(d) { send(.round(announcement(r)), to: d) }
-                }
-            }
-        case .evaluating(let round, let deadline):
-            if evalExpected.isSubset(of: Set(evalResults.keys)) || now >= deadline {
-                recordRound(round)
-            } else if now - lastRepublish > Double(options.heartbeatMs) / 1000 {
-                lastRepublish = now
-                for d in evalResendTargets { send(.evalRequest(EvalRequest(round: round)), to: d) }
-            }
-        case .finished:
-            return
-        }
-    }
-
-    var cachedModelBytes: Int?
-    /// Encoded size of one model message (the layout is fixed, so it is computed once).
-    var modelBytes: Int {
-        if let b = cachedModelBytes { return b }
-        let b = modelEnvelope(round: 0).encodeFrames().reduce(0) { $0 + $1.count }
-        cachedModelBytes = b
-        return b
-    }
-
-    func announcement(_ r: RoundCoordinator.OpenRound) -> RoundAnnouncement {
-        let f = options.experiment.federation
-        return RoundAnnouncement(round: r.round, paradigm: .fedAvg, tier: roundTier, cluster: 0, localSteps: UInt32(roundLocalSteps),
-                                 learningRate: Float(f.lr), participants: r.participants, deadlineS: f.deadlineS,
-                                 modelVersion: coordinator.global.version)
-    }
-
-    func modelEnvelope(round: UInt64) -> Envelope {
-        Envelope(sender: options.id, body: .model(ModelBroadcast(
-            round: round, cluster: 0, tier: roundTier, modelVersion: coordinator.global.version,
-            tensors: AdapterWire.tensors(coordinator.global.parameters, layout: coordinator.global.layout))))
-    }
-
-    /// Announcement and model go to each participant over the ROUTER (routing id = node id), so a device that
-    /// connects late still gets them on the next resend; the PUB carries the announcement for observers.
-    func publishRound(to participants: [String]) {
-        guard let r = coordinator.current else { return }
-        let ann = announcement(r)
-        publish(.round(ann), topic: "round/0")
-        sendModel(round: r.round, to: participants, before: .round(ann))
-    }
-
-    /// Encodes the model once and sends the same frames (zero-copy) to every device.
-    func sendModel(round: UInt64, to devices: [String], before: Body? = nil, after: Body? = nil) {
-        seq += 1
-        var env = modelEnvelope(round: round)
-        env.seq = seq
-        let frames = env.encodeFrames()
-        let size = frames.reduce(0) { $0 + $1.count }
-        for d in devices {
-            if let before { send(before, to: d) }
-            do {
-                try router.send([Array(d.utf8)] + frames, dontWait: true)
-                roundBytesDown += size
-            } catch {
-                // Not connected (yet): the resend timer or the device's ModelRequest covers it.
-            }
-            if let after { send(after, to: d) }
-        }
-    }
-
-    func send(_ body: Body, to device: String) {
-        seq += 1
-        try? router.send(Envelope(sender: options.id, seq: seq, body: body), prefix: [Array(device.utf8)], dontWait: true)
-    }
-
-    func publish(_ body: Body, topic: String) {
-        seq += 1
-        try? pub.send(Envelope(sender: options.id, seq: seq, body: body), prefix: [Array(topic.utf8)], dontWait: true)
-    }
-
-    func closeRound(now: Double) {
-        guard let open = coordinator.current, let closed = coordinator.close() else { return }
-        let f = options.experiment.federation
-        // Virtual clock: the sync round lasts until its slowest accepted participant arrives.
-        let arrivals = closed.accepted.map { d in
-            simulatedArrival(device: d, index: deviceIndex[d] ?? 0, modelBytes: modelBytes, updateBytes: open.updateBytes[d] ?? 0,
-                             computeS: open.computeS[d] ?? 0, cost: cost, roundStart: simTime)
-        }
-        simTime += arrivals.map(\.seconds).max() ?? f.deadlineS
-        lastClosed = closed
-        switch closed.outcome {
-        case .applied(let result):
-            telemetry.event(.info, "round", "round \(closed.round): \(closed.accepted.count)/\(closed.participants.count) updates, version \(result.version), dropped \(closed.dropped.count)")
-        default:
-            telemetry.event(.warn, "round", "round \(closed.round) closed without aggregation (\(closed.outcome)); dropped \(closed.dropped.count)")
-        }
-        if let store = checkpoints {
-            var adapter = template
-            do {
-                try adapter.load(flat: coordinator.global.parameters)
-                try store.save(state: .init(round: closed.round, version: coordinator.global.version, paradigm: f.paradigm,
-                                            bytesUp: bytesUp, bytesDown: bytesDown, simTimeS: simTime), adapter: adapter)
-            } catch {
-                telemetry.event(.error, "checkpoint", "cannot write checkpoint: \(error)")
-            }
-        }
-        afterTierRound(closed)
-        if options.evaluate && !isEdge {
-            startEval(round: closed.round, now: now)
-        } else {
-            recordRound(closed.round)
-        }
-    }
-
-    func startEval(round: UInt64, now: Double) {
-        evalResults = [:]
-        evalExpected = Set(evalPopulation)
-        sendModel(round: round, to: evalTargets.sorted(), after: .evalRequest(EvalRequest(round: round)))
-        lastRepublish = now
-        phase = .evaluating(round: round, deadline: now + options.experiment.federation.deadlineS)
-    }
-
-    func recordRound(_ round: UInt64) {
-        var byDomain: [String: [Double]] = [:]
-        for r in evalResults.values where r.round == round && r.valLoss.isFinite { byDomain[r.domain, default: []].append(Double(r.valLoss)) }
-        let val = byDomain.mapValues { $0.reduce(0, +) / Double($0.count) }
-        bytesUp += roundBytesUp; bytesDown += roundBytesDown
-        let closed = round == 0 ? nil : lastClosed
-        let record = MetricRecord(round: Int(round), paradigm: options.experiment.federation.paradigm, tier: recordTier, cluster: 0,
-                                  trainLoss: closed?.trainLoss, valLoss: val, bytesUp: roundBytesUp, bytesDown: roundBytesDown,
-                                  participants: closed?.participants.count ?? 0, dropped: closed?.dropped.count ?? 0,
-                                  wallSeconds: Self.now() - startWall, simTimeSeconds: simTime, edge: isEdge ? hierarchy?.edge : nil)
-        roundBytesUp = 0; roundBytesDown = 0
-        records.append(record)
-        do { try writer?.append(record) } catch { telemetry.event(.error, "metrics", "\(error)") }
-        telemetry.publish(.metric(Metric(name: "val_loss", value: val.values.reduce(0, +) / Double(max(1, val.count)),
-                                         labels: ["round": "\(round)"])), kind: "metric")
-        phase = .idle
-    }
-
-    func finish() {
-        phase = .finished
-        if let writer, writesSummary {
-            let final = records.last(where: { !$0.valLoss.isEmpty })?.valLoss ?? [:]
-            let summary = RunSummary(paradigm: options.experiment.federation.paradigm, rounds: driver?.completedRounds ?? Int(coordinator.completedRound),
-                                     devices: isHierarchicalCloud ? (hierarchy?.plan.devices ?? 0) : deviceIndex.count, finalValLoss: final, bytesUp: bytesUp, bytesDown: bytesDown,
-                                     wallSeconds: Self.now() - startWall, simTimeSeconds: simTime, ari: driver?.summaryARI,
-                                     notes: (driver?.summaryNotes ?? [:]).merging(["name": options.experiment.name, "seed": "\(options.experiment.seed)",
-                                             "model": options.experiment.model, "scenario": options.experiment.scenarioName,
-                                             "rejected": "\(coordinator.rejections.values.reduce(0, +))",
-                                             "initial_val_loss": records.first(where: { $0.round == 0 })
-                                                .map { $0.valLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ") } ?? ""]) { $1 })
+    /// The run is over: the summary and the final adapters are written, then the finish handlers run.
+    func finished(_ summary: RunSummary?) {
+        if let summary, let writer {
             do { try writer.writeSummary(summary) } catch { telemetry.event(.error, "summary", "\(error)") }
         }
+        writeAdapters()
         let handlers = finishHandlers
         finishHandlers = []
         for h in handlers { h() }
+    }
+
+    /// `<checkpoint>/clusters/cluster-<c>/`: every cluster's adapter (PEFT), for serving.
+    func writeAdapters() {
+        guard let dir = options.checkpoint else { return }
+        if case .edge = role { return }
+        for (c, m) in engine.models {
+            var adapter = template
+            do {
+                try adapter.load(flat: m.parameters)
+                let final = URL(fileURLWithPath: dir).appendingPathComponent("clusters/cluster-\(c)")
+                let temp = URL(fileURLWithPath: dir).appendingPathComponent("clusters/.cluster-\(c).tmp")
+                try? FileManager.default.removeItem(at: temp)
+                try adapter.save(directory: temp)
+                try? FileManager.default.removeItem(at: final)
+                try FileManager.default.moveItem(at: temp, to: final)
+            } catch {
+                telemetry.event(.error, "checkpoint", "cannot write the adapter of cluster \(c): \(error)")
+            }
+        }
     }
 }

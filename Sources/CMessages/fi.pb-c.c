@@ -2411,7 +2411,7 @@ const ProtobufCMessageDescriptor fi__v1__snapshot_request__descriptor =
   (ProtobufCMessageInit) fi__v1__snapshot_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__round_announcement__field_descriptors[9] =
+static const ProtobufCFieldDescriptor fi__v1__round_announcement__field_descriptors[13] =
 {
   {
     "round",
@@ -2521,22 +2521,75 @@ static const ProtobufCFieldDescriptor fi__v1__round_announcement__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "proximal_mu",
+    40,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__RoundAnnouncement, proximal_mu),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "freeze_a",
+    41,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__RoundAnnouncement, freeze_a),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "candidate_clusters",
+    42,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_UINT32,
+    offsetof(Fi__V1__RoundAnnouncement, n_candidate_clusters),
+    offsetof(Fi__V1__RoundAnnouncement, candidate_clusters),
+    NULL,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "want_sketches",
+    43,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__RoundAnnouncement, want_sketches),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__round_announcement__field_indices_by_name[] = {
+  11,   /* field[11] = candidate_clusters */
   3,   /* field[3] = cluster */
   7,   /* field[7] = deadline_s */
+  10,   /* field[10] = freeze_a */
   5,   /* field[5] = learning_rate */
   4,   /* field[4] = local_steps */
   8,   /* field[8] = model_version */
   1,   /* field[1] = paradigm */
   6,   /* field[6] = participants */
+  9,   /* field[9] = proximal_mu */
   0,   /* field[0] = round */
   2,   /* field[2] = tier */
+  12,   /* field[12] = want_sketches */
 };
-static const ProtobufCIntRange fi__v1__round_announcement__number_ranges[1 + 1] =
+static const ProtobufCIntRange fi__v1__round_announcement__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 40, 9 },
+  { 0, 13 }
 };
 const ProtobufCMessageDescriptor fi__v1__round_announcement__descriptor =
 {
@@ -2546,10 +2599,10 @@ const ProtobufCMessageDescriptor fi__v1__round_announcement__descriptor =
   "Fi__V1__RoundAnnouncement",
   "fi.v1",
   sizeof(Fi__V1__RoundAnnouncement),
-  9,
+  13,
   fi__v1__round_announcement__field_descriptors,
   fi__v1__round_announcement__field_indices_by_name,
-  1,  fi__v1__round_announcement__number_ranges,
+  2,  fi__v1__round_announcement__number_ranges,
   (ProtobufCMessageInit) fi__v1__round_announcement__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

@@ -1,3 +1,4 @@
+import EdgeEnvironment
 import Foundation
 import Messages
 
@@ -108,5 +109,22 @@ public struct Directory: Sendable {
         ClusterMap(mapSeq: mapSeq, members: order.compactMap { nodes[$0] }.map {
             ClusterMember(nodeId: $0.id, role: $0.role, cluster: $0.cluster, edge: $0.edge, alive: $0.alive, endpoint: $0.endpoint)
         }, snapshot: snapshot)
+    }
+}
+
+extension Directory {
+    /// A device's edge from the topology; an edge aggregator's from its id ("edge-<k>"); 0 otherwise.
+    func edgeOrdinal(id: String, role: Role) -> UInt32 {
+        guard !deviceEdges.isEmpty else { return 0 }
+        switch role {
+        case .device: return UInt32(deviceEdges[deviceOrdinal(id) % deviceEdges.count])
+        case .edgeAggregator: return UInt32(deviceOrdinal(id))
+        default: return 0
+        }
+    }
+
+    /// Hierarchical: the live edge aggregator of the device's edge; nil until it registers (the device retries).
+    func edgeAggregator(for device: Node) -> Node? {
+        aggregators.first { $0.role == .edgeAggregator && $0.edge == device.edge }
     }
 }

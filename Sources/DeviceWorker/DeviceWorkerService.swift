@@ -1,5 +1,8 @@
+import EdgeEnvironment
 import Bus
-import ClusterManager
+import Experiments
+import Wire
+import Federation
 import Foundation
 import Messages
 
@@ -40,12 +43,14 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
     var assignment: Assignment?
     var seq: UInt64 = 0
     var busy = false
-    var model: ModelBroadcast?
+    /// The newest models, by cluster (an IFCA task or an edge's relayed evaluation sends several of one round).
+    var models: [UInt32: ModelBroadcast] = [:]
     var announcement: RoundAnnouncement?
     var trainedRound: UInt64 = 0
-    var pendingEval: UInt64?
-    var evaluatedRound: UInt64?
+    var pendingEval: EvalRequest?
     var evaluatingRound: UInt64?
+    /// The last evaluation sent, repeated when the same round is asked again (a restarted aggregator).
+    var lastEval: EvalResult?
     var upload: (round: UInt64, envelope: Envelope, sentAt: Double)?
     /// The last upload, kept after its ack: an aggregator that restarted from a checkpoint asks again for the round.
     var lastUpload: (round: UInt64, envelope: Envelope)?
@@ -171,10 +176,18 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
                 try? aggregator?.send(last.envelope, dontWait: true)
             }
         case .model(let m):
-            if m.modelVersion >= (model?.modelVersion ?? 0) { model = m }
+            if m.modelVersion >= (models[m.cluster]?.modelVersion ?? 0) {
+                // A newer round's models replace every older one.
+                if let newest = models.values.map(\.modelVersion).max(), m.modelVersion > newest { models = [:] }
+                models[m.cluster] = m
+            }
         case .evalRequest(let e):
-            // A resent request for a round being (or already) evaluated is a no-op.
-            if evaluatedRound != e.round && evaluatingRound != e.round { pendingEval = e.round }
+            // A resent request for a round being evaluated is a no-op; one already answered is answered again.
+            if let last = lastEval, last.round == e.round {
+                sendToAggregator(.evalResult(last))
+            } else if evaluatingRound != e.round {
+                pendingEval = e
+            }
         case .ack(let a):
             if let u = upload, a.round == u.round {
                 upload = nil
@@ -190,11 +203,13 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
     func maybeWork() {
         guard !busy, trainer != nil || options.echo else { return }
         if let r = announcement, r.round > trainedRound, r.participants.isEmpty || r.participants.contains(nodeId) {
-            guard let m = model, m.modelVersion == r.modelVersion else { requestModel(); return }
-            startTraining(r, m)
-        } else if let round = pendingEval {
-            guard let m = model, m.round >= round else { requestModel(); return }
-            startEval(round, m)
+            let wanted = r.candidateClusters.isEmpty ? [r.cluster] : r.candidateClusters
+            let held = wanted.compactMap { c in models[c].flatMap { $0.modelVersion == r.modelVersion ? $0 : nil } }
+            guard held.count == wanted.count else { requestModel(); return }
+            startTraining(r, held)
+        } else if let e = pendingEval {
+            guard let m = models[e.cluster], m.round >= e.round else { requestModel(); return }
+            startEval(e.round, m)
         }
     }
 
@@ -205,20 +220,32 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         sendToAggregator(.modelRequest(ModelRequest(cluster: 0, tier: .device)))
     }
 
-    func startTraining(_ r: RoundAnnouncement, _ m: ModelBroadcast) {
+    /// Trains the announced round: from the announced cluster's model, or (IFCA) from the candidate with the lowest
+    /// loss on local data, reporting which cluster it chose.
+    func startTraining(_ r: RoundAnnouncement, _ candidates: [ModelBroadcast]) {
         busy = true
         trainedRound = r.round
         let seed = options.experiment.seed ^ (r.round &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(deviceOrdinal(nodeId))
         let index = deviceOrdinal(nodeId)
         let cost = self.cost
+        let settings = LocalSettings(steps: Int(r.localSteps), learningRate: r.learningRate, proximalMu: r.proximalMu, freezeA: r.freezeA)
         work.async { [self] in
-            let result = Result { try gate.run { try trainer!.train(global: m.tensors, steps: Int(r.localSteps), learningRate: r.learningRate, seed: seed) } }
+            let result = Result { () throws -> (ModelBroadcast, (delta: [Messages.Tensor], loss: Float, flops: Double)) in
+                try gate.run {
+                    var chosen = candidates[0]
+                    if candidates.count > 1 {
+                        let losses = try candidates.map { try trainer!.trainingLoss(global: $0.tensors, seed: seed) }
+                        chosen = candidates[ifcaAssign(losses: losses) ?? 0]
+                    }
+                    return (chosen, try trainer!.train(global: chosen.tensors, settings: settings, seed: seed))
+                }
+            }
             let samples = trainer?.samples ?? 0
             loop.post { [self] in
                 busy = false
                 switch result {
-                case .success(let out):
-                    let body = UpdateUpload(round: r.round, cluster: r.cluster, baseVersion: m.modelVersion, samples: UInt64(samples),
+                case .success(let (m, out)):
+                    let body = UpdateUpload(round: r.round, cluster: m.cluster, baseVersion: m.modelVersion, samples: UInt64(samples),
                                             trainLoss: out.loss, delta: out.delta, tier: .device,
                                             computeS: cost.computeSeconds(flops: out.flops, device: index))
                     seq += 1
@@ -244,12 +271,13 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
             let domain = trainer?.domain ?? ""
             loop.post { [self] in
                 busy = false
-                evaluatedRound = round
                 evaluatingRound = nil
-                if pendingEval == round { pendingEval = nil }
+                if pendingEval?.round == round { pendingEval = nil }
                 switch result {
                 case .success(let out):
-                    sendToAggregator(.evalResult(EvalResult(round: round, domain: domain, valLoss: out.loss, tokens: UInt64(out.tokens))))
+                    let r = EvalResult(round: round, domain: domain, valLoss: out.loss, tokens: UInt64(out.tokens))
+                    lastEval = r
+                    sendToAggregator(.evalResult(r))
                 case .failure(let error):
                     telemetry.event(.error, "eval", "round \(round): \(error)")
                 }

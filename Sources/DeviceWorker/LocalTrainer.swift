@@ -1,4 +1,6 @@
-import ClusterManager
+import EdgeEnvironment
+import Experiments
+import Wire
 import COpenBLAS
 import Data
 import Engine
@@ -26,9 +28,11 @@ public final class TrainingGate: @unchecked Sendable {  // safe: DispatchSemapho
 public protocol LocalTrainer: AnyObject {
     var domain: String { get }
     var samples: Int { get }
-    /// E local steps from `global`; returns the delta (same layout), mean loss and FLOPs spent.
-    func train(global: [Messages.Tensor], steps: Int, learningRate: Float, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double)
+    /// E local steps from `global` with the task's settings; returns the delta (same layout), mean loss and FLOPs spent.
+    func train(global: [Messages.Tensor], settings: LocalSettings, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double)
     func evaluate(global: [Messages.Tensor]) throws -> (loss: Float, tokens: Int)
+    /// IFCA: each candidate model's loss on a sample of the local training data.
+    func trainingLoss(global: [Messages.Tensor], seed: UInt64) throws -> Float
 }
 
 /// The real thing: the frozen base model with a LoRA adapter, trained on this device's partition.
@@ -41,7 +45,6 @@ public final class ModelTrainer: LocalTrainer {
     let train: [Int32]
     let validation: [Int32]
     let batch: Int, sequence: Int
-    let freezeA: Bool
     var encoder: DeltaEncoder
 
     public init(modelDir: String, dataDir: String, partition: Int, experiment: Experiment) throws {
@@ -56,13 +59,12 @@ public final class ModelTrainer: LocalTrainer {
         validation = val
         domain = manifest.devices[id].dominantDomain
         model = try LanguageModel.load(directory: URL(fileURLWithPath: modelDir))
-        try model.attachLoRA(try AdapterWire.loraConfig(experiment.lora), seed: experiment.seed)
+        try model.attachLoRA(try experiment.lora.config(), seed: experiment.seed)
         template = try model.adapter()
         layout = try AdapterWire.layout(of: template)
         batch = experiment.federation.batch
         sequence = min(experiment.federation.seq, model.config.contextLength)
-        freezeA = experiment.loraAggregation == "frozen_a"
-        encoder = DeltaEncoder(experiment.compression)
+        encoder = DeltaEncoder(codec: experiment.compression.codec, topkFraction: experiment.compression.topkFraction)
     }
 
     func load(_ tensors: [Messages.Tensor]) throws -> [Float] {
@@ -73,14 +75,26 @@ public final class ModelTrainer: LocalTrainer {
         return flat
     }
 
-    public func train(global: [Messages.Tensor], steps: Int, learningRate: Float, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double) {
+    public func train(global: [Messages.Tensor], settings: LocalSettings, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double) {
         let before = try load(global)
-        let loss = try model.trainAdapter(tokens: train, steps: steps, batch: batch, sequence: sequence, learningRate: learningRate,
-                                        freezeA: freezeA, seed: seed)
+        let loss = try model.trainAdapter(tokens: train, steps: settings.steps, batch: batch, sequence: sequence, learningRate: settings.learningRate,
+                                        freezeA: settings.freezeA, proximalMu: settings.proximalMu, seed: seed)
         var delta = try model.adapter().flatten()
         for i in delta.indices { delta[i] -= before[i] }
-        let flops = loraTrainingFLOPs(parameters: model.parameterCount, tokens: steps * batch * sequence)
+        let flops = loraTrainingFLOPs(parameters: model.parameterCount, tokens: settings.steps * batch * sequence)
         return (encoder.encode(delta, layout: layout), loss, flops)
+    }
+
+    /// Mean loss of `batch` seeded training windows (the same windows for every candidate).
+    public func trainingLoss(global: [Messages.Tensor], seed: UInt64) throws -> Float {
+        _ = try load(global)
+        var rng = SplitMix64(seed: seed)
+        var total: Float = 0
+        for _ in 0..<batch {
+            let start = rng.below(max(1, train.count - sequence - 1))
+            total += try model.evaluate(tokens: Array(train[start..<min(train.count, start + sequence + 1)])).loss
+        }
+        return total / Float(batch)
     }
 
     public func evaluate(global: [Messages.Tensor]) throws -> (loss: Float, tokens: Int) {
@@ -96,7 +110,7 @@ public final class EchoTrainer: LocalTrainer {
     var cached: (names: [String], delta: [Messages.Tensor])?
     public init() {}
 
-    public func train(global: [Messages.Tensor], steps: Int, learningRate: Float, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double) {
+    public func train(global: [Messages.Tensor], settings: LocalSettings, seed: UInt64) throws -> (delta: [Messages.Tensor], loss: Float, flops: Double) {
         let names = global.map(\.name)
         if cached?.names != names {
             cached = (names, global.map { Messages.Tensor(name: $0.name, shape: $0.shape, floats: [Float](repeating: 1e-6, count: $0.elementCount ?? 0)) })
@@ -105,4 +119,5 @@ public final class EchoTrainer: LocalTrainer {
     }
 
     public func evaluate(global: [Messages.Tensor]) throws -> (loss: Float, tokens: Int) { (0, 0) }
+    public func trainingLoss(global: [Messages.Tensor], seed: UInt64) throws -> Float { 0 }
 }

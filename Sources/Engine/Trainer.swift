@@ -11,6 +11,8 @@ public final class Trainer {
     public var freezeLoRAA = false
     /// Gradient norm (before clipping) of the last step.
     public private(set) var lastGradNorm: Float = 0
+    /// FedProx: adds μ/2·‖w − anchor‖² to the loss (its gradient μ·(w − anchor)), anchor = the received global.
+    public var proximal: (mu: Float, anchor: [Float])?
 
     public init(model: LanguageModel, trainable: TrainableSet, batch: Int, sequence: Int,
                 schedule: LRSchedule, optimizer: AdamWConfig = AdamWConfig()) throws(EngineError) {
@@ -44,6 +46,9 @@ public final class Trainer {
         grads.zero()
         let loss = model.forward(B: batch, T: sequence)
         model.backward(B: batch, T: sequence, trainable: trainable)
+        if let (mu, anchor) = proximal, mu > 0, anchor.count == grads.count {
+            for i in 0..<anchor.count { grads.base[i] += mu * (params[i] - anchor[i]) }
+        }
         if freezeLoRAA, trainable == .adapter, let lora = model.lora {
             for slot in lora.slots { (grads.base + slot.a).update(repeating: 0, count: lora.config.rank * slot.inp) }
         }
@@ -69,13 +74,15 @@ public final class Trainer {
 
 extension LanguageModel {
     /// Federated local training: E adapter steps on `tokens` with a fresh AdamW, constant LR. Returns the mean loss.
-    /// freezeA keeps lora_A fixed (FFA-LoRA exact aggregation).
+    /// freezeA keeps lora_A fixed (FFA-LoRA exact aggregation); proximalMu > 0 is FedProx (anchored at the adapter
+    /// the training starts from).
     public func trainAdapter(tokens: [Int32], steps: Int, batch: Int = 4, sequence: Int? = nil,
-                             learningRate: Float = 1e-3, freezeA: Bool = false, seed: UInt64) throws(EngineError) -> Float {
+                             learningRate: Float = 1e-3, freezeA: Bool = false, proximalMu: Float = 0, seed: UInt64) throws(EngineError) -> Float {
         let T = min(sequence ?? config.contextLength, config.contextLength, max(tokens.count - 1, 1))
         let trainer = try Trainer(model: self, trainable: .adapter, batch: batch, sequence: T,
                                   schedule: .constant(learningRate), optimizer: AdamWConfig(weightDecay: 0))
         trainer.freezeLoRAA = freezeA
+        if proximalMu > 0, let p = adapterParameters { trainer.proximal = (proximalMu, Array(p)) }
         var rng = SplitMix64(seed: seed)
         return try trainer.train(tokens: tokens, steps: steps, rng: &rng)
     }

@@ -1,6 +1,8 @@
+import ClusterManager
 import Aggregator
 import Bus
-import ClusterManager
+import Experiments
+import Wire
 import Data
 import DeviceWorker
 import Engine
@@ -65,7 +67,7 @@ public enum FederatedRun {
         agg.metrics = s.out
         agg.heartbeatMs = s.heartbeatMs
         agg.quiet = s.quiet
-        let aggregator = try AggregatorService(agg, initial: try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: e.seed),
+        let aggregator = try AggregatorService(agg, initial: try e.initialAdapter(),
                                                context: context)
         let devices = try embeddedDevices(s, manager: manager.routerEndpoint, dataDir: dataDir, context: context)
         let done = DispatchSemaphore(value: 0)

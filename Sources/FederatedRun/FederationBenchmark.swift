@@ -1,3 +1,4 @@
+import ClusterManager
 import Bus
 import CZMQ
 import Foundation

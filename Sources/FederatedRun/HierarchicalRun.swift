@@ -1,6 +1,8 @@
+import ClusterManager
 import Aggregator
 import Bus
-import ClusterManager
+import Experiments
+import Wire
 import DeviceWorker
 import Engine
 import Foundation
@@ -26,7 +28,7 @@ extension FederatedRun {
                                                liveness: s.liveness, partitions: e.data.devices)
         mo.deviceEdges = plan.deviceEdges
         let manager = try ClusterManagerService(mo, context: context)
-        let initial = try AdapterWire.initialAdapter(modelDir: e.model, lora: e.lora, seed: e.seed)
+        let initial = try e.initialAdapter()
         func aggregator(_ id: String, tier: Messages.Tier, upstream: String?) throws -> AggregatorService {
             var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "inproc://\(id)-\(tag)", pub: "inproc://\(id)-pub-\(tag)", experiment: e)
             o.id = id

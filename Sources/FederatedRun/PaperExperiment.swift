@@ -1,4 +1,6 @@
 import ClusterManager
+import Experiments
+import Wire
 import Engine
 import Foundation
 import Reports

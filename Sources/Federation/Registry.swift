@@ -1,5 +1,5 @@
-// One registration per extension: config names → strategy, clustering method, codec.
-// The specs are Decodable so a service's YAML config can decode them directly (Yams).
+// One registration per extension: config names → strategy, clustering method, codec. Every bad value is a
+// RegistryError naming the field.
 
 public enum RegistryError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknown(kind: String, name: String, known: [String])
@@ -15,89 +15,49 @@ public enum RegistryError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-public struct StrategySpec: Sendable, Equatable, Decodable {
-    public var name: String
-    public var fraction: Double?
-    public var minDevices: Int?
-    public var quorum: Int?
-    public var seed: UInt64?
-    public var alpha: Double?
-    /// constant | polynomial | hinge
-    public var staleness: String?
-    public var stalenessA: Double?
-    public var stalenessB: Double?
-    public var bufferSize: Int?
-    public var serverLearningRate: Double?
-    public var trimFraction: Double?
-    /// naive | frozenA | productSVD (strategy "lora_fedavg")
-    public var loraMode: String?
+/// `federation.strategy` and its parameters.
+public struct StrategySettings: Sendable, Equatable {
+    /// fedavg | median | trimmed_mean | krum | multi_krum | norm_bounded
+    public var name = "fedavg"
+    /// norm_bounded: the clip norm (required).
     public var maxNorm: Double?
-    public var maxStaleness: UInt64?
+    /// trimmed_mean: β.
+    public var trimFraction = 0.2
+    /// krum, multi_krum: assumed Byzantine participants f (nil: ⌊(n − 1)/3⌋).
+    public var byzantine: Int?
+    /// multi_krum: updates kept (nil: n − f).
+    public var selected: Int?
+    public init(name: String = "fedavg") { self.name = name }
 
-    public init(name: String) { self.name = name }
+    public static let known = ["fedavg", "median", "trimmed_mean", "krum", "multi_krum", "norm_bounded"]
 
-    public static let known = ["fedavg", "fedasync", "fedbuff", "median", "trimmed_mean", "lora_fedavg"]
-
-    func stalenessFunction() throws(RegistryError) -> StalenessFunction {
-        switch staleness ?? "polynomial" {
-        case "constant": return .constant
-        case "polynomial": return .polynomial(a: stalenessA ?? 0.5)
-        case "hinge": return .hinge(a: stalenessA ?? 10, b: stalenessB ?? 4)
-        case let other:
-            throw .unknown(kind: "staleness function", name: other, known: ["constant", "polynomial", "hinge"])
+    public func make() throws(RegistryError) -> any AggregationStrategy {
+        switch name {
+        case "fedavg": return FedAvg()
+        case "median": return CoordinateMedian()
+        case "trimmed_mean":
+            guard trimFraction >= 0, trimFraction < 0.5 else { throw .invalid(kind: "strategy", field: "trim_fraction", reason: "\(trimFraction) is not in [0, 0.5)") }
+            return TrimmedMean(trimFraction: trimFraction)
+        case "krum", "multi_krum":
+            if let f = byzantine, f < 0 { throw .invalid(kind: "strategy", field: "byzantine", reason: "\(f) < 0") }
+            if let m = selected, m < 1 { throw .invalid(kind: "strategy", field: "selected", reason: "\(m) < 1") }
+            return Krum(byzantine: byzantine, selected: name == "krum" ? 1 : selected)
+        case "norm_bounded":
+            guard let c = maxNorm else { throw .invalid(kind: "strategy", field: "max_norm", reason: "norm_bounded needs max_norm (the clip norm)") }
+            guard c > 0, c.isFinite else { throw .invalid(kind: "strategy", field: "max_norm", reason: "\(c) must be a positive number") }
+            return NormBounded(maxNorm: c)
+        default:
+            throw .unknown(kind: "aggregation strategy", name: name, known: Self.known)
         }
     }
 }
 
-public func makeAggregationStrategy(_ spec: StrategySpec) throws(RegistryError) -> any AggregationStrategy {
-    if let f = spec.fraction, !(f > 0 && f <= 1) { throw .invalid(kind: "strategy", field: "fraction", reason: "\(f) is not in (0, 1]") }
-    if let a = spec.alpha, !(a > 0 && a <= 1) { throw .invalid(kind: "strategy", field: "alpha", reason: "\(a) is not in (0, 1]") }
-    let syncValidator = UpdateValidator(maxNorm: spec.maxNorm, maxStaleness: spec.maxStaleness ?? 0)
-    let asyncValidator = UpdateValidator(maxNorm: spec.maxNorm, maxStaleness: spec.maxStaleness)
-    switch spec.name {
-    case "fedavg":
-        return FedAvg(fraction: spec.fraction ?? 1, minDevices: spec.minDevices ?? 1, quorum: spec.quorum ?? 1,
-                      seed: spec.seed ?? 0, validator: syncValidator)
-    case "fedasync":
-        return FedAsync(alpha: spec.alpha ?? 0.6, staleness: try spec.stalenessFunction(), validator: asyncValidator)
-    case "fedbuff":
-        return FedBuff(bufferSize: spec.bufferSize ?? 10, serverLearningRate: spec.serverLearningRate ?? 1,
-                       staleness: try spec.stalenessFunction(), validator: asyncValidator)
-    case "median":
-        return CoordinateMedian(quorum: spec.quorum ?? 1, validator: syncValidator)
-    case "trimmed_mean":
-        return TrimmedMean(trimFraction: spec.trimFraction ?? 0.1, quorum: spec.quorum ?? 1, validator: syncValidator)
-    case "lora_fedavg":
-        let modeName = spec.loraMode ?? "productSVD"
-        guard let mode = LoRAAggregationMode(rawValue: modeName) else {
-            throw .unknown(kind: "LoRA aggregation mode", name: modeName, known: LoRAAggregationMode.allCases.map(\.rawValue))
-        }
-        return LoRAFedAvg(mode: mode, fraction: spec.fraction ?? 1, minDevices: spec.minDevices ?? 1,
-                          quorum: spec.quorum ?? 1, seed: spec.seed ?? 0, validator: syncValidator)
-    default:
-        throw .unknown(kind: "aggregation strategy", name: spec.name, known: StrategySpec.known)
-    }
-}
-
-public struct ClusteringSpec: Sendable, Equatable, Decodable {
-    public var name: String
-    public var kMax: Int?
-    public var minSilhouette: Double?
-    public var seed: UInt64?
-    public var maxMeanNormRatio: Double?
-    public var maxCrossSimilarity: Double?
-    public init(name: String) { self.name = name }
-    public static let known = ["silhouette_kmeans", "cfl_bipartition"]
-}
-
-public func makeClusteringMethod(_ spec: ClusteringSpec) throws(RegistryError) -> any ClusteringMethod {
-    switch spec.name {
-    case "silhouette_kmeans":
-        return SilhouetteKMeans(kMax: spec.kMax ?? 8, minSilhouette: spec.minSilhouette ?? 0.25, seed: spec.seed ?? 0)
-    case "cfl_bipartition":
-        return CFLBipartition(maxMeanNormRatio: spec.maxMeanNormRatio ?? 0.8, maxCrossSimilarity: spec.maxCrossSimilarity ?? 0.5)
-    default:
-        throw .unknown(kind: "clustering method", name: spec.name, known: ClusteringSpec.known)
+/// `clustered.method`: cosine (silhouette k-means on centred cosine) | cfl (CFL bipartition) | ifca (device choice).
+public func makeClusteringMethod(_ name: String, seed: UInt64) throws(RegistryError) -> any ClusteringMethod {
+    switch name {
+    case "cosine", "ifca": return SilhouetteKMeans(seed: seed)
+    case "cfl": return CFLBipartition()
+    default: throw .unknown(kind: "clustering method", name: name, known: ["cosine", "cfl", "ifca"])
     }
 }
 

@@ -115,3 +115,6 @@ func wireIsTruncated(_ bytes: [UInt8]) -> Bool {
     }
     return false
 }
+
+/// Messages between services are bounded: adapters up to 64 MB.
+public let serviceDecodeLimits = DecodeLimits(maxBytes: 64 << 20, maxFrames: 4096)

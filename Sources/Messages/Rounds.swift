@@ -21,19 +21,32 @@ public struct RoundAnnouncement: Sendable, Equatable {
     public var participants: [String]
     public var deadlineS: Double
     public var modelVersion: UInt64
+    /// FedProx μ (0: plain local training).
+    public var proximalMu: Float
+    /// FFA-LoRA: keep every lora_A fixed.
+    public var freezeA: Bool
+    /// IFCA: train the candidate with the lowest local loss and upload its cluster (empty: train `cluster`).
+    public var candidateClusters: [UInt32]
+    /// Cloud → edge: relay per-device sketches this round.
+    public var wantSketches: Bool
 
     public init(round: UInt64, paradigm: Paradigm = .fedAvg, tier: Tier = .device, cluster: UInt32 = 0, localSteps: UInt32 = 0,
-                learningRate: Float = 0, participants: [String] = [], deadlineS: Double = 0, modelVersion: UInt64 = 0) {
+                learningRate: Float = 0, participants: [String] = [], deadlineS: Double = 0, modelVersion: UInt64 = 0,
+                proximalMu: Float = 0, freezeA: Bool = false, candidateClusters: [UInt32] = [], wantSketches: Bool = false) {
         self.round = round; self.paradigm = paradigm; self.tier = tier; self.cluster = cluster; self.localSteps = localSteps
         self.learningRate = learningRate; self.participants = participants; self.deadlineS = deadlineS; self.modelVersion = modelVersion
+        self.proximalMu = proximalMu; self.freezeA = freezeA; self.candidateClusters = candidateClusters; self.wantSketches = wantSketches
     }
 
     init(c: UnsafeMutablePointer<Fi__V1__RoundAnnouncement>) throws {
         let m = c.pointee
+        guard m.n_candidate_clusters <= 1 << 16 else { throw MessageError.invalidField(field: "RoundAnnouncement.candidate_clusters", reason: "\(m.n_candidate_clusters) candidates") }
         self.init(round: m.round, paradigm: try readEnum(m.paradigm.rawValue, field: "RoundAnnouncement.paradigm"),
                   tier: try readEnum(m.tier.rawValue, field: "RoundAnnouncement.tier"), cluster: m.cluster,
                   localSteps: m.local_steps, learningRate: m.learning_rate,
-                  participants: readStrings(m.participants, m.n_participants), deadlineS: m.deadline_s, modelVersion: m.model_version)
+                  participants: readStrings(m.participants, m.n_participants), deadlineS: m.deadline_s, modelVersion: m.model_version,
+                  proximalMu: m.proximal_mu, freezeA: m.freeze_a != 0,
+                  candidateClusters: (0..<m.n_candidate_clusters).map { m.candidate_clusters[$0] }, wantSketches: m.want_sketches != 0)
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__RoundAnnouncement> {
@@ -43,6 +56,8 @@ public struct RoundAnnouncement: Sendable, Equatable {
         p.pointee.local_steps = localSteps; p.pointee.learning_rate = learningRate
         p.pointee.n_participants = participants.count; p.pointee.participants = arena.strings(participants)
         p.pointee.deadline_s = deadlineS; p.pointee.model_version = modelVersion
+        p.pointee.proximal_mu = proximalMu; p.pointee.freeze_a = freezeA ? 1 : 0; p.pointee.want_sketches = wantSketches ? 1 : 0
+        p.pointee.n_candidate_clusters = candidateClusters.count; p.pointee.candidate_clusters = arena.array(candidateClusters)
         return p
     }
 }

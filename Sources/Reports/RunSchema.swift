@@ -154,6 +154,25 @@ public struct RunSummary: Codable, Sendable, Equatable {
     }
 }
 
+/// One applied (or buffered/rejected) update of an asynchronous run, a line of `updates.jsonl`: the sim-time order.
+public struct AsyncUpdateRecord: Codable, Sendable, Equatable {
+    public var index: Int
+    public var device: String
+    public var arrival: Double
+    public var dispatchSimTime: Double
+    public var dispatchVersion: UInt64
+    public var staleness: UInt64
+    /// applied | buffered | rejected
+    public var outcome: String
+    public var version: UInt64
+
+    public init(index: Int, device: String, arrival: Double, dispatchSimTime: Double, dispatchVersion: UInt64, staleness: UInt64,
+                outcome: String, version: UInt64) {
+        self.index = index; self.device = device; self.arrival = arrival; self.dispatchSimTime = dispatchSimTime
+        self.dispatchVersion = dispatchVersion; self.staleness = staleness; self.outcome = outcome; self.version = version
+    }
+}
+
 /// File names inside a run directory, and the JSON coding they use.
 public enum RunFiles {
     /// A diverged run writes NaN or infinite losses; JSON has no such numbers, so they are
@@ -174,4 +193,5 @@ public enum RunFiles {
     public static let summary = "summary.json"
     public static let metrics = "metrics.jsonl"
     public static let router = "router.jsonl"
+    public static let updates = "updates.jsonl"
 }

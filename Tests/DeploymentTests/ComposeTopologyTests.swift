@@ -20,7 +20,8 @@ final class ComposeTopologyTests: XCTestCase {
         }
         let fallback = repoRoot.appendingPathComponent(".build/debug")
         guard FileManager.default.isExecutableFile(atPath: fallback.appendingPathComponent("cluster-manager").path) else {
-            throw XCTSkip("the executables are not built: run swift build --build-tests")
+            XCTFail("the executables are not built in \(fallback.path): run swift build --build-tests")
+            throw CocoaError(.fileNoSuchFile)
         }
         return fallback
     }

@@ -14,7 +14,7 @@ private func update(for d: AsyncDispatch) -> ModelUpdate {
 
 /// Drives the scheduler like the aggregator would: tasks finish in wall-clock order `pick` chooses.
 private func simulate(stop: AsyncStopCondition, pick: ([AsyncDispatch]) -> Int,
-                      strategy: any AggregationStrategy = FedAsync(alpha: 0.5, staleness: .polynomial(a: 0.5), historyDepth: 64))
+                      strategy: any AsynchronousRule = FedAsync(alpha: 0.5, staleness: .polynomial(a: 0.5)))
     throws -> (applications: [AsyncApplication], scheduler: AsyncScheduler) {
     var scheduler = AsyncScheduler(strategy: strategy, global: flatGlobal([0, 0]), stop: stop)
     var outstanding = scheduler.start(devices: ["s", "b", "a"])
@@ -133,19 +133,17 @@ final class AsyncVersusSyncTests: XCTestCase {
 
         // Sync FedAvg: a round lasts as long as its slowest device.
         var global = flatGlobal([0, 0])
-        var fedavg = FedAvg()
         for r in 1...5 {
-            for d in devices {
-                _ = try fedavg.submit(ModelUpdate(device: d, round: UInt64(r), samples: 1, baseVersion: global.version,
-                                                  delta: step(global.parameters)), to: &global)
-            }
-            _ = fedavg.closeRound(&global)
+            let round = devices.map { ModelUpdate(device: $0, round: UInt64(r), samples: 1, baseVersion: global.version, delta: step(global.parameters)) }
+            let c = try XCTUnwrap(combineRound(CombineRule(), round, base: global.parameters))
+            for i in global.parameters.indices { global.parameters[i] += c.step[i] }
+            global.version += 1
         }
         let syncTime = 5 * (seconds.values.max() ?? 0)
         let target = loss(global.parameters)
 
         // FedAsync on the virtual clock: the first sim time its global is at least as good.
-        var scheduler = AsyncScheduler(strategy: FedAsync(alpha: 0.6, staleness: .polynomial(a: 0.5), historyDepth: 256),
+        var scheduler = AsyncScheduler(strategy: FedAsync(alpha: 0.6, staleness: .polynomial(a: 0.5)),
                                        global: flatGlobal([0, 0]), stop: .simTime(syncTime))
         var models: [UInt64: [Float]] = [0: [0, 0]]
         var outstanding = scheduler.start(devices: devices)

@@ -36,12 +36,13 @@ final class ClusteredFederationTests: XCTestCase {
         var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
                                           config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 2), trueLabels: f.truth)
         _ = fed.aggregate(f.updates(round: 1))
-        let (state, models) = fed.snapshot()
+        var blobs: [String: [Float]] = [:]
+        let state = fed.snapshot(blobs: &blobs, prefix: "f/")
         let json = try JSONEncoder().encode(state)
         let decoded = try JSONDecoder().decode(ClusteredFederationSnapshot.self, from: json)
         XCTAssertEqual(decoded, state)
         let layout = try XCTUnwrap(fed.models.values.first?.layout)
-        var back = try ClusteredFederation(restoring: decoded, models: models, layout: layout, mode: .automatic,
+        var back = try ClusteredFederation(restoring: decoded, blobs: blobs, prefix: "f/", layout: layout, mode: .automatic,
                                            config: ClusteredFederationConfig(warmupRounds: 1, reclusterEvery: 2), trueLabels: f.truth)
         XCTAssertEqual(back.clusterMap, fed.clusterMap)
         XCTAssertEqual(back.completedRounds, 1)
@@ -59,9 +60,9 @@ final class ClusteredFederationTests: XCTestCase {
         missing.assignment[f.devices[0]] = nil
         var unknown = state
         unknown.assignment[f.devices[0]] = 99
-        let short = models.mapValues { Array($0.dropLast()) }
-        for (s, m, what) in [(missing, models, "does not list exactly the devices"), (unknown, models, "cluster 99"), (state, short, "parameters")] {
-            XCTAssertThrowsError(try ClusteredFederation(restoring: s, models: m, layout: layout, mode: .automatic, config: ClusteredFederationConfig())) {
+        let short = blobs.mapValues { Array($0.dropLast()) }
+        for (s, m, what) in [(missing, blobs, "does not list exactly the devices"), (unknown, blobs, "cluster 99"), (state, short, "parameters")] {
+            XCTAssertThrowsError(try ClusteredFederation(restoring: s, blobs: m, prefix: "f/", layout: layout, mode: .automatic, config: ClusteredFederationConfig())) {
                 guard case .badSnapshot(let reason) = $0 as? ParadigmError else { return XCTFail("\($0)") }
                 XCTAssertTrue(reason.contains(what), reason)
             }
@@ -85,10 +86,11 @@ final class ClusteredFederationTests: XCTestCase {
             var fed = try ClusteredFederation(devices: devices, initial: GlobalModel(layout: layout, parameters: base),
                                               mode: .oracle(clusters), config: config)
             let r = fed.aggregate(updates)
-            var hier = try ClusteredHierarchy(devices: devices, initial: GlobalModel(layout: layout, parameters: base),
-                                              mode: .oracle(clusters), config: config)
-            let hr = hier.aggregate(edgeUpdates: [0, 1].flatMap { c in (0..<2).map { k in
-                EdgeClusterUpdate(edge: "edge-\(k)", cluster: c, samples: 1, delta: deltas[2 * c + k], baseVersion: 0) } })
+            // The cloud of a hierarchy: updates keyed by cluster, one per (edge, cluster).
+            var hier = try ClusteredFederation(devices: devices, initial: GlobalModel(layout: layout, parameters: base),
+                                               mode: .oracle(clusters), config: config)
+            let hr = hier.aggregate(clusterUpdates: [0, 1].flatMap { c in (0..<2).map { k in
+                (c, ModelUpdate(device: "edge-\(k)/c\(c)", samples: 1, baseVersion: 0, delta: deltas[2 * c + k])) } }, deviceDeltas: [])
             for (c, members) in [(0, Array(deltas[0..<2])), (1, Array(deltas[2..<4]))] {
                 let want = try aggregateLoRA(adapters(members), weights: [0.5, 0.5], layout: layout, mode: mode, global: base)
                 for got in [try XCTUnwrap(fed.models[c]?.parameters), try XCTUnwrap(hier.models[c]?.parameters)] {
@@ -284,10 +286,8 @@ final class ClusteredFederationTests: XCTestCase {
 final class ClusteredFederationMethodTests: XCTestCase {
     func testCFLBipartitionAlsoFindsTheFourDomainsOnCenteredDeltas() throws {
         let f = DomainFixture()
-        var spec = ClusteringSpec(name: "cfl_bipartition")
-        spec.seed = 1
         var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),
-                                          config: ClusteredFederationConfig(warmupRounds: 1, method: try makeClusteringMethod(spec)),
+                                          config: ClusteredFederationConfig(warmupRounds: 1, method: try makeClusteringMethod("cfl", seed: 1)),
                                           trueLabels: f.truth)
         let event = try XCTUnwrap(fed.aggregate(f.updates(round: 1)).recluster)
         XCTAssertEqual(event.k, 4)

@@ -6,10 +6,9 @@ final class ValidationTests: XCTestCase {
         do { try body(); return nil } catch { return error as? UpdateRejection }
     }
 
-    func testRejectsNaNWrongLengthOversizedAndLeavesGlobalUnchanged() throws {
-        let start = flatGlobal([1, 2])
-        var global = start
-        var fedAvg = FedAvg(validator: UpdateValidator(maxNorm: 10, maxParameters: 4, maxStaleness: 0))
+    func testRejectsNaNWrongLengthOversizedAndLeavesTheFederationUnchanged() throws {
+        let validator = UpdateValidator(maxNorm: 10, maxParameters: 4, maxStaleness: 0)
+        let global = flatGlobal([1, 2])
         var counter = RejectionCounter()
         let bad: [(ModelUpdate, UpdateRejection)] = [
             (ModelUpdate(device: "nan", samples: 1, baseVersion: 0, delta: [0, .nan]), .nonFinite(index: 1)),
@@ -21,31 +20,29 @@ final class ValidationTests: XCTestCase {
             (ModelUpdate(device: "future", samples: 1, baseVersion: 3, delta: [1, 1]), .fromFuture(baseVersion: 3, currentVersion: 0)),
         ]
         for (u, expected) in bad {
-            let r = rejection { _ = try fedAvg.submit(u, to: &global) }
+            let r = rejection { try validator.validate(u, against: global) }
             XCTAssertEqual(r, expected, u.device)
             if let r { counter.record(r) }
             XCTAssertFalse((r?.description ?? "").isEmpty)
         }
-        XCTAssertEqual(global, start)
-        XCTAssertEqual(fedAvg.pendingCount, 0)
-        XCTAssertEqual(fedAvg.closeRound(&global), .belowQuorum(received: 0, required: 1))
-        XCTAssertEqual(global, start)
         XCTAssertEqual(counter.total, 7)
         XCTAssertEqual(counter.counts["non_finite"], 2)
 
-        // One good update plus a duplicate: only the good one counts.
-        _ = try fedAvg.submit(ModelUpdate(device: "ok", samples: 1, baseVersion: 0, delta: [1, 1]), to: &global)
-        XCTAssertEqual(rejection { _ = try fedAvg.submit(ModelUpdate(device: "ok", samples: 5, baseVersion: 0, delta: [9, 9]), to: &global) },
-                       .duplicate(device: "ok", round: 0))
-        _ = fedAvg.closeRound(&global)
-        XCTAssertEqual(global.parameters, [2, 3])
+        // Through a federation: every bad one is refused with its kind, and the model only moves by the good one.
+        var config = ClusteredFederationConfig(validator: validator)
+        config.rule = CombineRule()
+        var fed = try ClusteredFederation(devices: bad.map(\.0.device) + ["ok"], initial: global,
+                                          mode: .oracle(Dictionary(uniqueKeysWithValues: (bad.map(\.0.device) + ["ok"]).map { ($0, 0) })), config: config)
+        for (u, expected) in bad { XCTAssertEqual(fed.accept(u)?.kind, expected.kind) }
+        XCTAssertNil(fed.accept(ModelUpdate(device: "ok", samples: 1, baseVersion: 0, delta: [1, 1])))
+        let round = fed.closeRound()
+        XCTAssertEqual(round.rejected.count, bad.count)
+        XCTAssertEqual(fed.models[0]?.parameters, [2, 3])
     }
 
     func testSyncRoundRejectsStaleUpdate() {
-        var global = flatGlobal([0], version: 2)
-        var fedAvg = FedAvg()
-        XCTAssertEqual(rejection { _ = try fedAvg.submit(ModelUpdate(device: "a", samples: 1, baseVersion: 1, delta: [1]), to: &global) },
+        let validator = UpdateValidator(maxStaleness: 0)
+        XCTAssertEqual(rejection { try validator.validate(ModelUpdate(device: "a", samples: 1, baseVersion: 1, delta: [1]), against: flatGlobal([0], version: 2)) },
                        .staleBeyond(staleness: 1, limit: 0))
-        XCTAssertEqual(global.parameters, [0])
     }
 }

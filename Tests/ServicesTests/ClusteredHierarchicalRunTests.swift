@@ -1,5 +1,7 @@
-import Aggregator
 import ClusterManager
+import Aggregator
+import Experiments
+import Wire
 import FederatedRun
 import Foundation
 import Reports
@@ -26,11 +28,11 @@ final class ClusteredHierarchicalRunTests: XCTestCase {
         let (dir, model, data, configPath, e) = (s.dir, s.model, s.data, s.configPath, s.experiment)
         XCTAssertEqual(e.isClusteredHierarchical, !flat)
         var settings = FederatedRun.Settings(experiment: e, out: dir.appendingPathComponent("out").path)
-        settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
+        settings.heartbeatMs = 200; settings.quiet = ProcessInfo.processInfo.environment["FI_TEST_VERBOSE"] == nil; settings.showProgress = false
         let summary = processes ? try FederatedRun.processes(settings, configPath: configPath, dataDir: data, binDir: try Kit.requireExecutables())
             : try FederatedRun.embedded(settings, dataDir: data)
         let records = try Kit.records(settings.out)
-        let adapterBytes = try AdapterWire.initialAdapter(modelDir: model, lora: e.lora, seed: 5).flatten().count * 4
+        let adapterBytes = try e.initialAdapter().flatten().count * 4
         return Outcome(summary: summary, records: records, out: settings.out, adapterBytes: adapterBytes, plan: HierarchyPlan(e))
     }
 

@@ -1,6 +1,8 @@
+import ClusterManager
 import Aggregator
 import Bus
-import ClusterManager
+import Experiments
+import Wire
 import FederatedRun
 import Foundation
 import Messages
@@ -49,7 +51,7 @@ final class HierarchicalRunTests: XCTestCase {
             XCTAssertTrue(mine.allSatisfy { $0.bytesUp > 0 && $0.bytesDown > 0 })
         }
         // Cloud-bound bytes: one edge model per edge per cloud round: 2 × 2 × the adapter (+ a small header).
-        let adapterBytes = try AdapterWire.initialAdapter(modelDir: s.model, lora: s.experiment.lora, seed: 5).flatten().count * 4
+        let adapterBytes = try s.experiment.initialAdapter().flatten().count * 4
         let cloudBound = cloud.reduce(0) { $0 + $1.bytesUp }
         XCTAssertGreaterThanOrEqual(cloudBound, 2 * 2 * adapterBytes)
         XCTAssertLessThanOrEqual(cloudBound, 2 * 2 * (adapterBytes + 512), "cloud got more than one upload per edge per cloud round")
@@ -93,7 +95,7 @@ final class HierarchicalRunTests: XCTestCase {
         let s = try Self.setup("noup")
         var o = AggregatorService.Options(manager: "inproc://none", router: "inproc://edge-noup", pub: "inproc://edge-noup-pub", experiment: s.experiment)
         o.id = "edge-0"; o.tier = .edge
-        let initial = try AdapterWire.initialAdapter(modelDir: s.model, lora: s.experiment.lora, seed: 5)
+        let initial = try s.experiment.initialAdapter()
         XCTAssertThrowsError(try AggregatorService(o, initial: initial, context: BusContext())) { error in
             XCTAssertEqual(error as? HierarchyError, .edgeNeedsUpstream(id: "edge-0"))
             XCTAssertTrue("\(error)".contains("--upstream"))

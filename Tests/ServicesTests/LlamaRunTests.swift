@@ -1,4 +1,5 @@
 import ClusterManager
+import Experiments
 import Engine
 import FederatedRun
 import Foundation

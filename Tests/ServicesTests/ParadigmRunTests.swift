@@ -1,6 +1,8 @@
+import ClusterManager
 import Aggregator
 import Messages
-import ClusterManager
+import Experiments
+import Wire
 import Federation
 import FederatedRun
 import Foundation
@@ -33,9 +35,9 @@ final class ParadigmRunTests: XCTestCase {
         XCTAssertEqual(r.summary.ari, 1, "clusters should match the two domains; notes: \(r.summary.notes)")
         let last = try XCTUnwrap(r.records.last?.clusters)
         XCTAssertEqual(Set(last.values).count, 2)
-        // Every upload named the cluster the device is in (round 2 runs on the two cluster adapters).
-        XCTAssertEqual(r.summary.notes["cluster_mismatched_uploads"], "0")
-        XCTAssertEqual(r.summary.notes["cluster_matched_uploads"], "8")
+        // Every upload named the cluster the device is in (one naming another is rejected as wrong_cluster).
+        XCTAssertEqual(r.summary.notes["rejected"], "0")
+        XCTAssertEqual(r.summary.notes["k"], "2")
         XCTAssertEqual(r.records.map(\.round), [0, 1, 2])
     }
 

@@ -1,6 +1,8 @@
+import ClusterManager
 import Aggregator
 import Bus
-import ClusterManager
+import Experiments
+import Wire
 import Data
 import Engine
 import FederatedRun
@@ -98,7 +100,7 @@ enum Kit {
         let dir = binDir
         for n in ["cluster-manager", "aggregator", "device-worker"] where !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent(n).path) {
             XCTFail("\(n) not found in \(dir.path): run `swift build --build-tests` first")
-            throw XCTSkip("executables missing")
+            throw CocoaError(.fileNoSuchFile)
         }
         return dir
     }

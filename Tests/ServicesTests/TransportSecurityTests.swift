@@ -1,6 +1,7 @@
 import Aggregator
 import Bus
 import ClusterManager
+import Experiments
 import DeviceWorker
 import Engine
 import Foundation
@@ -46,7 +47,7 @@ final class TransportSecurityTests: XCTestCase {
                                                       partitions: 2), context: managerContext)
         var o = AggregatorService.Options(manager: manager.routerEndpoint, router: tcp, pub: tcp, experiment: s.experiment)
         o.heartbeatMs = 200; o.quiet = true; o.evaluate = false; o.telemetry = proxy.xsubEndpoint
-        let aggregator = try AggregatorService(o, initial: try AdapterWire.initialAdapter(modelDir: s.model, lora: s.experiment.lora, seed: 5),
+        let aggregator = try AggregatorService(o, initial: try s.experiment.initialAdapter(),
                                                context: aggregatorContext)
         let router = try InferenceRouter(bind: tcp, config: .tiny, context: routerContext)
         let stage = try StageServer(model: LanguageModel(config: .tiny, seed: 3),

@@ -416,10 +416,30 @@ struct  Fi__V1__RoundAnnouncement
   char **participants;
   double deadline_s;
   uint64_t model_version;
+  /*
+   * Local settings of the task (issue 13).
+   */
+  /*
+   * FedProx: add mu/2 * ||w - w_global||^2 to the local loss
+   */
+  float proximal_mu;
+  /*
+   * FFA-LoRA: keep every lora_A fixed
+   */
+  protobuf_c_boolean freeze_a;
+  /*
+   * IFCA: train the candidate model with the lowest local loss, upload its cluster
+   */
+  size_t n_candidate_clusters;
+  uint32_t *candidate_clusters;
+  /*
+   * cloud -> edge: relay per-device sketches this round
+   */
+  protobuf_c_boolean want_sketches;
 };
 #define FI__V1__ROUND_ANNOUNCEMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__round_announcement__descriptor) \
-    , 0, FI__V1__PARADIGM__PARADIGM_UNSPECIFIED, FI__V1__TIER__TIER_UNSPECIFIED, 0, 0, 0, 0,NULL, 0, 0 }
+    , 0, FI__V1__PARADIGM__PARADIGM_UNSPECIFIED, FI__V1__TIER__TIER_UNSPECIFIED, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0 }
 
 
 struct  Fi__V1__ModelBroadcast

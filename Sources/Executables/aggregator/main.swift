@@ -1,10 +1,12 @@
 import Aggregator
 import ArgumentParser
 import Bus
-import ClusterManager
+import Experiments
+import Wire
 import Config
 import Engine
 import Foundation
+import Messages
 
 struct AggregatorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -47,7 +49,7 @@ struct AggregatorCommand: ParsableCommand {
             initial = LoRAAdapter(config: LoRAConfig(), layers: 0, tensors: [NamedTensor(name: "synthetic", shape: [n], values: [Float](repeating: 0, count: n))])
         } else {
             try requireModel(experiment.model)
-            initial = try AdapterWire.initialAdapter(modelDir: experiment.model, lora: experiment.lora, seed: experiment.seed)
+            initial = try experiment.initialAdapter()
         }
         try curve.apply()
         BusContext.shared.maxInboundFrameBytes = serviceDecodeLimits.maxBytes

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Bus
 import ClusterManager
+import Experiments
 import Config
 import Foundation
+import Messages
 
 struct ClusterManagerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

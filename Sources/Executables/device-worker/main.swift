@@ -1,9 +1,11 @@
 import ArgumentParser
 import Bus
-import ClusterManager
+import Experiments
+import Wire
 import Config
 import DeviceWorker
 import Foundation
+import Messages
 
 struct DeviceWorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

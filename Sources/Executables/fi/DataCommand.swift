@@ -1,5 +1,6 @@
 import ArgumentParser
-import ClusterManager
+import Experiments
+import Wire
 import Data
 import Foundation
 

@@ -1,5 +1,7 @@
-import ArgumentParser
 import ClusterManager
+import ArgumentParser
+import Experiments
+import Wire
 import FederatedRun
 import Reports
 import Foundation

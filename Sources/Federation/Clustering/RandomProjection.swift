@@ -73,3 +73,15 @@ public struct RandomProjection: Sendable, Equatable {
         }
     }
 }
+
+extension RandomProjection {
+    /// What an edge relays for each device: the seeded projection of its delta (the same matrix at every edge for a
+    /// seed, generated once for all devices), or the delta itself when `dimension` is 0 or not smaller.
+    public static func sketches(_ deltas: [String: [Float]], dimension: Int, seed: UInt64) -> [String: [Float]] {
+        let d = deltas.values.map(\.count).max() ?? 0
+        guard dimension > 0, dimension < d else { return deltas }
+        let ids = deltas.keys.sorted()
+        let out = RandomProjection(inputDimension: d, outputDimension: dimension, seed: seed).project(ids.map { deltas[$0]! })
+        return Dictionary(uniqueKeysWithValues: zip(ids, out).map { ($0, $1) })
+    }
+}

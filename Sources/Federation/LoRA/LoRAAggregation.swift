@@ -2,7 +2,7 @@ import COpenBLAS
 
 // mean(B)·mean(A) ≠ mean(B·A): averaging the factors separately is not averaging the adapters' updates.
 
-public enum LoRAAggregationMode: String, Sendable, Equatable, CaseIterable {
+public enum LoRAAggregationMode: String, Sendable, Equatable, CaseIterable, Codable {
     /// Average A and B separately (weighted): cheap, inexact.
     case naive
     /// FFA-LoRA: A is frozen and shared (kept from the global), only B is averaged; exact because B ↦ B·A is linear.

@@ -10,7 +10,7 @@
 // reports never changes the result; a slow device in sim time only delays its own updates.
 
 /// When the asynchronous run ends.
-public enum AsyncStopCondition: Sendable, Equatable {
+public enum AsyncStopCondition: Sendable, Equatable, Codable {
     /// Apply only updates arriving at or before this sim time (seconds).
     case simTime(Double)
     /// Stop after this many accepted updates.
@@ -20,7 +20,7 @@ public enum AsyncStopCondition: Sendable, Equatable {
 }
 
 /// A task handed to a device: train on `version` starting at sim time `simTime`.
-public struct AsyncDispatch: Sendable, Equatable {
+public struct AsyncDispatch: Sendable, Equatable, Codable {
     public var device: String
     public var version: UInt64
     public var simTime: Double
@@ -48,8 +48,9 @@ public struct AsyncApplication: Sendable, Equatable {
 }
 
 public struct AsyncScheduler: Sendable {
-    public private(set) var strategy: any AggregationStrategy
+    public private(set) var strategy: any AsynchronousRule
     public private(set) var global: GlobalModel
+    public let validator: UpdateValidator
     public let stop: AsyncStopCondition
     /// Smallest possible task duration (seconds); > 0 lets updates be released before every device has reported.
     public let lookahead: Double
@@ -61,12 +62,14 @@ public struct AsyncScheduler: Sendable {
     public private(set) var isFinished = false
     /// Device -> its task in flight.
     public private(set) var inFlight: [String: AsyncDispatch] = [:]
+    /// Version -> the model tasks dispatched at that version train from (only versions still in flight).
+    public private(set) var bases: [UInt64: [Float]] = [:]
     private var reported: [String: (update: ModelUpdate, arrival: Double)] = [:]
     private var nextSequence: UInt64 = 0
 
-    public init(strategy: any AggregationStrategy, global: GlobalModel, stop: AsyncStopCondition = .never,
-                lookahead: Double = 0, start: Double = 0) {
-        self.strategy = strategy; self.global = global; self.stop = stop
+    public init(strategy: any AsynchronousRule, global: GlobalModel, validator: UpdateValidator = UpdateValidator(),
+                stop: AsyncStopCondition = .never, lookahead: Double = 0, start: Double = 0) {
+        self.strategy = strategy; self.global = global; self.validator = validator; self.stop = stop
         self.lookahead = lookahead.isFinite ? max(0, lookahead) : 0; self.now = start
     }
 
@@ -74,6 +77,9 @@ public struct AsyncScheduler: Sendable {
     public var awaiting: [String] { inFlight.keys.filter { reported[$0] == nil }.sorted() }
     /// Reported updates waiting for earlier arrivals to be settled.
     public var queued: Int { reported.count }
+
+    /// The model a dispatch trains from.
+    public func model(for d: AsyncDispatch) -> [Float] { bases[d.version] ?? global.parameters }
 
     /// Dispatches every given device that has no task yet, at the current sim time with the current version.
     public mutating func start(devices: [String]) -> [AsyncDispatch] {
@@ -92,6 +98,7 @@ public struct AsyncScheduler: Sendable {
         let d = AsyncDispatch(device: device, version: global.version, simTime: time, sequence: nextSequence)
         nextSequence += 1
         inFlight[device] = d
+        bases[d.version] = global.parameters
         return d
     }
 
@@ -117,16 +124,14 @@ public struct AsyncScheduler: Sendable {
     public mutating func cancel(_ device: String) -> [AsyncApplication] {
         inFlight[device] = nil
         reported[device] = nil
+        prune()
         return isFinished ? [] : drain()
     }
 
     /// Ends the run: flushes a partly filled FedBuff buffer.
     public mutating func finish() -> AggregationResult? {
         isFinished = true
-        guard var buffered = strategy as? FedBuff else { return nil }
-        let result = buffered.flush(&global)
-        strategy = buffered
-        return result
+        return strategy.flush(&global)
     }
 
     /// The earliest reported update, if no unreported task could still arrive before it.
@@ -156,7 +161,12 @@ public struct AsyncScheduler: Sendable {
             let tau = global.version >= d.version ? global.version - d.version : 0
             let outcome: AsyncApplication.Outcome
             do {
-                if let r = try strategy.submit(update, to: &global) { outcome = .applied(r) } else { outcome = .buffered }
+                _ = try validator.validate(update, against: global)
+                if let r = try strategy.submit(update, base: bases[d.version] ?? global.parameters, staleness: tau, to: &global) {
+                    outcome = .applied(r)
+                } else {
+                    outcome = .buffered
+                }
                 accepted += 1
             } catch {
                 outcome = .rejected(error)
@@ -164,9 +174,66 @@ public struct AsyncScheduler: Sendable {
             }
             if case let .appliedUpdates(n) = stop, accepted >= n { isFinished = true }
             let redispatch = isFinished ? nil : dispatch(device, at: now)
+            prune()
             out.append(AsyncApplication(device: device, arrival: arrival, dispatch: d, staleness: tau,
                                         outcome: outcome, next: redispatch))
         }
         return out
+    }
+
+    /// Keeps the bases of versions still in flight only.
+    private mutating func prune() {
+        let live = Set(inFlight.values.map(\.version))
+        for v in bases.keys where !live.contains(v) { bases[v] = nil }
+    }
+}
+
+/// What a snapshot keeps of an AsyncScheduler; bases and reported deltas go to the snapshot's float blobs.
+public struct AsyncSchedulerSnapshot: Codable, Sendable {
+    public struct Reported: Codable, Sendable, Equatable {
+        public var device: String, round: UInt64, samples: Int, baseVersion: UInt64, loss: Float, arrival: Double
+    }
+    public var version: UInt64
+    public var now: Double
+    public var accepted: Int
+    public var rejected: Int
+    public var isFinished: Bool
+    public var inFlight: [String: AsyncDispatch]
+    public var reported: [Reported]
+    public var nextSequence: UInt64
+    public var buffer: FedBuff?
+}
+
+extension AsyncScheduler {
+    public func snapshot(blobs: inout [String: [Float]], prefix: String) -> AsyncSchedulerSnapshot {
+        blobs["\(prefix)global"] = global.parameters
+        for (v, p) in bases { blobs["\(prefix)base/\(v)"] = p }
+        var out: [AsyncSchedulerSnapshot.Reported] = []
+        for (d, r) in reported.sorted(by: { $0.key < $1.key }) {
+            blobs["\(prefix)reported/\(d)"] = r.update.delta
+            out.append(.init(device: d, round: r.update.round, samples: r.update.samples, baseVersion: r.update.baseVersion,
+                             loss: r.update.loss, arrival: r.arrival))
+        }
+        return AsyncSchedulerSnapshot(version: global.version, now: now, accepted: accepted, rejected: rejected, isFinished: isFinished,
+                                      inFlight: inFlight, reported: out, nextSequence: nextSequence, buffer: strategy as? FedBuff)
+    }
+
+    public init(restoring s: AsyncSchedulerSnapshot, blobs: [String: [Float]], prefix: String, strategy: any AsynchronousRule,
+                layout: ParameterLayout, validator: UpdateValidator, stop: AsyncStopCondition, lookahead: Double) throws(ParadigmError) {
+        guard let g = blobs["\(prefix)global"], g.count == layout.count else { throw .badSnapshot(reason: "the async global does not fit the adapter layout") }
+        self.init(strategy: s.buffer ?? strategy, global: GlobalModel(layout: layout, parameters: g, version: s.version), validator: validator,
+                  stop: stop, lookahead: lookahead, start: s.now)
+        accepted = s.accepted; rejected = s.rejected; isFinished = s.isFinished
+        inFlight = s.inFlight; nextSequence = s.nextSequence
+        for v in Set(s.inFlight.values.map(\.version)) {
+            guard let b = blobs["\(prefix)base/\(v)"], b.count == layout.count else { throw .badSnapshot(reason: "no base for in-flight version \(v)") }
+            bases[v] = b
+        }
+        for r in s.reported {
+            guard let delta = blobs["\(prefix)reported/\(r.device)"], delta.count == layout.count else {
+                throw .badSnapshot(reason: "no delta for the queued update of \(r.device)")
+            }
+            reported[r.device] = (ModelUpdate(device: r.device, round: r.round, samples: r.samples, baseVersion: r.baseVersion, delta: delta, loss: r.loss), r.arrival)
+        }
     }
 }

@@ -56,7 +56,7 @@ public struct TaskDurations: Sendable, Equatable {
 }
 
 /// An update that a paradigm refused, with the reason (for counters and logs).
-public struct RejectedUpdate: Sendable, Equatable {
+public struct RejectedUpdate: Error, Sendable, Equatable {
     public var device: String
     public var kind: String
     public var reason: String

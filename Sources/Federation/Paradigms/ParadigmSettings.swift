@@ -1,12 +1,14 @@
 // The paradigm sections of an experiment file as plain values, and what they build. A service's YAML parser fills
 // these (keys in comments) and calls the builders; every bad value is a RegistryError naming the key.
 
-/// `clustered: {warmup_rounds, recluster_every, method, sketch_dim, init, merge}`
+/// `clustered: {warmup_rounds, recluster_every, method, k, sketch_dim, init, merge}`
 public struct ClusteredSettings: Sendable, Equatable {
     public var warmupRounds = 2
     public var reclusterEvery = 0
-    /// silhouette_kmeans | cfl_bipartition
-    public var method = "silhouette_kmeans"
+    /// cosine | cfl | ifca
+    public var method = "cosine"
+    /// IFCA: the number of cluster models.
+    public var k = 4
     public var sketchDim = 0
     /// parent | member_mean
     public var initialisation = "parent"
@@ -14,7 +16,7 @@ public struct ClusteredSettings: Sendable, Equatable {
     public var merge = false
     public init() {}
 
-    public func config(seed: UInt64, loraMode: LoRAAggregationMode = .naive) throws(RegistryError) -> ClusteredFederationConfig {
+    public func config(seed: UInt64, rule: CombineRule = CombineRule()) throws(RegistryError) -> ClusteredFederationConfig {
         guard warmupRounds >= 1 else { throw .invalid(kind: "clustered", field: "warmup_rounds", reason: "\(warmupRounds) < 1: clustering needs one round of deltas") }
         guard reclusterEvery >= 0 else { throw .invalid(kind: "clustered", field: "recluster_every", reason: "\(reclusterEvery) < 0; use 0 to cluster once") }
         guard sketchDim >= 0 else { throw .invalid(kind: "clustered", field: "sketch_dim", reason: "\(sketchDim) < 0; use 0 for full deltas") }
@@ -24,38 +26,16 @@ public struct ClusteredSettings: Sendable, Equatable {
         case "member_mean": initMode = .memberMean
         default: throw .unknown(kind: "cluster initialisation", name: initialisation, known: ["parent", "member_mean"])
         }
-        var spec = ClusteringSpec(name: method)
-        spec.seed = seed
+        guard method != "ifca" || k >= 2 else { throw .invalid(kind: "clustered", field: "k", reason: "\(k) < 2: IFCA needs at least two cluster models") }
         var config = ClusteredFederationConfig(warmupRounds: warmupRounds, reclusterEvery: reclusterEvery,
-                                               method: try makeClusteringMethod(spec), sketchDimension: sketchDim,
+                                               method: try makeClusteringMethod(method, seed: seed), sketchDimension: sketchDim,
                                                initialisation: initMode, mergeOnRecluster: merge, seed: seed)
-        config.loraMode = loraMode
+        config.rule = rule
         return config
     }
 }
 
-/// `hierarchical: {edges, kappa1, kappa2}`
-public struct HierarchicalSettings: Sendable, Equatable {
-    public var edges = 2
-    public var kappa1 = 1
-    public var kappa2 = 2
-    public init() {}
-
-    public func validate() throws(RegistryError) {
-        guard edges >= 1 else { throw .invalid(kind: "hierarchical", field: "edges", reason: "\(edges) < 1") }
-        guard kappa1 >= 1 else { throw .invalid(kind: "hierarchical", field: "kappa1", reason: "\(kappa1) < 1") }
-        guard kappa2 >= 1 else { throw .invalid(kind: "hierarchical", field: "kappa2", reason: "\(kappa2) < 1") }
-    }
-
-    /// Devices dealt to edges round-robin in the given order (EdgeEnvironment's Scenario does the same: device i → edge i % E).
-    public func edgeAssignment(devices: [String]) -> [String: [String]] {
-        var out: [String: [String]] = [:]
-        for (i, d) in devices.enumerated() { out["edge-\(i % max(1, edges))", default: []].append(d) }
-        return out
-    }
-}
-
-/// `async: {mode: fedasync|fedbuff, alpha, staleness: {kind, a, b}, buffer, history}`
+/// `async: {mode: fedasync|fedbuff, alpha, staleness: {kind, a, b}, buffer}`
 public struct AsyncSettings: Sendable, Equatable {
     public var mode = "fedasync"
     public var alpha = 0.6
@@ -65,9 +45,6 @@ public struct AsyncSettings: Sendable, Equatable {
     public var stalenessB = 4.0
     /// FedBuff's K.
     public var buffer = 4
-    /// FedAsync keeps this many past globals; an update staler than this is rejected, so size it to the slowest
-    /// device's staleness (≈ slowdown × devices).
-    public var history = 128
     public init() {}
 
     public func stalenessFunction() throws(RegistryError) -> StalenessFunction {
@@ -79,16 +56,15 @@ public struct AsyncSettings: Sendable, Equatable {
         }
     }
 
-    public func strategy(loraMode: LoRAAggregationMode = .naive) throws(RegistryError) -> any AggregationStrategy {
+    public func rule(loraMode: LoRAAggregationMode = .naive) throws(RegistryError) -> any AsynchronousRule {
         guard alpha > 0, alpha <= 1 else { throw .invalid(kind: "async", field: "alpha", reason: "\(alpha) is not in (0, 1]") }
         guard stalenessA.isFinite, stalenessA >= 0 else { throw .invalid(kind: "async", field: "staleness.a", reason: "\(stalenessA) must be ≥ 0") }
         switch mode {
         case "fedasync":
-            return FedAsync(alpha: alpha, staleness: try stalenessFunction(), historyDepth: max(1, history), loraMode: loraMode)
+            return FedAsync(alpha: alpha, staleness: try stalenessFunction(), loraMode: loraMode)
         case "fedbuff":
             guard buffer >= 1 else { throw .invalid(kind: "async", field: "buffer", reason: "\(buffer) < 1") }
-            return FedBuff(bufferSize: buffer, serverLearningRate: 1, staleness: try stalenessFunction(), loraMode: loraMode,
-                           historyDepth: max(1, history))
+            return FedBuff(bufferSize: buffer, serverLearningRate: 1, staleness: try stalenessFunction(), loraMode: loraMode)
         default:
             throw .unknown(kind: "async mode", name: mode, known: ["fedasync", "fedbuff"])
         }

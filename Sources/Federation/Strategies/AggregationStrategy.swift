@@ -1,15 +1,34 @@
-// Like Flower's Strategy: one small type says which devices to ask and how to combine what comes back.
+// Like Flower's Strategy: one small type says how the updates of one round of one model combine.
+// Which participants get a task is the algorithm's choice (SynchronousAlgorithm, ClusteredAlgorithm).
 
-public enum AggregationTiming: Sendable, Equatable {
-    /// Updates are collected and combined when the round closes (FedAvg, robust rules).
-    case synchronous
-    /// Updates change the global as they arrive (FedAsync) or in buffers (FedBuff).
-    case asynchronous
+/// How a synchronous rule combines one round's updates.
+public enum Combination: Sendable, Equatable {
+    /// A weighted sum of the deltas (weights sum to 1): FedAvg, and rules that pick or re-weight updates (Krum).
+    case weights([Double])
+    /// A coordinate-wise statistic that is no weighted sum (median, trimmed mean).
+    case step([Float])
 }
 
-/// What one aggregation did to the global.
-public struct AggregationResult: Sendable, Equatable {
-    /// Global version after the step.
+/// A synchronous aggregation rule.
+public protocol AggregationStrategy: Sendable {
+    var name: String { get }
+    /// True when the rule is the weighted mean of the prepared deltas: the round then streams the sum instead of
+    /// holding every update (memory stays flat with the number of participants).
+    var isWeightedMean: Bool { get }
+    /// Applied to each accepted delta before it is combined (norm_bounded clips it).
+    func prepare(_ delta: inout [Float])
+    /// Combines the round's prepared deltas; `weights` are the capped sample weights (they sum to 1).
+    func combine(_ deltas: [[Float]], weights: [Double]) -> Combination
+}
+
+extension AggregationStrategy {
+    public var isWeightedMean: Bool { false }
+    public func prepare(_ delta: inout [Float]) {}
+}
+
+/// What one aggregation did to a model.
+public struct AggregationResult: Sendable, Equatable, Codable {
+    /// Model version after the step.
     public var version: UInt64
     public var contributors: [String]
     /// Effective weight of each contributor's update in the step (same order as contributors).
@@ -23,33 +42,7 @@ public struct AggregationResult: Sendable, Equatable {
     public var totalSamples: Int
 }
 
-public enum RoundOutcome: Sendable, Equatable {
-    case applied(AggregationResult)
-    /// Too few updates; the global is unchanged and pending updates are kept.
-    case belowQuorum(received: Int, required: Int)
-    /// The strategy has nothing to apply on close (async rules apply on arrival).
-    case nothingPending
-    /// The combine itself failed (e.g. LAPACK missing); the global is unchanged and pending updates are kept.
-    case combineFailed(reason: String)
-}
-
-public protocol AggregationStrategy: Sendable {
-    var name: String { get }
-    var timing: AggregationTiming { get }
-    /// Devices to ask in `round`, chosen from `available` (deterministic for a given seed and round).
-    func selectDevices(from available: [String], round: UInt64) -> [String]
-    /// Takes one update. Async rules may change `global` and return what they did; sync rules buffer and return nil.
-    /// A rejected update leaves `global` and the strategy's state unchanged.
-    mutating func submit(_ update: ModelUpdate, to global: inout GlobalModel) throws(UpdateRejection) -> AggregationResult?
-    /// Ends the round: sync rules combine what they collected.
-    mutating func closeRound(_ global: inout GlobalModel) -> RoundOutcome
-}
-
-extension AggregationStrategy {
-    public func selectDevices(from available: [String], round: UInt64) -> [String] { available.sorted() }
-}
-
-/// Seeded choice of ⌈fraction·n⌉ devices (at least `minimum`) per round.
+/// Seeded choice of ⌈fraction·n⌉ participants (at least `minimum`) per round.
 public func sampleDevices(_ available: [String], fraction: Double, minimum: Int, seed: UInt64, round: UInt64) -> [String] {
     var pool = Array(Set(available)).sorted()
     let f = fraction.isFinite ? min(1, max(0, fraction)) : 1
@@ -63,32 +56,30 @@ public func sampleDevices(_ available: [String], fraction: Double, minimum: Int,
     return Array(pool[0..<want]).sorted()
 }
 
-/// Updates collected during one synchronous round; one per device.
-struct PendingRound: Sendable, Equatable {
-    var updates: [ModelUpdate] = []
-    var stalenesses: [UInt64] = []
-
-    mutating func add(_ update: ModelUpdate, validator: UpdateValidator, global: GlobalModel) throws(UpdateRejection) {
-        if updates.contains(where: { $0.device == update.device }) {
-            throw .duplicate(device: update.device, round: update.round)
+/// Sample weights with no participant above `maxShare` of the total (water-filling): a claimed sample count is never
+/// trusted beyond that share. When the cap cannot hold (fewer than 1/maxShare participants) every weight is equal.
+/// Returns weights that sum to 1.
+public func cappedWeights(_ samples: [Double], maxShare: Double) -> [Double] {
+    let n = samples.count
+    guard n > 0 else { return [] }
+    let s = samples.map { $0.isFinite ? max(0, $0) : 0 }
+    let total = s.reduce(0, +)
+    guard total > 0 else { return [Double](repeating: 1 / Double(n), count: n) }
+    guard maxShare < 1 else { return s.map { $0 / total } }
+    guard maxShare > 0, Double(n) * maxShare > 1 else { return [Double](repeating: 1 / Double(n), count: n) }
+    let order = s.indices.sorted { s[$0] > s[$1] }
+    var rest = total
+    // Cap the k largest at c = maxShare·rest / (1 − k·maxShare) until the (k+1)-th fits under c.
+    for k in 0..<n {
+        let c = maxShare * rest / (1 - Double(k) * maxShare)
+        if s[order[k]] <= c {
+            var w = s
+            for i in order[0..<k] { w[i] = c }
+            let sum = w.reduce(0, +)
+            return w.map { $0 / sum }
         }
-        let tau = try validator.validate(update, against: global)
-        updates.append(update)
-        stalenesses.append(tau)
+        rest -= s[order[k]]
+        if 1 - Double(k + 1) * maxShare <= 0 { break }
     }
-
-    /// Adds `step` to the global, bumps the version, and clears the round.
-    mutating func apply(step: [Float], weights: [Double], to global: inout GlobalModel) -> AggregationResult {
-        VectorMath.axpy(1, step, &global.parameters)
-        global.version += 1
-        let samples = updates.map(\.samples)
-        let lossWeights = sampleWeights(samples)
-        var meanLoss = 0.0
-        for (u, w) in zip(updates, lossWeights) { meanLoss += w * Double(u.loss) }
-        let result = AggregationResult(version: global.version, contributors: updates.map(\.device), weights: weights,
-                                       stalenesses: stalenesses, stepNorm: VectorMath.norm(step),
-                                       meanLoss: meanLoss, totalSamples: samples.reduce(0, +))
-        self = PendingRound()
-        return result
-    }
+    return [Double](repeating: 1 / Double(n), count: n)
 }

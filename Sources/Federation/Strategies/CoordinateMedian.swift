@@ -1,27 +1,9 @@
 /// Coordinate-wise median of the round's deltas (Yin et al. 2018): robust to a minority of arbitrary updates.
+/// Unweighted: a claimed sample count buys nothing.
 public struct CoordinateMedian: AggregationStrategy {
     public let name = "median"
-    public let timing = AggregationTiming.synchronous
-    public var quorum: Int
-    public var validator: UpdateValidator
-    private var pending = PendingRound()
-
-    public init(quorum: Int = 1, validator: UpdateValidator = UpdateValidator(maxStaleness: 0)) {
-        self.quorum = quorum; self.validator = validator
-    }
-
-    public mutating func submit(_ update: ModelUpdate, to global: inout GlobalModel) throws(UpdateRejection) -> AggregationResult? {
-        try pending.add(update, validator: validator, global: global)
-        return nil
-    }
-
-    public mutating func closeRound(_ global: inout GlobalModel) -> RoundOutcome {
-        let n = pending.updates.count
-        guard n >= max(1, quorum) else { return .belowQuorum(received: n, required: max(1, quorum)) }
-        let step = uncheckedCoordinateMedian(pending.updates.map(\.delta))
-        let w = [Double](repeating: 1 / Double(n), count: n)
-        return .applied(pending.apply(step: step, weights: w, to: &global))
-    }
+    public init() {}
+    public func combine(_ deltas: [[Float]], weights: [Double]) -> Combination { .step(uncheckedCoordinateMedian(deltas)) }
 }
 
 /// Median of each coordinate (mean of the two middle values when n is even).

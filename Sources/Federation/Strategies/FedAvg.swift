@@ -1,45 +1,25 @@
-/// FedAvg (McMahan et al. 2017): x ← x + Σ (nᵢ/Σn)·Δᵢ over the round's updates.
+/// FedAvg (McMahan et al. 2017): x ← x + Σ wᵢ·Δᵢ with wᵢ ∝ samples (capped by `max_weight`).
 public struct FedAvg: AggregationStrategy {
     public let name = "fedavg"
-    public let timing = AggregationTiming.synchronous
-    /// Fraction of available devices asked per round.
-    public var fraction: Double
-    /// Devices asked at least (when available).
-    public var minDevices: Int
-    /// Updates needed before the round may close.
-    public var quorum: Int
-    public var seed: UInt64
-    /// Defaults to maxStaleness 0: a sync round only takes updates on the current version.
-    public var validator: UpdateValidator
-    private var pending = PendingRound()
+    public init() {}
+    public var isWeightedMean: Bool { true }
+    public func combine(_ deltas: [[Float]], weights: [Double]) -> Combination { .weights(weights) }
+}
 
-    public init(fraction: Double = 1, minDevices: Int = 1, quorum: Int = 1, seed: UInt64 = 0,
-                validator: UpdateValidator = UpdateValidator(maxStaleness: 0)) {
-        self.fraction = fraction; self.minDevices = minDevices; self.quorum = quorum
-        self.seed = seed; self.validator = validator
+/// Norm bounding (Sun et al. 2019): each update is clipped to ‖Δ‖ ≤ maxNorm, then FedAvg. Bounds what any one
+/// participant can move the model by, whatever it sends.
+public struct NormBounded: AggregationStrategy {
+    public let name = "norm_bounded"
+    public var maxNorm: Double
+    public init(maxNorm: Double) { self.maxNorm = maxNorm }
+    public var isWeightedMean: Bool { true }
+
+    public func prepare(_ delta: inout [Float]) {
+        let n = VectorMath.norm(delta)
+        guard n > maxNorm, n > 0 else { return }
+        let f = Float(maxNorm / n)
+        for i in delta.indices { delta[i] *= f }
     }
 
-    public var pendingCount: Int { pending.updates.count }
-
-    public func selectDevices(from available: [String], round: UInt64) -> [String] {
-        sampleDevices(available, fraction: fraction, minimum: minDevices, seed: seed, round: round)
-    }
-
-    public mutating func submit(_ update: ModelUpdate, to global: inout GlobalModel) throws(UpdateRejection) -> AggregationResult? {
-        try pending.add(update, validator: validator, global: global)
-        return nil
-    }
-
-    public mutating func closeRound(_ global: inout GlobalModel) -> RoundOutcome {
-        if pending.updates.isEmpty && quorum <= 0 { return .nothingPending }
-        guard pending.updates.count >= max(1, quorum) else {
-            return .belowQuorum(received: pending.updates.count, required: max(1, quorum))
-        }
-        let weights = sampleWeights(pending.updates.map(\.samples))
-        let step = uncheckedWeightedSum(pending.updates.map(\.delta), weights: weights)
-        return .applied(pending.apply(step: step, weights: weights, to: &global))
-    }
-
-    /// Drops what the round collected (e.g. after a timeout below quorum).
-    public mutating func abandonRound() { pending = PendingRound() }
+    public func combine(_ deltas: [[Float]], weights: [Double]) -> Combination { .weights(weights) }
 }

@@ -1,20 +1,14 @@
 /// FedBuff (Nguyen et al. 2022): buffer K deltas; when full, x ← x + η·(1/K)·Σ s(τᵢ)·Δᵢ and the version advances.
 /// Exact LoRA modes: `.frozenA` keeps the global's A; `.productSVD` applies the same step to each adapter's product,
-/// B·A ← B·A + η/K·Σ s(τᵢ)·(Bᵢ·Aᵢ − B_baseᵢ·A_baseᵢ), re-factorised to rank r (so it keeps the last `historyDepth`
-/// globals to rebuild each update's base, like FedAsync).
-public struct FedBuff: AggregationStrategy {
-    public let name = "fedbuff"
-    public let timing = AggregationTiming.asynchronous
+/// B·A ← B·A + η/K·Σ s(τᵢ)·(Bᵢ·Aᵢ − B_baseᵢ·A_baseᵢ), re-factorised to rank r.
+public struct FedBuff: AsynchronousRule, Codable {
+    public var name: String { "fedbuff" }
     public var bufferSize: Int
     public var serverLearningRate: Double
     public var staleness: StalenessFunction
-    public var validator: UpdateValidator
     public var loraMode: LoRAAggregationMode
-    public let historyDepth: Int
     /// The last combine error of an exact mode; that release fell back to the naive step.
     public private(set) var lastError: LoRAAggregationError?
-    /// Past globals, oldest first (`.productSVD` only).
-    private var history: [(UInt64, [Float])] = []
     /// Each buffered update's base and base + Δ (`.productSVD` only).
     private var bases: [[Float]] = []
     private var adapters: [[Float]] = []
@@ -25,26 +19,22 @@ public struct FedBuff: AggregationStrategy {
     private var taus: [UInt64] = []
     private var samples: [Int] = []
     private var losses: [Float] = []
-    private var rounds: [UInt64] = []
+
+    enum CodingKeys: String, CodingKey {
+        case bufferSize, serverLearningRate, staleness, loraMode, bases, adapters, sum, contributors, scales, taus, samples, losses
+    }
 
     public init(bufferSize: Int = 10, serverLearningRate: Double = 1, staleness: StalenessFunction = .polynomial(a: 0.5),
-                validator: UpdateValidator = UpdateValidator(), loraMode: LoRAAggregationMode = .naive, historyDepth: Int = 16) {
+                loraMode: LoRAAggregationMode = .naive) {
         self.bufferSize = max(1, bufferSize); self.serverLearningRate = serverLearningRate
-        self.staleness = staleness; self.validator = validator
-        self.loraMode = loraMode; self.historyDepth = max(0, historyDepth)
+        self.staleness = staleness; self.loraMode = loraMode
     }
 
     public var buffered: Int { contributors.count }
 
-    public mutating func submit(_ update: ModelUpdate, to global: inout GlobalModel) throws(UpdateRejection) -> AggregationResult? {
-        for (d, r) in zip(contributors, rounds) where d == update.device && r == update.round {
-            throw .duplicate(device: update.device, round: update.round)
-        }
-        let tau = try validator.validate(update, against: global)
+    public mutating func submit(_ update: ModelUpdate, base: [Float], staleness tau: UInt64, to global: inout GlobalModel) throws(UpdateRejection) -> AggregationResult? {
+        guard base.count == update.delta.count else { throw .wrongLength(expected: base.count, actual: update.delta.count) }
         if loraMode == .productSVD {
-            guard let base = tau == 0 ? global.parameters : history.last(where: { $0.0 == update.baseVersion })?.1 else {
-                throw .staleBeyond(staleness: tau, limit: UInt64(history.count))
-            }
             var x = base
             VectorMath.axpy(1, update.delta, &x)
             bases.append(base); adapters.append(x)
@@ -53,17 +43,13 @@ public struct FedBuff: AggregationStrategy {
         if sum.count != update.delta.count { sum = [Float](repeating: 0, count: update.delta.count) }
         VectorMath.axpy(Float(s), update.delta, &sum)
         contributors.append(update.device); scales.append(s); taus.append(tau)
-        samples.append(update.samples); losses.append(update.loss); rounds.append(update.round)
+        samples.append(update.samples); losses.append(update.loss)
         return buffered >= bufferSize ? release(&global) : nil
     }
 
     /// Applies the buffer now even if it holds fewer than K (e.g. at the end of training).
     public mutating func flush(_ global: inout GlobalModel) -> AggregationResult? {
         buffered == 0 ? nil : release(&global)
-    }
-
-    public mutating func closeRound(_ global: inout GlobalModel) -> RoundOutcome {
-        buffered == 0 ? .nothingPending : .belowQuorum(received: buffered, required: bufferSize)
     }
 
     private mutating func release(_ global: inout GlobalModel) -> AggregationResult {
@@ -85,10 +71,6 @@ public struct FedBuff: AggregationStrategy {
         } catch {
             lastError = error  // the naive step above stands
         }
-        if loraMode == .productSVD && historyDepth > 0 {
-            history.append((global.version, before))
-            if history.count > historyDepth { history.removeFirst(history.count - historyDepth) }
-        }
         global.version += 1
         let lw = sampleWeights(samples)
         var meanLoss = 0.0
@@ -97,7 +79,7 @@ public struct FedBuff: AggregationStrategy {
                                        weights: scales.map { serverLearningRate * $0 / k }, stalenesses: taus,
                                        stepNorm: VectorMath.distance(global.parameters, before),
                                        meanLoss: meanLoss, totalSamples: samples.reduce(0, +))
-        sum = []; contributors = []; scales = []; taus = []; samples = []; losses = []; rounds = []; bases = []; adapters = []
+        sum = []; contributors = []; scales = []; taus = []; samples = []; losses = []; bases = []; adapters = []
         return result
     }
 }

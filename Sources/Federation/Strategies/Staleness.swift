@@ -1,5 +1,5 @@
 /// s(τ): how much an update that is τ versions old still counts (Xie et al., FedAsync).
-public enum StalenessFunction: Sendable, Equatable {
+public enum StalenessFunction: Sendable, Equatable, Codable {
     /// s = 1
     case constant
     /// s = (τ + 1)^−a

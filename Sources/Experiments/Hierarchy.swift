@@ -1,6 +1,5 @@
 import EdgeEnvironment
 import Foundation
-import Messages
 
 // Hierarchical federation (HierFAVG) as real tiers: which edge aggregator serves which device, how many rounds
 // each tier runs, and the cost of the device↔edge and edge↔cloud hops on the virtual clock.
@@ -104,58 +103,5 @@ public struct HierarchyPlan: Sendable, Equatable {
     public func edgeQuorum(_ k: Int) -> Int {
         let n = devices(ofEdge: k)
         return max(1, min(n, Int((Double(quorum) * Double(n) / Double(devices)).rounded(.up))))
-    }
-}
-
-/// Device ↔ its edge server: downloads leave the device's access point, uploads end there (no backhaul).
-public struct EdgeTierCost: EdgeCostModel {
-    public let base: EdgeNetworkCost
-    public init(_ base: EdgeNetworkCost) { self.base = base }
-
-    func accessPoint(_ device: Int) -> NodeID { base.network.topology[base.node(device)]?.accessPoint ?? base.cloud }
-
-    public func downloadSeconds(bytes: Int, device: Int, at time: Double) -> Double {
-        (try? base.network.transferTime(bytes: bytes, from: accessPoint(device), to: base.node(device), at: time)) ?? 0
-    }
-    public func uploadSeconds(bytes: Int, device: Int, at time: Double) -> Double {
-        (try? base.network.transferTime(bytes: bytes, from: base.node(device), to: accessPoint(device), at: time)) ?? 0
-    }
-    public func computeSeconds(flops: Double, device: Int) -> Double { base.computeSeconds(flops: flops, device: device) }
-}
-
-/// Edge server ↔ cloud over the backhaul; "device" is the edge ordinal, and an edge's "compute" is the sim time
-/// its κ2 edge rounds took (it reports that as compute_s), so the cloud round = max(down + edge time + up).
-public struct CloudTierCost: EdgeCostModel {
-    public let base: EdgeNetworkCost
-    public init(_ base: EdgeNetworkCost) { self.base = base }
-
-    func accessPoint(_ edge: Int) -> NodeID {
-        let aps = base.network.topology.accessPoints
-        return aps.isEmpty ? base.cloud : aps[((edge % aps.count) + aps.count) % aps.count]
-    }
-
-    public func downloadSeconds(bytes: Int, device: Int, at time: Double) -> Double {
-        (try? base.network.transferTime(bytes: bytes, from: base.cloud, to: accessPoint(device), at: time)) ?? 0
-    }
-    public func uploadSeconds(bytes: Int, device: Int, at time: Double) -> Double {
-        (try? base.network.transferTime(bytes: bytes, from: accessPoint(device), to: base.cloud, at: time)) ?? 0
-    }
-    public func computeSeconds(flops: Double, device: Int) -> Double { 0 }
-}
-
-extension Directory {
-    /// A device's edge from the topology; an edge aggregator's from its id ("edge-<k>"); 0 otherwise.
-    func edgeOrdinal(id: String, role: Role) -> UInt32 {
-        guard !deviceEdges.isEmpty else { return 0 }
-        switch role {
-        case .device: return UInt32(deviceEdges[deviceOrdinal(id) % deviceEdges.count])
-        case .edgeAggregator: return UInt32(deviceOrdinal(id))
-        default: return 0
-        }
-    }
-
-    /// Hierarchical: the live edge aggregator of the device's edge; nil until it registers (the device retries).
-    func edgeAggregator(for device: Node) -> Node? {
-        aggregators.first { $0.role == .edgeAggregator && $0.edge == device.edge }
     }
 }

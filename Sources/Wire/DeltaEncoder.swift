@@ -10,7 +10,7 @@ public struct DeltaEncoder: Sendable {
     /// Top-k error feedback: the part of past deltas not yet sent.
     public private(set) var residual: [Float] = []
 
-    public init(_ c: Experiment.CompressionSection) { codec = c.codec; topkFraction = c.topkFraction }
+    public init(codec: String, topkFraction: Double) { self.codec = codec; self.topkFraction = topkFraction }
 
     public mutating func encode(_ flat: [Float], layout: Federation.ParameterLayout) -> [Messages.Tensor] {
         switch codec {

@@ -32,31 +32,4 @@ public enum AdapterWire {
         for t in tensors { out += try t.floats() }
         return out
     }
-
-    /// The adapter every run starts from: LoRA A from `seed`, B = 0, on the model's shapes (no weights read).
-    public static func initialAdapter(modelDir: String, lora: Experiment.LoRASection, seed: UInt64) throws -> LoRAAdapter {
-        let config = try LanguageModel.loadConfig(URL(fileURLWithPath: modelDir))
-        let model = try LanguageModel(config: config, seed: 0)
-        try model.attachLoRA(try loraConfig(lora), seed: seed)
-        return try model.adapter()
-    }
-
-    public static func loraConfig(_ l: Experiment.LoRASection) throws -> LoRAConfig {
-        LoRAConfig(rank: l.rank, alpha: Float(l.alpha), targets: try LoRATarget.parse(l.targets))
-    }
-}
-
-/// The error `fi run` and the services give when the base model folder is missing.
-public struct MissingModelError: Error, CustomStringConvertible {
-    public let path: String
-    public init(path: String) { self.path = path }
-    public var description: String {
-        "no base model at \(path) (config.json missing): run `fi pretrain --text <files> --out \(path)` first, or set `model:` in the experiment file"
-    }
-}
-
-public func requireModel(_ dir: String) throws {
-    guard FileManager.default.fileExists(atPath: URL(fileURLWithPath: dir).appendingPathComponent("config.json").path) else {
-        throw MissingModelError(path: dir)
-    }
 }

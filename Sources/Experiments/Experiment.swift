@@ -54,6 +54,13 @@ public struct Experiment: Sendable, Equatable {
         public var quorum = 1
         public var deadlineS: Double = 60
         public var evalTokens = 4096
+        /// How each round's updates combine: fedavg | median | trimmed_mean | krum | multi_krum | norm_bounded.
+        public var strategy = StrategySettings()
+        /// No participant weighs more than this share of a round's total, whatever sample count it claims.
+        public var maxWeight = 0.5
+        public var serverOptimizer = ServerOptimizerConfig()
+        /// FedProx μ (0: plain local training).
+        public var proximalMu = 0.0
         public init() {}
     }
 
@@ -159,26 +166,7 @@ public struct Experiment: Sendable, Equatable {
             e.lora.alpha = try l.double("alpha", positive: true) ?? e.lora.alpha
             e.lora.targets = try l.strings("targets") ?? e.lora.targets
         }
-        if let f = try r.section("federation") {
-            try f.only(["paradigm", "rounds", "local_steps", "batch", "seq", "lr", "fraction", "quorum", "deadline_s", "eval_tokens"])
-            e.federation.paradigm = try f.string("paradigm") ?? e.federation.paradigm
-            guard paradigms.contains(e.federation.paradigm) else {
-                throw ExperimentError.badValue(key: "federation.paradigm", value: e.federation.paradigm,
-                                               reason: "this build runs \(paradigms.joined(separator: ", "))")
-            }
-            e.federation.rounds = try f.int("rounds", min: 1) ?? e.federation.rounds
-            e.federation.localSteps = try f.int("local_steps", min: 1) ?? e.federation.localSteps
-            e.federation.batch = try f.int("batch", min: 1) ?? e.federation.batch
-            e.federation.seq = try f.int("seq", min: 2) ?? e.federation.seq
-            e.federation.lr = try f.double("lr", positive: true) ?? e.federation.lr
-            e.federation.fraction = try f.double("fraction", positive: true) ?? e.federation.fraction
-            guard e.federation.fraction <= 1 else {
-                throw ExperimentError.badValue(key: "federation.fraction", value: "\(e.federation.fraction)", reason: "must be in (0, 1]")
-            }
-            e.federation.quorum = try f.int("quorum", min: 1) ?? e.federation.quorum
-            e.federation.deadlineS = try f.double("deadline_s", positive: true) ?? e.federation.deadlineS
-            e.federation.evalTokens = try f.int("eval_tokens", min: 2) ?? e.federation.evalTokens
-        }
+        if let f = try r.section("federation") { try parseFederation(f, into: &e) }
         if let h = try r.section("hierarchical") { e.hierarchical = try HierarchicalSection.parse(h) }
         try parseParadigms(r, into: &e)
         if let s = r.raw("scenario") {

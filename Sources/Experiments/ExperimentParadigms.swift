@@ -6,7 +6,7 @@ import Federation
 extension Experiment {
     static func parseParadigms(_ r: Keys, into e: inout Experiment) throws {
         if let c = try r.section("clustered") {
-            try c.only(["mode", "warmup_rounds", "recluster_every", "method", "sketch_dim", "init", "merge"])
+            try c.only(["mode", "warmup_rounds", "recluster_every", "method", "k", "sketch_dim", "init", "merge"])
             e.clustered.mode = try c.string("mode") ?? e.clustered.mode
             guard clusteredModes.contains(e.clustered.mode) else {
                 throw ExperimentError.badValue(key: "clustered.mode", value: e.clustered.mode, reason: "use \(clusteredModes.joined(separator: ", "))")
@@ -15,6 +15,10 @@ extension Experiment {
             s.warmupRounds = try c.int("warmup_rounds", min: 1) ?? s.warmupRounds
             s.reclusterEvery = try c.int("recluster_every", min: 0) ?? s.reclusterEvery
             s.method = try c.string("method") ?? s.method
+            guard ["cosine", "cfl", "ifca"].contains(s.method) else {
+                throw ExperimentError.badValue(key: "clustered.method", value: s.method, reason: "use cosine, cfl or ifca")
+            }
+            s.k = try c.int("k", min: 2) ?? s.k
             s.sketchDim = try c.int("sketch_dim", min: 0) ?? s.sketchDim
             s.initialisation = try c.string("init") ?? s.initialisation
             s.merge = try c.bool("merge") ?? s.merge
@@ -24,7 +28,7 @@ extension Experiment {
             e.clustered.settings = s
         }
         if let a = try r.section("async") {
-            try a.only(["mode", "alpha", "staleness", "buffer", "history", "eval_every"])
+            try a.only(["mode", "alpha", "staleness", "buffer", "eval_every"])
             var s = e.async.settings
             s.mode = try a.string("mode") ?? s.mode
             guard ["fedasync", "fedbuff"].contains(s.mode) else {
@@ -43,9 +47,8 @@ extension Experiment {
                 s.stalenessB = try st.double("b") ?? s.stalenessB
             }
             s.buffer = try a.int("buffer", min: 1) ?? s.buffer
-            s.history = try a.int("history", min: 1) ?? s.history
             e.async.evalEvery = try a.int("eval_every", min: 0) ?? e.async.evalEvery
-            do { _ = try s.strategy() } catch {
+            do { _ = try s.rule() } catch {
                 throw ExperimentError.badValue(key: "async", value: s.mode, reason: "\(error)")
             }
             e.async.settings = s

@@ -1,4 +1,3 @@
-import Bus
 import Foundation
 import Messages
 
@@ -33,6 +32,3 @@ public final class TelemetryOut: @unchecked Sendable {  // safe: TelemetryPublis
 
     public func close() { publisher?.close() }
 }
-
-/// Messages on the bus are bounded: adapters up to 64 MB.
-public let serviceDecodeLimits = DecodeLimits(maxBytes: 64 << 20, maxFrames: 4096)

@@ -1,4 +1,3 @@
-import EdgeEnvironment
 import Foundation
 
 /// What the round accounting needs from the edge environment: time to move bytes over a device's links and to

@@ -1,9 +1,12 @@
 // Clustered federation (CFL/IFCA family): one model per cluster; devices whose updates point the same way share one.
 
 /// How devices get their clusters.
-public enum ClusterAssignmentMode: Sendable, Equatable {
+public enum ClusterAssignmentMode: Sendable, Equatable, Codable {
     /// Warm-up rounds in one cluster, then clustering by update deltas, re-clustered every M rounds.
     case automatic
+    /// IFCA (Ghosh et al. 2020): warm-up in one cluster, then k models seeded from the warm-up deltas (farthest
+    /// points); from then on every device trains the model with the lowest loss on its data and reports which.
+    case ifca(k: Int)
     /// Clusters given (the true domains): the upper baseline.
     case oracle([String: Int])
     /// Every device its own cluster: the no-collaboration baseline.
@@ -17,7 +20,7 @@ public enum ClusterAssignmentMode: Sendable, Equatable {
 }
 
 /// Where a cluster that appears at a re-clustering takes its model from.
-public enum SplitInitialisation: String, Sendable, Equatable, CaseIterable {
+public enum SplitInitialisation: String, Sendable, Equatable, CaseIterable, Codable {
     /// A copy of the (just aggregated) model of the cluster most of its members came from.
     case parent
     /// Its members' models: the base they trained from plus their sample-weighted mean delta. Every cluster whose
@@ -43,9 +46,13 @@ public struct ClusteredFederationConfig: Sendable {
     public var seed: UInt64
     /// Applied per cluster; the default takes only updates on the cluster model's current version.
     public var validator: UpdateValidator
-    /// How each cluster combines its members' LoRA factors (exact modes replace the FedAvg mean by `aggregateLoRA`
-    /// before any re-clustering, so split clusters start from the exact parent).
-    public var loraMode: LoRAAggregationMode = .naive
+    /// How each cluster combines its members' updates (strategy, weight cap, LoRA mode, server optimizer). Exact LoRA
+    /// modes combine before any re-clustering, so split clusters start from the exact parent.
+    public var rule = CombineRule()
+    public var loraMode: LoRAAggregationMode {
+        get { rule.loraMode }
+        set { rule.loraMode = newValue }
+    }
 
     public init(warmupRounds: Int = 2, reclusterEvery: Int = 0, method: any ClusteringMethod = SilhouetteKMeans(),
                 sketchDimension: Int = 0, center: Bool = true, initialisation: SplitInitialisation = .parent,
@@ -74,7 +81,7 @@ public struct ReclusterEvent: Codable, Sendable, Equatable {
 /// One aggregated round of every cluster.
 public struct ClusteredRound: Sendable, Equatable {
     public var round: Int
-    /// Cluster id -> FedAvg's result (clusters without an accepted update are absent).
+    /// Cluster id -> its aggregation's result (clusters without an accepted update are absent).
     public var results: [Int: AggregationResult]
     public var rejected: [RejectedUpdate]
     public var recluster: ReclusterEvent?
@@ -87,23 +94,26 @@ public struct ClusteredRound: Sendable, Equatable {
     public var combineErrors: [Int: String] = [:]
 }
 
-/// One GlobalModel per cluster, FedAvg inside each cluster, clusters found from update deltas with stable ids.
+/// One GlobalModel per cluster, combined inside each cluster by the configured rule, clusters found from update
+/// deltas (or chosen by the devices, IFCA) with stable ids. A round is incremental: `accept` each update as it
+/// arrives, `closeRound` at the end; only what the rule needs is held (see RoundAggregate).
 public struct ClusteredFederation: Sendable {
     public let mode: ClusterAssignmentMode
     public var config: ClusteredFederationConfig
     /// Sorted device ids.
-    public let devices: [String]
+    public private(set) var devices: [String]
     /// Device -> true domain, for ARI (optional).
     public var trueLabels: [String: String]?
     public private(set) var assignment: [String: Int]
     public private(set) var models: [Int: GlobalModel]
+    public private(set) var optimizers: [Int: ServerOptimizer] = [:]
     public private(set) var completedRounds = 0
     public private(set) var reclusterings: [ReclusterEvent] = []
     private var nextClusterID: Int
-    /// Cluster models before the last aggregation: the base of the deltas that clustering sees.
-    private var lastBase: [Int: [Float]] = [:]
-    private var lastGaps: [Int: Double] = [:]
-    private var lastErrors: [Int: String] = [:]
+    // The open round: one aggregate per cluster, and the deltas clustering will see (re-clustering rounds only).
+    private var aggregates: [Int: RoundAggregate] = [:]
+    private var points: [String: ModelUpdate] = [:]
+    private var rejectedThisRound: [RejectedUpdate] = []
 
     public init(devices: [String], initial: GlobalModel, mode: ClusterAssignmentMode = .automatic,
                 config: ClusteredFederationConfig = ClusteredFederationConfig(),
@@ -112,7 +122,7 @@ public struct ClusteredFederation: Sendable {
         guard !devices.isEmpty else { throw .noDevices }
         self.mode = mode; self.config = config; self.devices = devices; self.trueLabels = trueLabels
         switch mode {
-        case .automatic:
+        case .automatic, .ifca:
             assignment = Dictionary(uniqueKeysWithValues: devices.map { ($0, 0) })
         case let .oracle(given):
             var a: [String: Int] = [:]
@@ -135,23 +145,57 @@ public struct ClusteredFederation: Sendable {
     /// The model a device trains from this round.
     public func model(forDevice device: String) -> GlobalModel? { assignment[device].flatMap { models[$0] } }
     public func members(of cluster: Int) -> [String] { devices.filter { assignment[$0] == cluster } }
-    public var isWarmingUp: Bool { mode == .automatic && completedRounds < config.warmupRounds }
+    public var isWarmingUp: Bool {
+        switch mode {
+        case .automatic, .ifca: return completedRounds < config.warmupRounds
+        default: return false
+        }
+    }
+    /// IFCA after its warm-up: devices choose their model by loss.
+    public var devicesChoose: Bool {
+        if case .ifca = mode { return completedRounds >= config.warmupRounds && models.count > 1 }
+        return false
+    }
+    /// Updates accepted in the open round.
+    public var acceptedThisRound: Int { aggregates.values.reduce(0) { $0 + $1.count } }
 
-    /// Overwrites one cluster's parameters (same length, version kept): exact LoRA aggregation replaces FedAvg's mean.
+    /// A device that was not there at the start joins: its oracle cluster, its own (local), or the lowest cluster id.
+    public mutating func admit(_ device: String, oracle: Int? = nil) {
+        guard assignment[device] == nil else { return }
+        let c: Int
+        switch mode {
+        case .localOnly:
+            c = nextClusterID; nextClusterID += 1
+            models[c] = models[clusterIDs.first ?? 0] ?? models.values.first
+        case .oracle:
+            c = oracle ?? clusterIDs.first ?? 0
+            if models[c] == nil { models[c] = models[clusterIDs.first ?? 0]; nextClusterID = max(nextClusterID, c + 1) }
+        case .automatic, .ifca:
+            c = clusterIDs.first ?? 0
+        }
+        assignment[device] = c
+        devices = (devices + [device]).sorted()
+    }
+
+    /// Overwrites one cluster's parameters (same length, version kept).
     public mutating func replaceParameters(cluster c: Int, with parameters: [Float]) {
         guard var m = models[c], m.parameters.count == parameters.count else { return }
         m.parameters = parameters
         models[c] = m
     }
 
-    /// Is the clustering redone after round r (1-based)? At W, then at W + M, W + 2M, … (automatic mode only).
+    /// Is the clustering redone after round r (1-based)? At W, then at W + M, W + 2M, … (automatic mode); IFCA seeds
+    /// its k models once, at W.
     public func reclusterDue(afterRound r: Int) -> Bool { Self.reclusterDue(afterRound: r, mode: mode, config: config) }
 
     /// The same schedule without a federation (an edge aggregator decides whether to relay device sketches).
     public static func reclusterDue(afterRound r: Int, mode: ClusterAssignmentMode, config: ClusteredFederationConfig) -> Bool {
-        guard mode == .automatic else { return false }
         let w = config.warmupRounds, m = config.reclusterEvery
-        return r == w || (m > 0 && r > w && (r - w) % m == 0)
+        switch mode {
+        case .automatic: return r == w || (m > 0 && r > w && (r - w) % m == 0)
+        case .ifca: return r == w
+        default: return false
+        }
     }
 
     /// ARI of the current clusters against the true labels (devices without a label are left out).
@@ -163,53 +207,12 @@ public struct ClusteredFederation: Sendable {
         return adjustedRandIndex(labelled.map { ids[truth[$0]!]! }, labelled.map { assignment[$0]! })
     }
 
-    /// Checks one update at upload time (for the acknowledgement) against its device's cluster model, without
-    /// keeping it: nil when `aggregate` would accept it.
-    public func check(_ update: ModelUpdate) -> RejectedUpdate? {
-        guard let model = model(forDevice: update.device) else {
+    /// Checks one update against a cluster's model (its device's cluster by default), without keeping it: nil when
+    /// `accept` would take it.
+    public func check(_ update: ModelUpdate, cluster: Int? = nil) -> RejectedUpdate? {
+        guard let c = cluster ?? assignment[update.device] else {
             return RejectedUpdate(device: update.device, kind: "unknown_device", reason: ParadigmError.unknownDevice(update.device).description)
         }
-        do { try config.validator.validate(update, against: model) } catch {
-            return RejectedUpdate(device: update.device, kind: error.kind, reason: error.description)
-        }
-        return nil
-    }
-
-    /// Aggregates one round: each update goes to its device's cluster, FedAvg (sample-weighted) per cluster.
-    /// When due, re-clusters on this round's accepted deltas afterwards.
-    public mutating func aggregate(_ updates: [ModelUpdate]) -> ClusteredRound {
-        var rejected: [RejectedUpdate] = []
-        var pairs: [(cluster: Int, update: ModelUpdate)] = []
-        for u in updates {
-            guard let c = assignment[u.device], models[c] != nil else {
-                rejected.append(RejectedUpdate(device: u.device, kind: "unknown_device",
-                                               reason: ParadigmError.unknownDevice(u.device).description))
-                continue
-            }
-            pairs.append((c, u))
-        }
-        let (results, accepted, bad) = fedAvgPerCluster(pairs)
-        return finishRound(results: results, rejected: rejected + bad, reclusterOn: accepted)
-    }
-
-    /// Hierarchical: updates already keyed by cluster (an edge's cluster-model delta; `device` names the sender),
-    /// FedAvg per cluster; when due, re-clusters the devices on `deviceDeltas` (their deltas or sketches).
-    public mutating func aggregate(clusterUpdates: [(cluster: Int, update: ModelUpdate)], deviceDeltas: [ModelUpdate]) -> ClusteredRound {
-        var rejected: [RejectedUpdate] = []
-        var pairs: [(cluster: Int, update: ModelUpdate)] = []
-        for p in clusterUpdates {
-            guard models[p.cluster] != nil else {
-                rejected.append(RejectedUpdate(device: p.update.device, kind: "unknown_cluster", reason: "cluster \(p.cluster) does not exist (clusters: \(clusterIDs))"))
-                continue
-            }
-            pairs.append(p)
-        }
-        let (results, _, bad) = fedAvgPerCluster(pairs)
-        return finishRound(results: results, rejected: rejected + bad, reclusterOn: deviceDeltas)
-    }
-
-    /// Checks an update against one cluster's model (as `aggregate(clusterUpdates:)` would): nil when accepted.
-    public func check(_ update: ModelUpdate, cluster c: Int) -> RejectedUpdate? {
         guard let model = models[c] else {
             return RejectedUpdate(device: update.device, kind: "unknown_cluster", reason: "cluster \(c) does not exist (clusters: \(clusterIDs))")
         }
@@ -219,69 +222,119 @@ public struct ClusteredFederation: Sendable {
         return nil
     }
 
-    /// Sample-weighted FedAvg inside each cluster; remembers each aggregated cluster's base for re-clustering.
-    private mutating func fedAvgPerCluster(_ pairs: [(cluster: Int, update: ModelUpdate)])
-        -> (results: [Int: AggregationResult], accepted: [ModelUpdate], rejected: [RejectedUpdate]) {
-        var rejected: [RejectedUpdate] = []
-        var byCluster: [Int: FedAvg] = [:]
-        var accepted: [ModelUpdate] = []
-        var members: [Int: [ModelUpdate]] = [:]
-        for (c, u) in pairs {
-            guard var model = models[c] else { continue }
-            var strategy = byCluster[c] ?? FedAvg(quorum: 1, validator: config.validator)
-            do {
-                _ = try strategy.submit(u, to: &model)
-                accepted.append(u)
-                members[c, default: []].append(u)
-            } catch {
-                rejected.append(RejectedUpdate(device: u.device, kind: error.kind, reason: error.description))
-            }
-            byCluster[c] = strategy
+    /// Takes one update of the open round into `cluster` (default: its device's cluster). A device choosing by loss
+    /// (IFCA) names its cluster and joins it. Keeps the delta for clustering when this round re-clusters.
+    public mutating func accept(_ update: ModelUpdate, cluster: Int? = nil, clusteringPoint: Bool = true) -> RejectedUpdate? {
+        if let r = check(update, cluster: cluster) { rejectedThisRound.append(r); return r }
+        let c = cluster ?? assignment[update.device]!
+        if cluster != nil, devicesChoose, assignment[update.device] != nil { assignment[update.device] = c }
+        var agg = aggregates[c] ?? RoundAggregate(rule: config.rule)
+        let tau = (models[c]?.version ?? 0) &- update.baseVersion
+        agg.add(update, staleness: tau)
+        aggregates[c] = agg
+        if clusteringPoint, reclusterDue(afterRound: completedRounds + 1), assignment[update.device] != nil {
+            points[update.device] = update
         }
+        return nil
+    }
+
+    /// A device's sketch (or delta) for this round's clustering, when its update reached the cluster through an edge.
+    public mutating func addClusteringPoint(device: String, vector: [Float]) {
+        guard assignment[device] != nil else { return }
+        points[device] = ModelUpdate(device: device, samples: 1, baseVersion: 0, delta: vector)
+    }
+
+    /// Ends the round: each cluster with accepted updates is combined and steps; then re-clusters when due.
+    public mutating func closeRound() -> ClusteredRound {
         var results: [Int: AggregationResult] = [:]
-        lastBase = [:]
-        lastGaps = [:]; lastErrors = [:]
-        for (c, var strategy) in byCluster {
-            guard var model = models[c] else { continue }
-            let base = model.parameters
-            lastBase[c] = base
-            if case let .applied(r) = strategy.closeRound(&model) {
-                results[c] = r
-                if config.loraMode != .naive { exactCombine(cluster: c, base: base, updates: members[c] ?? [], into: &model) }
-            }
+        var gaps: [Int: Double] = [:], errors: [Int: String] = [:]
+        var bases: [Int: [Float]] = [:]
+        for c in aggregates.keys.sorted() {
+            guard var model = models[c], let agg = aggregates[c] else { continue }
+            var opt = optimizers[c] ?? ServerOptimizer(config.rule.serverOptimizer)
+            bases[c] = model.parameters
+            guard let combined = agg.combine(base: model.parameters, layout: model.layout, optimizer: &opt, version: model.version + 1) else { continue }
+            VectorMath.axpy(1, combined.step, &model.parameters)
+            model.version += 1
             models[c] = model
+            optimizers[c] = opt
+            results[c] = combined.result
+            if let g = combined.naiveProductGap { gaps[c] = g }
+            if let e = combined.combineError { errors[c] = e }
         }
-        return (results, accepted, rejected)
-    }
-
-    /// Replaces the FedAvg mean by `aggregateLoRA` of the members' adapters (base + Δ, sample-weighted); on failure
-    /// the mean stays and the error is reported.
-    private mutating func exactCombine(cluster c: Int, base: [Float], updates: [ModelUpdate], into model: inout GlobalModel) {
-        let adapters = updates.map { u -> [Float] in var x = base; VectorMath.axpy(1, u.delta, &x); return x }
-        let weights = sampleWeights(updates.map(\.samples))
-        do {
-            lastGaps[c] = try naiveProductGap(adapters, weights: weights, layout: model.layout)
-            model.parameters = try aggregateLoRA(adapters, weights: weights, layout: model.layout, mode: config.loraMode, global: base)
-        } catch {
-            lastErrors[c] = error.description
-        }
-    }
-
-    private mutating func finishRound(results: [Int: AggregationResult], rejected: [RejectedUpdate], reclusterOn deltas: [ModelUpdate]) -> ClusteredRound {
         completedRounds += 1
         var event: ReclusterEvent? = nil
-        if reclusterDue(afterRound: completedRounds) { event = recluster(deltas) }
-        var round = ClusteredRound(round: completedRounds, results: results, rejected: rejected, recluster: event,
+        let deltas = points.keys.sorted().map { points[$0]! }
+        if reclusterDue(afterRound: completedRounds) {
+            if case .ifca(let k) = mode { event = seedIFCA(deltas, k: k) } else { event = recluster(deltas, bases: bases) }
+        }
+        var round = ClusteredRound(round: completedRounds, results: results, rejected: rejectedThisRound, recluster: event,
                                    clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
-        round.naiveProductGaps = lastGaps
-        round.combineErrors = lastErrors
+        round.naiveProductGaps = gaps
+        round.combineErrors = errors
+        aggregates = [:]; points = [:]; rejectedThisRound = []
         return round
+    }
+
+    /// One whole round from a batch of updates (each into its device's cluster).
+    public mutating func aggregate(_ updates: [ModelUpdate]) -> ClusteredRound {
+        for u in updates { _ = accept(u) }
+        return closeRound()
+    }
+
+    /// Hierarchical: updates already keyed by cluster (an edge's cluster-model delta; `device` names the sender);
+    /// when due, re-clusters the devices on `deviceDeltas` (their deltas or sketches).
+    public mutating func aggregate(clusterUpdates: [(cluster: Int, update: ModelUpdate)], deviceDeltas: [ModelUpdate]) -> ClusteredRound {
+        for p in clusterUpdates { _ = accept(p.update, cluster: p.cluster, clusteringPoint: false) }
+        for d in deviceDeltas { addClusteringPoint(device: d.device, vector: d.delta) }
+        return closeRound()
+    }
+
+    /// IFCA's start: k models seeded at the warm-up deltas farthest apart (centred cosine), each device in the
+    /// cluster of its most similar seed; from the next round devices choose by loss.
+    mutating func seedIFCA(_ updates: [ModelUpdate], k: Int) -> ReclusterEvent? {
+        let members = updates.map(\.device)
+        guard members.count >= 2, k >= 2, let base = models[0] else { return nil }
+        var points = updates.map(\.delta)
+        let d = points.map(\.count).max() ?? 0
+        if config.sketchDimension > 0 && config.sketchDimension < d {
+            points = RandomProjection(inputDimension: d, outputDimension: config.sketchDimension, seed: config.seed).project(points)
+        }
+        if config.center { points = centered(points) }
+        let cos = cosineSimilarityMatrix(points)
+        let n = members.count
+        // Farthest-point seeding: each next seed is the delta least similar to every seed so far.
+        var seeds = [0]
+        while seeds.count < min(k, n) {
+            var best = -1, bestScore = Double.infinity
+            for i in 0..<n where !seeds.contains(i) {
+                let s = seeds.map { cos[i * n + $0] }.max() ?? 1
+                if s < bestScore { bestScore = s; best = i }
+            }
+            seeds.append(best)
+        }
+        for (c, s) in seeds.enumerated() {
+            var m = base
+            VectorMath.axpy(1, updates[s].delta, &m.parameters)
+            models[c] = m
+        }
+        for i in 0..<n {
+            var best = 0
+            for c in seeds.indices where cos[i * n + seeds[c]] > cos[i * n + seeds[best]] { best = c }
+            assignment[members[i]] = best
+        }
+        nextClusterID = max(nextClusterID, seeds.count)
+        let event = ReclusterEvent(round: completedRounds, k: seeds.count, score: 0,
+                                   newClusters: Dictionary(uniqueKeysWithValues: (1..<seeds.count).map { ($0, 0) }),
+                                   removedClusters: [], clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
+        reclusterings.append(event)
+        return event
     }
 
     /// Re-clusters the devices that sent these deltas (others keep their cluster). New clusters are matched to old
     /// ones by member overlap, so ids stay stable. Needs deltas from at least two devices; returns nil otherwise.
     @discardableResult
-    public mutating func recluster(_ updates: [ModelUpdate]) -> ReclusterEvent? {
+    public mutating func recluster(_ updates: [ModelUpdate], bases lastBase: [Int: [Float]] = [:]) -> ReclusterEvent? {
         var latest: [String: ModelUpdate] = [:]
         for u in updates where assignment[u.device] != nil { latest[u.device] = u }
         let members = latest.keys.sorted()
@@ -322,6 +375,7 @@ public struct ClusteredFederation: Sendable {
             switch config.initialisation {
             case .parent where isNew:
                 models[id] = parentModel
+                optimizers[id] = optimizers[parent]
             case .memberMean where changed:
                 var m = parentModel
                 var x = lastBase[parent] ?? parentModel.parameters
@@ -331,13 +385,14 @@ public struct ClusteredFederation: Sendable {
                 }
                 m.parameters = x
                 models[id] = m
+                optimizers[id] = optimizers[parent]
             case .parent, .memberMean:
                 break
             }
         }
         let alive = Set(assignment.values)
         let removed = models.keys.filter { !alive.contains($0) }.sorted()
-        for c in removed { models[c] = nil }
+        for c in removed { models[c] = nil; optimizers[c] = nil }
         let event = ReclusterEvent(round: completedRounds, k: Set(assignment.values).count, score: clustering.score,
                                    newClusters: newClusters, removedClusters: removed, clusterMap: assignment,
                                    ari: adjustedRandIndexAgainstTruth())
@@ -367,8 +422,8 @@ public struct ClusteredFederation: Sendable {
     }
 }
 
-/// What a checkpoint keeps of a ClusteredFederation besides the cluster models' parameters (stored as binary).
-/// Re-clustering state of the last round (its bases) is not kept: the next round sets it again.
+/// What a snapshot keeps of a ClusteredFederation between rounds; the models' parameters and the optimizer moments
+/// go to the snapshot's float blobs under `prefix`.
 public struct ClusteredFederationSnapshot: Codable, Sendable, Equatable {
     public var devices: [String]
     public var assignment: [String: Int]
@@ -380,31 +435,44 @@ public struct ClusteredFederationSnapshot: Codable, Sendable, Equatable {
 }
 
 extension ClusteredFederation {
-    public func snapshot() -> (state: ClusteredFederationSnapshot, models: [Int: [Float]]) {
-        (ClusteredFederationSnapshot(devices: devices, assignment: assignment, versions: models.mapValues(\.version),
-                                     completedRounds: completedRounds, reclusterings: reclusterings, nextClusterID: nextClusterID),
-         models.mapValues(\.parameters))
+    /// Between rounds only (an open round's updates are in the engine's journal, not here).
+    public func snapshot(blobs: inout [String: [Float]], prefix: String) -> ClusteredFederationSnapshot {
+        for (c, m) in models { blobs["\(prefix)model/\(c)"] = m.parameters }
+        for (c, o) in optimizers {
+            blobs["\(prefix)m/\(c)"] = o.m
+            blobs["\(prefix)v/\(c)"] = o.v
+        }
+        return ClusteredFederationSnapshot(devices: devices, assignment: assignment, versions: models.mapValues(\.version),
+                                           completedRounds: completedRounds, reclusterings: reclusterings, nextClusterID: nextClusterID)
     }
 
-    /// Rebuilds a federation from `snapshot()`; every model must fit `layout` and every device's cluster must exist.
-    public init(restoring s: ClusteredFederationSnapshot, models saved: [Int: [Float]], layout: ParameterLayout,
+    /// Rebuilds a federation from `snapshot`; every model must fit `layout` and every device's cluster must exist.
+    public init(restoring s: ClusteredFederationSnapshot, blobs: [String: [Float]], prefix: String, layout: ParameterLayout,
                 mode: ClusterAssignmentMode, config: ClusteredFederationConfig, trueLabels: [String: String]? = nil) throws(ParadigmError) {
         guard !s.devices.isEmpty else { throw .noDevices }
         guard Set(s.assignment.keys) == Set(s.devices) else { throw .badSnapshot(reason: "the cluster map does not list exactly the devices") }
-        guard Set(saved.keys) == Set(s.versions.keys), !saved.isEmpty else {
-            throw .badSnapshot(reason: "models for clusters \(saved.keys.sorted()) but versions for \(s.versions.keys.sorted())")
+        var saved: [Int: [Float]] = [:]
+        for c in s.versions.keys {
+            guard let p = blobs["\(prefix)model/\(c)"] else { throw .badSnapshot(reason: "no parameters for cluster \(c)") }
+            guard p.count == layout.count else {
+                throw .badSnapshot(reason: "cluster \(c) has \(p.count) parameters, the adapter layout \(layout.count)")
+            }
+            saved[c] = p
         }
-        for (c, p) in saved where p.count != layout.count {
-            throw .badSnapshot(reason: "cluster \(c) has \(p.count) parameters, the adapter layout \(layout.count)")
-        }
+        guard let first = saved.values.first else { throw .badSnapshot(reason: "no clusters") }
         if let c = Set(s.assignment.values).subtracting(saved.keys).min() { throw .badSnapshot(reason: "devices in cluster \(c), which has no model") }
         guard s.completedRounds >= 0, s.nextClusterID > (saved.keys.max() ?? -1) else {
             throw .badSnapshot(reason: "round \(s.completedRounds), next cluster id \(s.nextClusterID)")
         }
-        try self.init(devices: s.devices, initial: GlobalModel(layout: layout, parameters: saved.values.first!), mode: mode,
+        try self.init(devices: s.devices, initial: GlobalModel(layout: layout, parameters: first), mode: mode,
                       config: config, trueLabels: trueLabels)
         assignment = s.assignment
         models = Dictionary(uniqueKeysWithValues: saved.map { ($0.key, GlobalModel(layout: layout, parameters: $0.value, version: s.versions[$0.key] ?? 0)) })
+        for c in saved.keys {
+            if let m = blobs["\(prefix)m/\(c)"] {
+                optimizers[c] = ServerOptimizer(config.rule.serverOptimizer, m: m, v: blobs["\(prefix)v/\(c)"] ?? [])
+            }
+        }
         completedRounds = s.completedRounds
         reclusterings = s.reclusterings
         nextClusterID = s.nextClusterID
