@@ -33,6 +33,8 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
     var liveness: PeerLiveness<String>
     var seq: UInt64 = 0
     var badMessages = 0
+    /// Routing id of a connection → the node id it was assigned.
+    var assignedByPeer: [[UInt8]: String] = [:]
 
     public init(_ options: Options, context: BusContext = .shared) throws {
         self.options = options
@@ -67,9 +69,13 @@ public final class ClusterManagerService: @unchecked Sendable {  // safe: state 
         }
         let peer = frames[0]
         switch env.body {
-        case .register(let r):
+        case .register(var r):
+            // A node that asks again before its assignment arrived (a slow reply, a heartbeat first) keeps the id it
+            // was given: its connection (routing id) names it. Otherwise one process would hold two ids and partitions.
+            if r.nodeId.isEmpty, let known = assignedByPeer[peer] { r.nodeId = known }
             let before = directory.mapSeq
             let a = directory.register(r)
+            assignedByPeer[peer] = a.nodeId
             liveness.heard(from: a.nodeId)
             reply(.assignment(a), to: env, peer: peer)
             if r.role != .device {

@@ -53,29 +53,40 @@ public enum FederatedRun {
         return dir.path
     }
 
-    /// Every service in this process on one BusContext over inproc://.
+    /// Every service in this process on one BusContext over inproc:// (the same list `ProcessRun` starts as processes).
     public static func embedded(_ s: Settings, dataDir: String, context: BusContext = BusContext()) throws -> RunSummary {
-        if s.experiment.isHierarchical { return try hierarchicalEmbedded(s, dataDir: dataDir, context: context) }
         let e = s.experiment
         try requireModel(e.model)
+        let topology = RunTopology(e)
         let tag = UUID().uuidString.prefix(8)
         if e.data.devices > 1 { TrainingGate.singleThreadedBLAS() }
-        let manager = try ClusterManagerService(.init(router: "inproc://cm-\(tag)", pub: "inproc://cm-pub-\(tag)", heartbeatMs: s.heartbeatMs,
-                                                      liveness: s.liveness, partitions: e.data.devices), context: context)
-        var agg = AggregatorService.Options(manager: manager.routerEndpoint, router: "inproc://agg-\(tag)", pub: "inproc://agg-pub-\(tag)", experiment: e)
-        agg.checkpoint = URL(fileURLWithPath: s.out).appendingPathComponent("checkpoints").path
-        agg.metrics = s.out
-        agg.heartbeatMs = s.heartbeatMs
-        agg.quiet = s.quiet
-        let aggregator = try AggregatorService(agg, initial: try e.initialAdapter(),
-                                               context: context)
+        var mo = ClusterManagerService.Options(router: "inproc://cm-\(tag)", pub: "inproc://cm-pub-\(tag)", heartbeatMs: s.heartbeatMs,
+                                               liveness: s.liveness, partitions: e.data.devices)
+        if e.isHierarchical { mo.deviceEdges = HierarchyPlan(e).deviceEdges }
+        let manager = try ClusterManagerService(mo, context: context)
+        let initial = try e.initialAdapter()
+        var aggregators: [String: AggregatorService] = [:]
+        for a in topology.aggregators {
+            var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "inproc://\(a.id)-\(tag)", pub: "inproc://\(a.id)-pub-\(tag)",
+                                              experiment: e)
+            o.id = a.id
+            o.tier = a.tier == "edge" ? .edge : .cloud
+            o.upstream = a.upstream.flatMap { aggregators[$0]?.routerEndpoint }
+            o.checkpoint = RunTopology.checkpointDir(out: s.out, id: a.id)
+            o.metrics = s.out
+            o.heartbeatMs = s.heartbeatMs
+            o.quiet = s.quiet
+            aggregators[a.id] = try AggregatorService(o, initial: initial, context: context)
+        }
         let devices = try embeddedDevices(s, manager: manager.routerEndpoint, dataDir: dataDir, context: context)
         let done = DispatchSemaphore(value: 0)
-        aggregator.onFinish { done.signal() }
-        manager.start(); aggregator.start(); devices.forEach { $0.start() }
+        aggregators[topology.final]?.onFinish { done.signal() }
+        manager.start()
+        for a in topology.aggregators { aggregators[a.id]?.start() }
+        devices.forEach { $0.start() }
         defer {
             devices.forEach { $0.stop() }
-            aggregator.stop()
+            for a in topology.aggregators.reversed() { aggregators[a.id]?.stop() }
             manager.stop()
         }
         try wait(s, finished: { done.wait(timeout: .now() + 0.3) == .success }, failed: { nil })
@@ -85,36 +96,7 @@ public enum FederatedRun {
     /// The separate executables over tcp loopback (free ports), with CURVE on every socket; children are killed by PID
     /// at the end, also on error.
     public static func processes(_ s: Settings, configPath: String, dataDir: String, binDir: URL) throws -> RunSummary {
-        let e = s.experiment
-        try requireModel(e.model)
-        for name in ["cluster-manager", "aggregator", "device-worker"] where !FileManager.default.isExecutableFile(atPath: binDir.appendingPathComponent(name).path) {
-            throw RunError.missingExecutable(path: binDir.appendingPathComponent(name).path)
-        }
-        if e.isHierarchical { return try hierarchicalProcesses(s, configPath: configPath, dataDir: dataDir, binDir: binDir) }
-        let ports = try freePorts(4)
-        let cm = "tcp://127.0.0.1:\(ports[0])", cmPub = "tcp://127.0.0.1:\(ports[1])"
-        let ag = "tcp://127.0.0.1:\(ports[2])", agPub = "tcp://127.0.0.1:\(ports[3])"
-        var children = ChildProcesses()
-        defer { children.killAll() }
-        let hb = ["--heartbeat-ms", "\(s.heartbeatMs)"]
-        let keys = try runKeys(s)
-        try children.spawn("cluster-manager", binDir, ["--router", cm, "--pub", cmPub, "--config", configPath, "--liveness", "\(s.liveness)"] + hb
-                           + keys.serviceArguments)
-        let aggregator = try children.spawn("aggregator", binDir, ["--tier", "cloud", "--id", "aggregator", "--manager", cm, "--router", ag, "--pub", agPub,
-                                                                   "--config", configPath, "--checkpoint", URL(fileURLWithPath: s.out).appendingPathComponent("checkpoints").path,
-                                                                   "--metrics", s.out] + hb + (s.quiet ? ["--quiet"] : []) + keys.serviceArguments)
-        for i in 0..<e.data.devices {
-            try children.spawn("device-worker", binDir, ["--manager", cm, "--model", e.model, "--data", dataDir, "--config", configPath] + hb + (s.quiet ? ["--quiet"] : [])
-                               + keys.clientArguments("device-\(i)"))
-        }
-        try wait(s, finished: {
-            Thread.sleep(forTimeInterval: 0.3)
-            return !aggregator.isRunning && aggregator.terminationStatus == 0
-        }, failed: {
-            if !aggregator.isRunning && aggregator.terminationStatus != 0 { return RunError.childFailed(name: "aggregator", status: aggregator.terminationStatus) }
-            return nil
-        })
-        return try readSummary(s.out)
+        try ProcessRun(s, configPath: configPath, dataDir: dataDir, binDir: binDir).wait()
     }
 
     /// CURVE keys of a process run (`<out>/keys`): the services share the server pair, each device worker has its own.

@@ -1,6 +1,7 @@
 import ClusterManager
 import EdgeEnvironment
 import Aggregator
+import Bus
 import Experiments
 import Wire
 import Federation
@@ -94,4 +95,51 @@ final class QuickstartFileTests: XCTestCase {
         XCTAssertEqual(e.lora.targets, ["c_attn", "c_proj"])
         XCTAssertEqual(e.scenarioName, "examples/scenarios/default.yaml")
     }
+}
+
+final class RegistrationTests: XCTestCase {
+    /// A device that registers again before its assignment arrives (its heartbeat came first) keeps one id and one
+    /// partition: the connection names it. (Seen under load: one process held two ids, the first declared dead.)
+    func testAnonymousReRegistrationOnOneConnectionKeepsTheAssignedId() throws {
+        let context = BusContext()
+        let manager = try ClusterManagerService(.init(router: "inproc://reg-cm", pub: "inproc://reg-cm-pub", heartbeatMs: 200, liveness: 50,
+                                                      partitions: 4), context: context)
+        manager.start()
+        defer { manager.stop() }
+        func dealer() throws -> Socket {
+            let s = try Socket(.dealer, context: context)
+            try s.connect("inproc://reg-cm")
+            return s
+        }
+        func assignment(_ s: Socket) throws -> Assignment {
+            let end = Date().addingTimeInterval(5)
+            while Date() < end {
+                if let f = try? s.receive(dontWait: true), case .assignment(let a) = try Envelope.decode(frames: f, limits: serviceDecodeLimits).body { return a }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            throw CocoaError(.fileReadUnknown)
+        }
+        let a = try dealer(), b = try dealer()
+        defer { a.close(); b.close() }
+        for seq in 1...3 { try a.send(Envelope(sender: "", seq: UInt64(seq), body: .register(Register(role: .device)))) }
+        let first = try assignment(a), second = try assignment(a), third = try assignment(a)
+        XCTAssertEqual(Set([first.nodeId, second.nodeId, third.nodeId]).count, 1)
+        XCTAssertEqual(Set([first.partition, second.partition, third.partition]).count, 1)
+        try b.send(Envelope(sender: "", seq: 1, body: .register(Register(role: .device))))
+        let other = try assignment(b)
+        XCTAssertNotEqual(other.nodeId, first.nodeId)
+        XCTAssertNotEqual(other.partition, first.partition)
+        let map = try XCTUnwrap(try? awaitMap(manager))
+        XCTAssertEqual(map.members.filter { $0.role == .device }.count, 2)
+    }
+
+    func awaitMap(_ m: ClusterManagerService) throws -> ClusterMap {
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        Task { box.map = try? await m.snapshot(); done.signal() }
+        done.wait()
+        return try XCTUnwrap(box.map)
+    }
+
+    final class Box: @unchecked Sendable { var map: ClusterMap? }
 }

@@ -82,6 +82,8 @@ public struct RoundAggregate: Sendable {
     /// optimizer; nil when nothing was accepted.
     public func combine(base: [Float], layout: ParameterLayout, optimizer: inout ServerOptimizer, version: UInt64) -> Combined? {
         guard count > 0 else { return nil }
+        // Combined in participant order, not arrival order: the same round gives the same model however it arrived.
+        let held = self.held.sorted { $0.device < $1.device }
         let weights = cappedWeights(held.map { Double($0.samples) } + streamedSamples.map(Double.init), maxShare: rule.maxWeight)
         let heldWeights = Array(weights[0..<held.count])
         var step = [Float](repeating: 0, count: base.count)
@@ -103,7 +105,7 @@ public struct RoundAggregate: Sendable {
             }
         }
         if rule.loraMode != .naive, failure == nil {
-            (step, gap, failure) = exact(step: step, weights: effective, base: base, layout: layout)
+            (step, gap, failure) = exact(step: step, held: held, weights: effective, base: base, layout: layout)
         }
         let applied = optimizer.step(step)
         let lw = sampleWeights(samples)
@@ -121,7 +123,7 @@ public struct RoundAggregate: Sendable {
     }
 
     /// The exact LoRA modes: frozen A keeps the base's A; product-SVD re-factorises Σ wᵢ·Bᵢ·Aᵢ of the held adapters.
-    private func exact(step: [Float], weights: [Double], base: [Float], layout: ParameterLayout) -> ([Float], Double?, String?) {
+    private func exact(step: [Float], held: [ModelUpdate], weights: [Double], base: [Float], layout: ParameterLayout) -> ([Float], Double?, String?) {
         var x = base
         VectorMath.axpy(1, step, &x)
         do {

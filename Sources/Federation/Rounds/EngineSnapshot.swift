@@ -171,6 +171,7 @@ extension RoundEngine {
         replaying = true
         for entry in journal { _ = handle(entry.event, now: 0) }
         replaying = false
+        relayAgain = eval?.relayFor != nil
         firstNow = nil
         needsCheckpoint = false
         lastResend = -Double.infinity

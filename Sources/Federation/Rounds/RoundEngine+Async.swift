@@ -37,7 +37,7 @@ extension RoundEngine {
         case .evaluating:
             guard var e = eval else { phase = .idle; return }
             if e.deadline == nil { e.deadline = now + config.deadlineS; eval = e }
-            if e.done || now >= e.deadline! { finishEval() } else { resendDue(to: e.expected.filter { e.results[$0] == nil }) }
+            if e.done || now >= e.deadline! { finishEval() } else { resendDue(to: owingEvaluation(e)) }
         case .idle, .training:
             guard let a = asyncAlgorithm else { return }
             // Evaluate once every sent task has reported: a device must not get the evaluation model while a task of

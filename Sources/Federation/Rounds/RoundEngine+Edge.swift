@@ -79,6 +79,14 @@ extension RoundEngine {
     }
 
     mutating func advanceEdge() {
+        if relayAgain, let ev = eval, let cloudWire = ev.relayFor {
+            relayAgain = false
+            for (d, r) in ev.results.sorted(by: { $0.key < $1.key }) {
+                var up = r
+                up.wire = cloudWire
+                out.append(.upstream(.evaluation(device: d, up)))
+            }
+        }
         guard var e = edge else { return }
         if phase == .idle, let w = e.pendingEval, e.holds(w) {
             e.pendingEval = nil

@@ -118,7 +118,7 @@ extension RoundEngine {
         }
         open = o
         if !replaying { out.append(.acknowledge(.accepted, wire: u.wire)) }
-        if !replaying, o.tasks.keys.allSatisfy({ complete(o, $0) }) { closeRound() }
+        if !replaying, membershipKnown, o.tasks.keys.allSatisfy({ complete(o, $0) }) { closeRound() }
     }
 
     /// Ends the open round: combines, advances the virtual clock to the slowest arrival, then evaluates (flat, cloud)

@@ -135,6 +135,12 @@ public struct RoundEngine: Sendable {
     var participants: [String] = []
     var aliveDevices: [String] = []
     var deviceEdge: [String: Int] = [:]
+    /// No decision that depends on who is there (a round's participants, an evaluation's population) is taken
+    /// before the first membership event: a restarted engine must decide as the uninterrupted one did.
+    var membershipKnown = false
+    /// Edge, restored while relaying an evaluation: relay what it holds again (a result journalled before the crash
+    /// may not have gone up).
+    var relayAgain = false
     var firstNow: Double?
     var now = 0.0
     var lastResend = -Double.infinity
@@ -170,7 +176,7 @@ public struct RoundEngine: Sendable {
         case .upstream(let u): upstream(u)
         case .tick: break
         }
-        if phase != .finished && !replaying { advance() }
+        if phase != .finished && !replaying && membershipKnown { advance() }
         if needsCheckpoint && config.persistent && !replaying {
             needsCheckpoint = false
             out.append(.checkpoint(snapshot()))
@@ -191,6 +197,7 @@ public struct RoundEngine: Sendable {
     // MARK: membership
 
     mutating func members(_ all: [Member]) {
+        membershipKnown = true
         let devices = all.filter { $0.role == .device }
         for d in devices { deviceEdge[d.id] = d.edge }
         aliveDevices = devices.filter(\.alive).map(\.id).sorted()
@@ -229,7 +236,9 @@ public struct RoundEngine: Sendable {
             if e.done || now >= e.deadline! {
                 if !e.done { log(.warn, "deadline", "evaluation \(e.wire) ended at its deadline without \(e.expected.filter { e.results[$0] == nil }.joined(separator: ", "))") }
                 finishEval()
-            } else { resendDue(to: e.expected.filter { e.results[$0] == nil }) }
+            } else {
+                resendDue(to: owingEvaluation(e))
+            }
         case .idle:
             if isEdge { return }  // advanceEdge opens inner rounds
             if round >= config.rounds { finish(); return }
@@ -250,6 +259,13 @@ public struct RoundEngine: Sendable {
     }
 
     mutating func nextWire() -> UInt64 { wire += 1; return wire }
+
+    /// Who an evaluation still waits for: the devices, or (cloud) the edges whose devices have not all answered.
+    func owingEvaluation(_ e: EvalRound) -> [String] {
+        let owing = e.expected.filter { e.results[$0] == nil }
+        guard isCloud else { return owing }
+        return participants.filter { edge in owing.contains { deviceEdge[$0] == deviceOrdinal(edge) } }
+    }
 
     mutating func log(_ level: EngineLogLevel, _ kind: String, _ text: String) {
         if !replaying { out.append(.log(level, kind: kind, text)) }
