@@ -196,6 +196,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
 
     /// The run is over: the summary and the final adapters are written, then the finish handlers run.
     func finished(_ summary: RunSummary?) {
+        telemetry.event(.info, "finished", "finished after round \(engine.round)"
+                        + (summary.map { ", final val loss \($0.finalValLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " "))" } ?? ""))
         if let summary, let writer {
             do { try writer.writeSummary(summary) } catch { telemetry.event(.error, "summary", "\(error)") }
         }

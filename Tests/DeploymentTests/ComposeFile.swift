@@ -92,7 +92,8 @@ struct ComposeFile {
     }
 
     /// Services of the default profile in an order where every dependency comes first.
-    func startOrder(profiles: Set<String> = []) throws -> [Service] {
+    /// Dependencies first; `first` (and what they depend on) before the rest, which go in name order.
+    func startOrder(profiles: Set<String> = [], first: [String] = []) throws -> [Service] {
         let active = services.values.filter { $0.profiles.isEmpty || !Set($0.profiles).isDisjoint(with: profiles) }
         var done: [String] = [], visiting: Set<String> = []
         func visit(_ name: String) throws {
@@ -104,7 +105,7 @@ struct ComposeFile {
             for d in s.dependsOn.keys.sorted() { try visit(d) }
             done.append(name)
         }
-        for s in active.map(\.name).sorted() { try visit(s) }
+        for s in first + active.map(\.name).sorted() { try visit(s) }
         return done.compactMap { services[$0] }
     }
 }

@@ -74,7 +74,7 @@ final class ComposeTopologyTests: XCTestCase {
         // public key, sends 1,000 messages to every bound socket and listens on every PUB.
         var intruder: Intruder?
         // As in a deployment, the tap is listening before the federation starts (this one finishes in seconds).
-        try stack.up(scale: ["device-worker": 2], timeout: 30) { r in
+        try stack.up(scale: ["device-worker": 2], first: ["tap"], timeout: 30) { r in
             if r.service == "tap" { try Self.waitUntilTapHears(stack, tap: r, timeout: 20) }
             // The manager and the aggregator exit or get busy once the workers run: attack them now.
             if r.service == "device-worker", r.index == 0 {
@@ -134,7 +134,7 @@ final class ComposeTopologyTests: XCTestCase {
         // Every service publishes on each heartbeat (the manager its live-node count, the aggregator its completed
         // round), so the tap sees all of them even though PUB drops what it sends before its connection is up.
         // Scaled workers publish under the id the manager assigned them.
-        XCTAssertTrue(senders.isSuperset(of: ["cloud-0", "cluster-manager", "device-0", "device-1"]), "senders seen: \(senders)")
+        XCTAssertTrue(senders.isSuperset(of: ["cloud-0", "cluster-manager", "device-0", "device-1"]), "senders seen: \(senders); aggregator: \(stack.tail(aggregator))")
         XCTAssertFalse(senders.contains("device"), "a worker kept its pre-assignment name; senders seen: \(senders)")
         XCTAssertTrue(senders.contains("edge-stage-0") && senders.contains("cloud-stage-0"), "senders seen: \(senders)")
 

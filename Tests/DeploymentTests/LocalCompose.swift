@@ -149,8 +149,8 @@ final class LocalCompose {
 
     /// `up`: the active services in dependency order, each started once its depends_on conditions hold.
     /// Starts every service in dependency order; `started` runs after each replica starts, before the next service.
-    func up(scale: [String: Int] = [:], timeout: Double = 30, started: (Replica) throws -> Void = { _ in }) throws {
-        for s in try file.startOrder() {
+    func up(scale: [String: Int] = [:], first: [String] = [], timeout: Double = 30, started: (Replica) throws -> Void = { _ in }) throws {
+        for s in try file.startOrder(first: first) {
             for (dep, condition) in s.dependsOn {
                 for r in replicas where r.service == dep {
                     switch condition {
