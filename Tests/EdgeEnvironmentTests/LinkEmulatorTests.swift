@@ -68,7 +68,9 @@ final class LinkEmulatorTests: XCTestCase {
         // 1 MB at 80 Mbit/s = 0.1 s.
         let elapsed = await clock.measure { await emulator.transmit(bytes: 1_000_000, on: link) }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        XCTAssertEqual(seconds, 0.1, accuracy: 0.01)
+        // It waits at least the transfer time; how much longer depends on the machine's load, not on the emulator.
+        XCTAssertGreaterThanOrEqual(seconds, 0.099)
+        XCTAssertLessThan(seconds, 0.5)
     }
 
     func testNetworkBackedEmulatorUsesTheChannelModelAndTimeScale() {
