@@ -66,7 +66,17 @@ def gguf_gpt2(path, quant, seed):
         w = gguf.GGUFWriter(f32, "gpt2")
         w.add_context_length(T); w.add_embedding_length(C); w.add_feed_forward_length(4 * C); w.add_block_count(L)
         w.add_head_count(12); w.add_layer_norm_eps(1e-5); w.add_file_type(0)
-        w.add_tokenizer_model("none")
+        # A GPT-2-style vocabulary of the right size (the byte symbols, then placeholders): ids go in directly.
+        bs = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+        chars = {b: chr(b) for b in bs}
+        n = 0
+        for b in range(256):
+            if b not in chars:
+                chars[b] = chr(256 + n); n += 1
+        tokens = [chars[b] for b in range(256)] + ["Ġt"] + [f"<tok{i}>" for i in range(257, V)]
+        w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("gpt-2")
+        w.add_token_list(tokens); w.add_token_types([1] * V); w.add_token_merges(["Ġ t"])
+        w.add_eos_token_id(V - 1); w.add_bos_token_id(V - 1)
 
         def t(name, shape, std=0.02, fill=None):
             a = np.full(shape, fill, dtype=np.float32) if fill is not None else (rng.standard_normal(shape, dtype=np.float32) * std)
