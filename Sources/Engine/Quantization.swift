@@ -162,8 +162,10 @@ final class QuantizedMatrix: @unchecked Sendable {  // immutable after init
     /// out[N, rows] = inp[N, cols]·Wᵀ + bias
     func forward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, bias: UnsafePointer<Float>?, N: Int) {
         if let bias { for n in 0..<N { (out + n * rows).update(from: bias, count: rows) } }
-        if N <= 4 {
-            matvec(inp, ldx: cols, nx: N, out, ldy: rows, accumulate: bias != nil)
+        if N <= 16 {  // a prompt or a decode batch: the fused kernel, four vectors per pass over the codes
+            for n0 in stride(from: 0, to: N, by: 4) {
+                matvec(inp + n0 * cols, ldx: cols, nx: min(4, N - n0), out + n0 * rows, ldy: rows, accumulate: bias != nil)
+            }
             return
         }
         let R = tileRows

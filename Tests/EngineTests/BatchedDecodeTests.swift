@@ -6,14 +6,14 @@ import XCTest
 /// each session alone.
 final class BatchedDecodeTests: XCTestCase {
     func testBatchedLlamaDecodeEqualsPerSessionDecodeForFP32AndQuantizedBases() throws {
-        let c = ModelConfig.llama(vocabSize: 40, contextLength: 16, layers: 2, heads: 4, kvHeads: 2, width: 64, mlpWidth: 128,
+        let c = ModelConfig.llama(vocabSize: 40, contextLength: 32, layers: 2, heads: 4, kvHeads: 2, width: 64, mlpWidth: 128,
                                   rope: RoPEConfig(theta: 500), slidingWindow: 5)
         let fp32 = try Fixture.model(c, scale: 0.05)
         for model in [fp32, try fp32.quantized(.q4(group: 32)), try fp32.quantized(.int8)] {
             try model.attachLoRA(LoRAConfig(rank: 2, alpha: 4, targets: [.q, .v, .down]), seed: 2)
             let a = model.adapterParameters!
             for i in 0..<a.count { a[i] += 0.02 }
-            for sessions in [3, 6] {  // ≤ 4 rows: fused kernel; more: fp32 tiles
+            for sessions in [3, 6, 17] {  // ≤ 16 rows: fused kernel passes; more: fp32 tiles
                 let prompts = (0..<sessions).map { Fixture.tokens(2 + $0, vocab: 40, seed: UInt64(10 + $0)) }
                 var alone: [KVCache] = [], together: [KVCache] = []
                 for p in prompts {

@@ -57,7 +57,7 @@ final class QuantizationTests: XCTestCase {
                 var deq = [Float](repeating: 0, count: rows * cols)
                 q.dequantize(rows: 0..<rows, into: &deq)
                 let bias = Fixture.randomFloats(rows, seed: 5)
-                for N in [1, 3, 9] {  // fused kernel (≤ 4 vectors) and fp32 tiles
+                for N in [1, 3, 9, 20] {  // fused kernel (passes of ≤ 4 vectors, up to 16) and fp32 tiles
                     let x = Fixture.randomFloats(N * cols, seed: UInt64(6 + N))
                     var got = [Float](repeating: 0, count: N * rows), want = got
                     q.forward(&got, x, bias: bias, N: N)
