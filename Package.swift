@@ -66,7 +66,7 @@ let package = Package(
         library("Stage", services),
         library("InferenceRouter", services + ["Stage"]),
         // Network-namespace testbed and service processes (ip netns, veth, bridge, tc shaping).
-        library("Testbed", ["Bus", yams]),
+        library("Testbed", ["Bus", "Messages", "Engine", "Stage", "InferenceRouter", yams]),
         library("Reports", []),
         library("Config", ["Bus", argumentParser]),
 
@@ -88,6 +88,7 @@ let package = Package(
         .testTarget(name: "ReportsTests", dependencies: ["Reports"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("ConfigTests", ["Config"]),
         tests("InferenceTests", ["Stage", "InferenceRouter", "Engine", "Bus", "Messages", "Tokenizers", "EdgeEnvironment", "Testbed"]),
+        tests("TestbedTests", ["Testbed", "InferenceRouter", "Stage", "Engine", "Messages", "Bus"]),
         // compose/docker-compose.yml started without Docker: the executables from the build folder.
         tests("DeploymentTests", ["Bus", "Engine", "Data", "Messages", "Reports", yams]),
         tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports"]),

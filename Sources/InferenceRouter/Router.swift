@@ -16,8 +16,8 @@ public struct RouterOptions: Sendable {
     public var stepTimeout: Duration = .seconds(5)
     /// Planner's view for links nobody reported.
     public var defaultLink = LinkProfile(rateBps: 100e6, latencySeconds: 0.005)
-    /// How chain plans run: stage to stage (direct) or through the router (hub, for comparison). Multi-access plans
-    /// always go through the router, which sums the shares.
+    /// How plans run: stage to stage (direct; a multi-access pass coordinated by the requester's node) or through the
+    /// router (hub, for comparison; also multi-access for a requester without a stage node).
     public var forwarding: Forwarding = .direct
     /// Bus, thread hand-offs and timer slack per stage visit; nil = the measured default of the forwarding mode.
     public var stageOverheadSeconds: Double?
@@ -127,6 +127,13 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         return stream
     }
 
+    /// Runs a request on a plan given by hand (benchmarks: hops without compute); its nodes must be registered.
+    public func generate(_ request: InferenceRequest, plan: InferencePlan) -> AsyncStream<Body> {
+        let (stream, cont) = AsyncStream<Body>.makeStream()
+        if !loop.post({ [self] in start(request, output: .stream(cont), kind: plan.kind, given: plan) }) { cont.finish() }
+        return stream
+    }
+
     /// Sets links by hand, overriding what nodes report (benchmarks); with `emulate`, each hub hop is also really
     /// delayed by its link through an EdgeEnvironment LinkEmulator (links not listed use the default link).
     public func setLinks(_ links: [String: LinkProfile], emulate: Bool) async throws {
@@ -157,9 +164,12 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
 
     public func view() async throws -> NetworkView { try await loop.perform { [self] in currentView() } }
 
-    public func candidates(device: String, promptTokens: Int, newTokens: Int) async throws -> [InferencePlan] {
+    /// The planner's best plan of each kind on the current view, optionally as if some nodes were not there.
+    public func candidates(device: String, promptTokens: Int, newTokens: Int, excluding: Set<String> = []) async throws -> [InferencePlan] {
         try await loop.perform { [self] in
-            planner.candidates(currentView(), PlanRequest(device: device, promptTokens: promptTokens, newTokens: newTokens))
+            var view = currentView()
+            view.nodes.removeAll { excluding.contains($0.id) }
+            return planner.candidates(view, PlanRequest(device: device, promptTokens: promptTokens, newTokens: newTokens))
         }
     }
 
@@ -263,7 +273,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         options.knownDevices.contains(device) || live.nodes[device]?.state.role == .device || follower?.replica.cluster(of: device) != nil
     }
 
-    func start(_ req: InferenceRequest, output: Output, kind: PlanKind?) {
+    func start(_ req: InferenceRequest, output: Output, kind: PlanKind?, given: InferencePlan? = nil) {
         func reject(_ code: ErrorCode, _ message: String) {
             deliver(.error(InferenceError(requestId: req.requestId, code: code, message: message)), to: output, finish: true)
         }
@@ -281,7 +291,7 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         guard sessions[req.requestId] == nil else { return reject(.badRequest, "request id '\(req.requestId)' is already running") }
         let asked = req.maxTokens == 0 ? options.defaultMaxTokens : Int(req.maxTokens)
         let maxTokens = min(asked, config.contextLength - prompt.count + 1)
-        guard let plan = choosePlan(device: req.deviceId, promptTokens: prompt.count, newTokens: maxTokens, kind: kind) else {
+        guard let plan = given ?? choosePlan(device: req.deviceId, promptTokens: prompt.count, newTokens: maxTokens, kind: kind) else {
             if let full = fullNodes(device: req.deviceId, promptTokens: prompt.count, newTokens: maxTokens, kind: kind) {
                 return reject(.overloaded, "every plan for device '\(req.deviceId)' needs a node at its session limit (\(full)); retry when a session ends")
             }
@@ -296,7 +306,11 @@ public final class InferenceRouter: @unchecked Sendable {  // safe: all mutable 
         begin(s)
     }
 
-    func runsDirect(_ plan: InferencePlan) -> Bool { options.forwarding == .direct && plan.kind != .multiAccess }
+    /// Direct forwarding runs chains stage to stage; a multi-access plan is coordinated by the requester's own stage
+    /// node when it has one (else the router stands in for the requester, as in hub mode).
+    func runsDirect(_ plan: InferencePlan) -> Bool {
+        options.forwarding == .direct && (plan.kind != .multiAccess || nodes[plan.requester] != nil)
+    }
 
     /// Starts (or restarts after a failover) a session's generation.
     func begin(_ s: Session) {

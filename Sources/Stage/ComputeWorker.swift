@@ -5,7 +5,7 @@ import Messages
 
 /// The stage node's compute thread. It takes everything queued at once and runs the activations as one
 /// `StageCompute.runBatch` (so the decode steps of all sessions waiting share one forward pass), then hands the
-/// results back; releases, adapter changes and speed probes run in the same order as they were queued.
+/// results back; releases and adapter changes queued with them take effect before the batch runs.
 ///
 /// Compute emulation (bench and testbed): after the real compute the thread sleeps max(0, modeled − real),
 /// modeled = FLOPs / (flops · (1 − load)), so the node computes like one of `flops` FLOP/s with that
@@ -17,6 +17,8 @@ final class ComputeWorker: @unchecked Sendable {  // safe: mutable state only un
         /// ROUTER identity of the sender (hub replies); empty for work the node gave itself.
         var peer: [UInt8]
         var replyTo: UInt64
+        /// Part of a multi-access pass this node coordinates: the result goes back to the coordinator.
+        var coordinated = false
     }
 
     enum Job: Sendable {
@@ -50,6 +52,11 @@ final class ComputeWorker: @unchecked Sendable {  // safe: mutable state only un
     private var emulation: (flops: Double, load: Double)?
     private let compute: StageCompute
     private let deliver: @Sendable (Results) -> Void
+    /// Runs on this thread for each successful direct-mode output; true when it took care of it (sent it on, or
+    /// queued the next pass here), false to hand it to the service loop like every other result.
+    var fastPath: ((Inbound, StageCompute.Output) -> Bool)?
+    /// Sessions released here; their next passes are not queued again.
+    private var released = RecentSet(capacity: 4096)
 
     init(compute: StageCompute, window: Double, emulation: (flops: Double, load: Double)?, deliver: @escaping @Sendable (Results) -> Void) {
         self.compute = compute
@@ -62,10 +69,22 @@ final class ComputeWorker: @unchecked Sendable {  // safe: mutable state only un
         thread.start()
     }
 
-    func submit(_ job: Job) {
+    func submit(_ job: Job) { submit(contentsOf: [job]) }
+
+    /// Queues jobs together, so the compute thread takes them as one batch.
+    func submit(contentsOf jobs: [Job]) {
+        guard !jobs.isEmpty else { return }
         cond.lock()
-        pending.append(job)
+        pending.append(contentsOf: jobs)
         cond.signal()
+        cond.unlock()
+    }
+
+    /// Queues a direct pass for this node itself (called on this thread by the fast path).
+    func requeue(_ a: StageActivation) {
+        guard !released.contains(a.sessionId) else { return }
+        cond.lock()
+        pending.append(.activation(Inbound(activation: a, peer: [], replyTo: 0)))
         cond.unlock()
     }
 
@@ -113,6 +132,10 @@ final class ComputeWorker: @unchecked Sendable {  // safe: mutable state only un
                 case .speedProbe: probe = true
                 }
             }
+            // Releases first: their slots are free for new sessions in this same batch, and a released session's
+            // pending pass is dropped instead of computed.
+            for s in releases { compute.release(session: s); released.insert(s) }
+            inbound.removeAll { released.contains($0.activation.sessionId) }
             var results: Results = []
             if !inbound.isEmpty {
                 let outputs = compute.runBatch(inbound.map(\.activation))
@@ -121,7 +144,12 @@ final class ComputeWorker: @unchecked Sendable {  // safe: mutable state only un
                 results = Array(zip(inbound, outputs))
                 record(start: start, end: end, flops: flops, sessions: Set(inbound.map(\.activation.sessionId)), work: true)
             }
-            for s in releases { compute.release(session: s) }
+            if let fast = fastPath {
+                results.removeAll { job, result in
+                    guard job.activation.direct, !job.coordinated, case .success(let out) = result else { return false }
+                    return fast(job, out)
+                }
+            }
             if probe, inbound.isEmpty {
                 let t0 = Self.now()
                 let flops = compute.speedProbe()

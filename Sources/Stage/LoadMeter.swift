@@ -10,6 +10,8 @@ public struct LoadMeter: Sendable {
     public var alpha: Double
     private var intervals: [(start: Double, end: Double, sessions: Set<String>)] = []
     public private(set) var flopsPerSecond: Double?
+    /// The previous speed sample when it was more than 2× off (waiting for a second to confirm).
+    private var outlier: Double?
 
     public init(window: Double = 1, alpha: Double = 0.3) { self.window = window; self.alpha = alpha }
 
@@ -19,9 +21,18 @@ public struct LoadMeter: Sendable {
         guard end >= start else { return }
         if end > start, flops > 0 {
             let sample = flops / (end - start)
-            // A jump of more than 2× (a load change) replaces the estimate instead of creeping towards it.
-            if let f = flopsPerSecond, sample < 2 * f, sample > f / 2 {
-                flopsPerSecond = (1 - alpha) * f + alpha * sample
+            // Two samples in a row more than 2× off on the same side (a load change, not one call that waited for a
+            // busy CPU) replace the estimate instead of creeping towards it.
+            if let f = flopsPerSecond {
+                if sample < 2 * f, sample > f / 2 {
+                    flopsPerSecond = (1 - alpha) * f + alpha * sample
+                    outlier = nil
+                } else if let o = outlier, (o < f) == (sample < f) {
+                    flopsPerSecond = sample
+                    outlier = nil
+                } else {
+                    outlier = sample
+                }
             } else {
                 flopsPerSecond = sample
             }

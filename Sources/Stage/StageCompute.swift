@@ -42,8 +42,9 @@ public final class StageCompute {
     }
 
     public var cacheCount: Int { caches.count }
-    /// Rows computed in batched decode steps so far (a batch of B adds B).
+    /// Rows computed in batched forward passes so far (a batch adds all its rows), and the passes.
     public private(set) var batchedRows = 0
+    public private(set) var batches = 0
 
     /// Sessions holding at least one cache.
     public var sessionCount: Int { Set(caches.keys.map(Self.session(ofKey:))).count }
@@ -97,8 +98,9 @@ public final class StageCompute {
         }
     }
 
-    /// Runs many activations: decode steps (one new token) of the same blocks and cluster share one batched
-    /// forward pass (one matrix product per projection for all their rows); everything else runs alone.
+    /// Runs many activations: those of the same blocks and cluster (decode steps and prefills of any sessions) share
+    /// one batched forward pass (one matrix product per projection for all their rows); multi-access shares run
+    /// alone.
     /// Results come back in input order.
     public func runBatch(_ acts: [StageActivation]) -> [Result<Output, StageError>] {
         var results = [Result<Output, StageError>?](repeating: nil, count: acts.count)
@@ -114,9 +116,9 @@ public final class StageCompute {
             // One row per session: a session's second step waits for its first.
             var seen = Set<String>(), batch: [Int] = []
             for i in rows where seen.insert(acts[i].sessionId).inserted { batch.append(i) }
-            guard batch.count >= 2 else { continue }
+            // A lone activation runs here too: one session and many compute each row the same way.
             do {
-                for (i, out) in zip(batch, try runDecodeBatch(batch.map { acts[$0] })) { results[i] = .success(out) }
+                for (i, out) in zip(batch, try runRowBatch(batch.map { acts[$0] })) { results[i] = .success(out) }
             } catch {
                 for i in batch { results[i] = .failure(error) }
             }
@@ -127,35 +129,51 @@ public final class StageCompute {
         return results.map { $0! }
     }
 
-    /// Chain stage, one new token, blocks to run: what may join a batch (key: blocks, ends, cluster).
+    /// Chain stage with blocks to run: what may join a batch (key: blocks, ends, cluster, mode).
     private func batchKey(_ a: StageActivation) -> String? {
-        guard Int(a.stageIndex) < a.plan.count else { return nil }
-        let st = a.plan[Int(a.stageIndex)]
-        guard st.shareEnd == st.shareBegin, st.layerEnd > st.layerBegin, Int(st.layerEnd) <= model.config.layers else { return nil }
-        let rows = st.embed ? a.tokens.count : (a.hidden?.shape == [1, model.config.width] ? 1 : 0)
-        guard rows == 1, Int(a.position) < model.config.contextLength else { return nil }
+        guard let st = a.target, st.shareEnd == st.shareBegin, st.layerEnd > st.layerBegin, Int(st.layerEnd) <= model.config.layers else { return nil }
+        let rows = rowCount(a, st)
+        guard rows >= 1, Int(a.position) + rows <= model.config.contextLength else { return nil }
         return "\(st.layerBegin)-\(st.layerEnd)-\(st.embed)-\(st.head)-\(a.cluster)-\(a.direct)"
     }
 
-    private func runDecodeBatch(_ acts: [StageActivation]) throws(StageError) -> [Output] {
+    /// New tokens of an activation: its tokens when the stage embeds, else the rows of its hidden [T, C] (0 if malformed).
+    private func rowCount(_ a: StageActivation, _ st: Messages.Stage) -> Int {
+        if st.embed { return a.tokens.count }
+        guard let shape = a.hidden?.shape, shape.count == 2, shape[1] == model.config.width else { return 0 }
+        return shape[0]
+    }
+
+    /// Activations of several sessions as one forward pass: all their rows (a decode step's one token, a prefill's
+    /// several) through every projection at once, attention per row over its session's cache.
+    private func runRowBatch(_ acts: [StageActivation]) throws(StageError) -> [Output] {
         let st = try stage(of: acts[0])
         try useAdapter(cluster: acts[0].cluster)
         let C = model.config.width, range = Int(st.layerBegin)..<Int(st.layerEnd)
         do {
-            var hidden: [Float] = []
-            hidden.reserveCapacity(acts.count * C)
+            var hidden: [Float] = [], caches: [KVCache] = [], positions: [Int] = [], rows: [Int] = []
             for a in acts {
-                hidden += st.embed ? try model.embed(tokens: a.tokens.map { Int32(truncatingIfNeeded: $0) }, startPosition: Int(a.position))
-                                   : try hiddenFloats(a)
+                let h = st.embed ? try model.embed(tokens: a.tokens.map { Int32(truncatingIfNeeded: $0) }, startPosition: Int(a.position))
+                                 : try hiddenFloats(a)
+                let T = h.count / C, cache = try cache(a, range)
+                hidden += h
+                caches += [KVCache](repeating: cache, count: T)
+                positions += (0..<T).map { Int(a.position) + $0 }
+                rows.append(T)
             }
-            let caches = try acts.map { a throws(StageError) in try cache(a, range) }
-            let h = try model.forwardBlocksBatched(range: range, hidden: hidden, caches: caches, positions: acts.map { Int($0.position) })
-            batchedRows += acts.count
-            let flops = acts.map { cost.stageFlops(layers: range.count, embed: st.embed, head: st.head, tokens: 1, keys: Int($0.position) + 1) }
+            let h = try model.forwardBlocksBatched(range: range, hidden: hidden, caches: caches, positions: positions)
+            batchedRows += hidden.count / C
+            batches += 1
+            let ends = rows.reduce(into: [Int]()) { $0.append(($0.last ?? 0) + $1) }
+            let flops = acts.indices.map { cost.stageFlops(layers: range.count, embed: st.embed, head: st.head, tokens: rows[$0], keys: Int(acts[$0].position) + rows[$0]) }
             guard st.head else {
-                return acts.indices.map { Output(tensor: Tensor(name: "hidden", shape: [1, C], floats: Array(h[$0 * C..<($0 + 1) * C])), flops: flops[$0]) }
+                return acts.indices.map { i in
+                    Output(tensor: Tensor(name: "hidden", shape: [rows[i], C], floats: Array(h[(ends[i] - rows[i]) * C..<ends[i] * C])), flops: flops[i])
+                }
             }
-            let logits = try model.head(h), V = model.config.vocabSize
+            // The head on each activation's last row only: that is all sampling needs.
+            let last = ends.flatMap { h[($0 - 1) * C..<$0 * C] }
+            let logits = try model.head(last), V = model.config.vocabSize
             return try acts.indices.map { b throws(StageError) in try headOutput(acts[b], logits: Array(logits[b * V..<(b + 1) * V]), flops: flops[b]) }
         } catch {
             throw StageError(error)

@@ -81,18 +81,24 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     public let endpoint: String
     public let options: StageNodeOptions
     let config: ModelConfig
-    private let server: Socket
-    private var upstream: Socket?
+    let server: Socket
+    var upstream: Socket?
     private var telemetry: TelemetryPublisher?
-    private var worker: ComputeWorker!
-    private var seq: UInt64 = 0
+    var worker: ComputeWorker!
+    var seq: UInt64 = 0
     private var ticks = 0
     /// DEALERs to other stage nodes by node id, and the endpoint each dials.
-    private var peers: [String: (socket: Socket, endpoint: String)] = [:]
-    private var prober = LinkProber()
-    private var released = RecentSet(capacity: 4096)
+    var peers: [String: (socket: Socket, endpoint: String)] = [:]
+    var prober = LinkProber()
+    var released = RecentSet(capacity: 4096)
     private var lastActivationProbe: [String: UInt64] = [:]
     private var adapterWatcher: AdapterFolderWatcher?
+    /// Multi-access passes this node coordinates (it is their requester), by session; share requests in flight by seq.
+    var multiAccessPasses: [String: MultiAccessPass] = [:]
+    var multiAccessRequests: [UInt64: String] = [:]
+    /// Direct activations for this node itself, collected while results are delivered.
+    private var local: [StageActivation] = []
+    private var delivering = false
     private let startedAt = ComputeWorker.now()
 
     public init(model: LanguageModel, adapters: [UInt32: LoRAAdapter] = [:], options: StageNodeOptions, context: BusContext = .shared) throws {
@@ -112,6 +118,8 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         worker = ComputeWorker(compute: compute, window: window, emulation: options.emulateCompute ? (options.flops, options.load) : nil) { [loop] results in
             loop.post { [weak self] in self?.deliver(results) }
         }
+        let links = DirectLinks(id: options.id, context: context, router: options.router)
+        worker.fastPath = { [weak self] job, out in self?.fastPath(job, out, links) ?? false }
         loop.add(server) { [weak self] _, frames in self?.receive(frames) }
         if let router = options.router {
             let dealer = try Socket(.dealer, context: context)
@@ -126,7 +134,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         loop.post { [self] in register() }
     }
 
-    private let context: BusContext
+    let context: BusContext
 
     /// Stops serving: closes the sockets (the router sees missed heartbeats and plans around this node).
     public func stop() {
@@ -150,7 +158,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         sendUpstream(.register(Register(role: options.role.wireRole, nodeId: options.id, caps: caps, endpoint: options.advertise ?? endpoint)))
     }
 
-    private func sendUpstream(_ body: Body, delay: Double = 0) {
+    func sendUpstream(_ body: Body, delay: Double = 0) {
         guard let upstream else { return }
         seq += 1
         let env = Envelope(sender: options.id, seq: seq, body: body)
@@ -168,6 +176,13 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         let s = worker.snapshot(now: now)
         let interval = worker.window
         if options.speedProbes, s.queue == 0, now - max(s.lastWork, startedAt) >= interval || s.flops == nil { worker.submit(.speedProbe) }
+        // Echoes that arrived while this timer waited count first (the loop runs timers before it reads sockets);
+        // then overdue transfers lower their link's estimate before this heartbeat reports it.
+        for (id, p) in peers {
+            while let frames = try? p.socket.receive(dontWait: true) { receivePeer(id, frames) }
+        }
+        let nowUs = Self.nowUs()
+        let probes = options.linkProbes ? prober.probes(to: peers.keys.sorted(), nowUs: nowUs, roundUs: UInt64(interval * 1e6)) : []
         var links = prober.reports()
         if let radio = options.radio, let r = try? radio.report(at: now - startedAt) { links.append(r) }
         let live = NodeLoad(busy: s.busy, queue: UInt32(s.queue), flopsMeasured: s.flops ?? 0, sessions: UInt32(s.sessions),
@@ -181,9 +196,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         for l in links {
             _ = try? telemetry?.publish(.channel(ChannelState(link: "\(options.id)->\(l.peer)", rateBps: l.rateBps, snrDb: l.snrDb, rttS: l.rttS)))
         }
-        guard options.linkProbes else { return }
-        let nowUs = Self.nowUs()
-        for out in prober.probes(to: peers.keys.sorted(), nowUs: nowUs, roundUs: UInt64(interval * 1e6)) {
+        for out in probes {
             guard let p = peers[out.peer] else { continue }
             seq += 1
             let frames = Envelope(sender: options.id, seq: seq, body: .probe(out.probe)).encodeFrames()
@@ -206,7 +219,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     }
 
     /// The DEALER to peer `id` (re-dialled when its endpoint changes); nil when it cannot be made.
-    private func peer(_ id: String, endpoint: String) -> Socket? {
+    func peer(_ id: String, endpoint: String) -> Socket? {
         if let p = peers[id], p.endpoint == endpoint || endpoint.isEmpty { return p.socket }
         guard !endpoint.isEmpty else { return nil }
         if let old = peers.removeValue(forKey: id) { loop.remove(old.socket) }
@@ -225,8 +238,12 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     }
 
     private func receivePeer(_ id: String, _ frames: [[UInt8]]) {
-        guard let env = try? Envelope.decode(frames: frames), case .probe(let p) = env.body, p.echo else { return }
-        prober.echo(p, from: id, nowUs: Self.nowUs())
+        guard let env = try? Envelope.decode(frames: frames) else { return }
+        switch env.body {
+        case .probe(let p) where p.echo: prober.echo(p, from: id, nowUs: Self.nowUs())
+        case .activation, .error: shareReplied(env, from: id)
+        default: break
+        }
     }
 
     // MARK: activations
@@ -242,13 +259,19 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
             reply(to: peer, from: from, replyTo: 0, .probe(Probe(id: p.id, sentUs: p.sentUs, size: p.size, echo: true)))
         case .activation(let a):
             if a.probeSentUs != 0 {
-                let bytes = frames.dropFirst().reduce(0) { $0 + $1.count }
-                reply(to: peer, from: from, replyTo: 0, .probe(Probe(id: 0, sentUs: a.probeSentUs, size: UInt32(bytes), echo: true)))
+                // To the sender's loop (a compute thread's DEALER, id "<node>#w", reads nothing).
+                let bytes = frames.dropFirst().reduce(0) { $0 + $1.count }, node = from.hasSuffix("#w") ? String(from.dropLast(2)) : from
+                reply(to: Array(node.utf8), from: node, replyTo: 0, .probe(Probe(id: 0, sentUs: a.probeSentUs, size: UInt32(bytes), echo: true)))
             }
             if StageCompute.isRelease(a) {
                 released.insert(a.sessionId)
+                multiAccessPasses.removeValue(forKey: a.sessionId)
                 worker.submit(.release(a.sessionId))
-            } else if !released.contains(a.sessionId) {
+            } else if released.contains(a.sessionId) {
+                break
+            } else if a.direct, Self.isMultiAccess(a) {
+                beginMultiAccess(a)
+            } else {
                 worker.submit(.activation(.init(activation: a, peer: peer, replyTo: env.seq)))
             }
         default:
@@ -256,58 +279,75 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         }
     }
 
-    private func reply(to peer: [UInt8], from id: String, replyTo: UInt64, _ body: Body) {
+    func reply(to peer: [UInt8], from id: String, replyTo: UInt64, _ body: Body) {
         seq += 1
         let env = Envelope(sender: options.id, seq: seq, replyTo: replyTo, body: body)
         later(options.linkLatency[id] ?? 0) { [server] in try? server.send(env, prefix: [peer], dontWait: true) }
     }
 
     private func deliver(_ results: ComputeWorker.Results) {
+        // Next passes that stay on this node go back to the compute thread together, as one batch, before the
+        // token reports go out.
+        local = []
+        delivering = true
+        var reports: [(Body, Double)] = []
         for (job, result) in results {
             let a = job.activation
+            if job.coordinated {
+                multiAccessComputed(a, result)
+                continue
+            }
             switch result {
             case .failure(let e):
                 let error = InferenceError(requestId: a.sessionId, code: e.code, message: "\(options.id): \(e.message)")
                 if a.direct { sendUpstream(.error(error)) } else { reply(to: job.peer, from: String(decoding: job.peer, as: UTF8.self), replyTo: job.replyTo, .error(error)) }
+            case .success(let out) where !a.direct:
+                var r = a
+                r.tokens = []
+                r.hidden = out.tensor
+                reply(to: job.peer, from: String(decoding: job.peer, as: UTF8.self), replyTo: job.replyTo, .activation(r))
             case .success(let out):
-                if !a.direct {
-                    var r = a
-                    r.tokens = []
-                    r.hidden = out.tensor
-                    reply(to: job.peer, from: String(decoding: job.peer, as: UTF8.self), replyTo: job.replyTo, .activation(r))
-                } else if let token = out.token {
-                    drew(token, rngState: out.rngState, for: a)
-                } else {
-                    var next = a
-                    next.stageIndex += 1
-                    next.tokens = []
-                    next.hidden = out.tensor
-                    forward(next)
+                switch a.directStep(out, contextLength: config.contextLength) {
+                case .forward(let next): forward(next)
+                case .token(let result, let next):
+                    reports.append((.token(result), options.linkLatency[a.requester] ?? 0))
+                    if let next, !released.contains(a.sessionId) { forward(next) }
                 }
             }
         }
+        delivering = false
+        worker.submit(contentsOf: local.map { .activation(.init(activation: $0, peer: [], replyTo: 0)) })
+        local = []
+        for (body, delay) in reports { sendUpstream(body, delay: delay) }
     }
 
-    /// Direct mode, last stage: report the token to the router and start the next pass at the first stage.
-    private func drew(_ token: UInt32, rngState: UInt64, for a: StageActivation) {
-        let st = a.plan[Int(a.stageIndex)]
-        let T = st.embed ? a.tokens.count : Int(a.hidden?.shape.first ?? 1)
-        let position = Int(a.position) + T
-        let done = a.remaining <= 1 || position >= config.contextLength
-        let result = TokenResult(requestId: a.sessionId, token: token, index: a.tokenIndex, done: done, rngState: rngState)
-        sendUpstream(.token(result), delay: options.linkLatency[a.requester] ?? 0)
-        guard !done, !released.contains(a.sessionId) else { return }
-        forward(StageActivation(sessionId: a.sessionId, position: UInt32(position), tokens: [token], plan: a.plan, stageIndex: 0,
-                                cluster: a.cluster, direct: true, sampling: a.sampling, rngState: rngState, remaining: a.remaining - 1,
-                                tokenIndex: a.tokenIndex + 1, requester: a.requester))
+    /// On the compute thread: a direct output goes straight on (to the next stage's socket, the router, or this node's
+    /// own queue) when no emulated delay applies; anything else is left to `deliver` on the loop.
+    private func fastPath(_ job: ComputeWorker.Inbound, _ out: StageCompute.Output, _ links: DirectLinks) -> Bool {
+        let probed: (String, UInt64, Int) -> Void = { [weak self] peer, sentUs, bytes in
+            self?.loop.post { [weak self] in self?.prober.sentActivation(to: peer, sentUs: sentUs, bytes: bytes) }
+        }
+        func send(_ next: StageActivation) -> Bool {
+            guard let target = next.target else { return true }
+            if target.nodeId == options.id { worker.requeue(next); return true }
+            return (options.linkLatency[target.nodeId] ?? 0) == 0 && links.forward(next, probed: probed)
+        }
+        switch job.activation.directStep(out, contextLength: config.contextLength) {
+        case .forward(let next):
+            return send(next)
+        case .token(let result, let next):
+            guard (options.linkLatency[job.activation.requester] ?? 0) == 0, links.report(.token(result)) else { return false }
+            if let next, !send(next) { loop.post { [weak self] in self?.forward(next) } }
+            return true
+        }
     }
 
     /// Sends a direct activation to the stage it names (this node itself without a socket).
-    private func forward(_ next: StageActivation, attempt: Int = 0) {
+    func forward(_ next: StageActivation, attempt: Int = 0) {
         guard Int(next.stageIndex) < next.plan.count else { return }
         let target = next.plan[Int(next.stageIndex)]
         if target.nodeId == options.id {
-            worker.submit(.activation(.init(activation: next, peer: [], replyTo: 0)))
+            if delivering { local.append(next) } else { worker.submit(.activation(.init(activation: next, peer: [], replyTo: 0))) }
             return
         }
         guard let socket = peer(target.nodeId, endpoint: target.endpoint) else { return unreachable(target.nodeId, next) }
@@ -319,6 +359,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
         }
         seq += 1
         let frames = Envelope(sender: options.id, seq: seq, body: .activation(a)).encodeFrames()
+        if a.probeSentUs != 0 { prober.sentActivation(to: target.nodeId, sentUs: nowUs, bytes: frames.reduce(0) { $0 + $1.count }) }
         later(options.linkLatency[target.nodeId] ?? 0) { [weak self] in
             do { try socket.send(frames, dontWait: true) } catch {
                 // Not connected (just dialled, or the peer died): retry for half a second, then tell the router.
@@ -334,7 +375,7 @@ public final class StageServer: @unchecked Sendable {  // safe: loop state is lo
     }
 
     /// Runs `work` on the loop after the emulated propagation delay (at once without one).
-    private func later(_ delay: Double, _ work: @escaping () -> Void) {
+    func later(_ delay: Double, _ work: @escaping () -> Void) {
         if delay > 0 { loop.after(.microseconds(Int64(delay * 1e6)), work) } else { work() }
     }
 

@@ -17,7 +17,7 @@ public final class ServiceProcess: @unchecked Sendable {  // safe: Process is on
         let handle = try FileHandle(forWritingTo: log)
         process = Process()
         if let ns = namespace {
-            process.executableURL = URL(fileURLWithPath: NetworkNamespaces.ipTool)
+            process.executableURL = URL(fileURLWithPath: NetworkTestbed.ipTool)
             process.arguments = ["netns", "exec", ns, executable.path] + arguments
         } else {
             process.executableURL = executable

@@ -32,17 +32,19 @@ final class BatchedSessionsTests: XCTestCase {
                     let o = try outs[s].get()
                     state[s] = (state[s].position + state[s].tokens.count, [o.token!], o.rngState, state[s].out + [o.token!])
                     // The same step alone on the other node.
-                    let r = try sequential.run(acts[s].with { $0.position = UInt32(reference[s].position); $0.tokens = reference[s].tokens; $0.rngState = reference[s].rng })
+                    let r = try sequential.runBatch([acts[s].with { $0.position = UInt32(reference[s].position); $0.tokens = reference[s].tokens; $0.rngState = reference[s].rng }])[0].get()
                     reference[s] = (reference[s].position + reference[s].tokens.count, [r.token!], r.rngState, reference[s].out + [r.token!])
                 }
             }
             for s in 0..<n { XCTAssertEqual(state[s].out, reference[s].out, "session \(s), cluster \(cluster)") }
             XCTAssertGreaterThan(Set(state.map(\.out)).count, n / 2)  // sessions really differ
         }
-        // Every decode step after the prefills ran as one batch of all sessions (and so did the one-token prompts).
-        let oneTokenPrompts = Self.prompts.filter { $0.count == 1 }.count
-        XCTAssertEqual(batched.batchedRows, 2 * (n * (steps - 1) + oneTokenPrompts))
-        XCTAssertEqual(sequential.batchedRows, 0)
+        // Each step of all sessions, prefills included, was one forward pass of all their rows on the batching node.
+        let rows = 2 * (Self.prompts.map(\.count).reduce(0, +) + n * (steps - 1))
+        XCTAssertEqual(batched.batches, 2 * steps)
+        XCTAssertEqual(batched.batchedRows, rows)
+        XCTAssertEqual(sequential.batches, 2 * steps * n)
+        XCTAssertEqual(sequential.batchedRows, rows)
         // And each equals plain single-node generation with the same sampling and RNG.
         let m = try LanguageModel(config: Deployment.config, seed: Deployment.seed)
         let gen = try m.generate(prompt: Self.prompts[2].map { Int32($0) }, maxNewTokens: steps, sampling: .topK(k: 12, temperature: 0.8), seed: 102)

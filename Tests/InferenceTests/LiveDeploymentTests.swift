@@ -42,7 +42,9 @@ final class LiveDeploymentTests: XCTestCase {
         XCTAssertEqual(view.node("e0")?.flops ?? 0, 1e7, accuracy: 2e6)
         XCTAssertEqual(view.node("e1")?.flops ?? 0, 5e7, accuracy: 1e7)
         // Link latency from probe RTTs (two 30 ms legs), and the radio model's access rates.
-        XCTAssertEqual(view.link("e1", "d0").latencySeconds, 0.030, accuracy: 0.008)
+        // A busy host only adds to a measured RTT (its loops answer late), never takes from it.
+        XCTAssertGreaterThanOrEqual(view.link("e1", "d0").latencySeconds, 0.027)
+        XCTAssertLessThanOrEqual(view.link("e1", "d0").latencySeconds, 0.055)
         let report = try radio.report(at: 0)
         XCTAssertEqual(view.link("d0", "e0").rateBps, report.rateBps, accuracy: 1)
         XCTAssertEqual(view.link("e0", "d0").rateBps, report.reverseRateBps, accuracy: 1)

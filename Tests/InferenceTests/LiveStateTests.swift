@@ -19,19 +19,27 @@ final class LiveStateTests: XCTestCase {
         // A similar sample is smoothed (weight 0.5): 25 000 B in 35 ms → 8 Mbit/s, estimate 9 Mbit/s.
         e.add(bytes: 25_000, rttSeconds: 0.035)
         XCTAssertEqual(e.rateBitsPerSecond ?? 0, 9e6, accuracy: 1)
-        // The link is cut to 1 Mbit/s: a sample more than 2× off replaces the estimate at once.
+        // The link is cut to 1 Mbit/s: one sample more than 2× off may be a busy host; a second one replaces the estimate.
+        e.add(bytes: 25_000, rttSeconds: 0.210)
+        XCTAssertEqual(e.rateBitsPerSecond ?? 0, 9e6, accuracy: 1)
         e.add(bytes: 25_000, rttSeconds: 0.210)
         XCTAssertEqual(e.rateBitsPerSecond ?? 0, 1e6, accuracy: 1)
         // Too fast to time (excess under the 1 ms floor = 10% of the base RTT): only a lower bound, 8·25 000 / 1 ms.
         e.add(bytes: 25_000, rttSeconds: 0.0105)
         XCTAssertEqual(e.rateBitsPerSecond ?? 0, 200e6, accuracy: 1)
-        e.add(bytes: 2_500, rttSeconds: 0.0101)  // a smaller lower bound does not lower it
+        e.add(bytes: 2_500, rttSeconds: 0.0101)  // a small message passing quickly (a shaper's burst) says nothing
         XCTAssertEqual(e.rateBitsPerSecond ?? 0, 200e6, accuracy: 1)
-        XCTAssertEqual(e.report(peer: "b"), LinkReport(peer: "b", rttS: 0.010, rateBps: 200e6, samples: 6))
+        XCTAssertEqual(e.report(peer: "b"), LinkReport(peer: "b", rttS: 0.010, rateBps: 200e6, samples: 7))
+        // A transfer outstanding far longer than the estimate allows lowers it before its echo: 25 kB for 0.51 s.
+        e.cap(bytes: 25_000, outstandingSeconds: 0.51)
+        XCTAssertEqual(e.rateBitsPerSecond ?? 0, 0.4e6, accuracy: 1)
+        e.cap(bytes: 25_000, outstandingSeconds: 0.41)  // a bound above half the estimate leaves it
+        XCTAssertEqual(e.rateBitsPerSecond ?? 0, 0.4e6, accuracy: 1)
     }
 
     func testProberMatchesEchoesAndSpacesThroughputProbes() {
         var p = LinkProber()
+        p.targetSeconds = 0.02
         let first = p.probes(to: ["b"], nowUs: 1_000_000, roundUs: 200_000)
         XCTAssertEqual(first.count, 2)  // small + throughput probe (16 KiB before any estimate)
         XCTAssertEqual(first[1].probe.padding.count, 16 << 10)
@@ -49,6 +57,9 @@ final class LiveStateTests: XCTestCase {
         let second = p.probes(to: ["b"], nowUs: 1_200_000, roundUs: 200_000)
         XCTAssertEqual(second.count, 2)
         XCTAssertEqual(second[1].probe.padding.count, Int(r.rateBps * 0.02 / 8))
+        // While a throughput probe is unanswered no other goes; its echo 24 ms later frees the link.
+        XCTAssertEqual(p.probes(to: ["b"], nowUs: 1_210_000, roundUs: 10_000).count, 1)
+        for probe in second.map(\.probe) { p.echo(Probe(id: probe.id, sentUs: probe.sentUs, echo: true), from: "b", nowUs: 1_224_000) }
         XCTAssertEqual(p.probes(to: ["b"], nowUs: 1_400_000, roundUs: 200_000).count, 1)
         XCTAssertEqual(p.probes(to: ["b"], nowUs: 1_600_000, roundUs: 200_000).count, 2)
         // A link an activation measured within the round (its echo: id 0, own send time and size) gets no throughput probe.
@@ -69,8 +80,11 @@ final class LiveStateTests: XCTestCase {
         XCTAssertEqual(m.busy(now: 10.8), 0.2, accuracy: 1e-9)  // b's share stays until b ends
         m.release(session: "b")
         XCTAssertEqual(m.busy(now: 10.8), 0, accuracy: 1e-12)
-        // A speed probe (no session) moves the speed, not the load; a 4× slower sample replaces the estimate.
+        // A speed probe (no session) moves the speed, not the load; one 4× slower sample may be a busy CPU, a second
+        // one replaces the estimate.
         m.record(start: 11, end: 11.1, flops: 2.5e7, sessions: [])
+        XCTAssertEqual(m.flopsPerSecond ?? 0, 1e9, accuracy: 1)
+        m.record(start: 11.1, end: 11.2, flops: 2.5e7, sessions: [])
         XCTAssertEqual(m.flopsPerSecond ?? 0, 2.5e8, accuracy: 1)
         XCTAssertEqual(m.busy(now: 11.2), 0, accuracy: 1e-12)
     }

@@ -37,7 +37,8 @@ final class ProcessServingTests: XCTestCase {
         }
 
         func stageNode(_ id: String, role: String, router: String, extra: [String] = []) throws {
-            try start(id, "stage-node", ["--id", id, "--role", role, "--bind", try endpoint(), "--router", router, "--model", model.path,
+            // A wildcard port: the node registers the endpoint it got, so no port can be taken by someone else first.
+            try start(id, "stage-node", ["--id", id, "--role", role, "--bind", "tcp://127.0.0.1:*", "--router", router, "--model", model.path,
                                          "--heartbeat-ms", "100"] + extra)
         }
 

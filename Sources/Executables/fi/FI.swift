@@ -20,6 +20,7 @@ struct FI: AsyncParsableCommand {
             TapCommand.self,
             Infer.self,
             Keys.self,
+            TestbedCommand.self,
         ]
     )
 }
@@ -33,6 +34,7 @@ struct Bench: AsyncParsableCommand {
             BenchEngine.self,
             BenchFederation.self,
             BenchRouter.self,
+            BenchInference.self,
         ]
     )
 }

@@ -50,8 +50,12 @@ struct StageNodeCommand: ParsableCommand {
         options.radio = radio
         if let dir = adapters {
             let url = URL(fileURLWithPath: dir)
-            // A folder that is there must load (bad adapters are an error now, not a silent skip later).
-            if FileManager.default.fileExists(atPath: url.path) { _ = try AdapterFolder.load(url, config: gpt.config) }
+            // An aggregator may be writing a cluster's files right now: what does not load yet is retried each heartbeat.
+            for (k, folder) in (try? AdapterFolder.clusters(url)) ?? [:] {
+                do { _ = try LoRAAdapter.load(directory: folder, model: gpt.config) } catch {
+                    FileHandle.standardError.write(Data("stage-node: cluster \(k) adapter not loaded yet (will retry): \(error)\n".utf8))
+                }
+            }
             options.adapterFolder = url
         }
         let server = try StageServer(model: gpt, options: options)
