@@ -19,6 +19,7 @@ func tests(_ name: String, _ deps: [Target.Dependency]) -> Target {
 
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let services: [Target.Dependency] = ["Bus", "Messages", "Engine", "Tokenizers", "Data", "EdgeEnvironment", "Federation", "Experiments", "Wire"]
 
 let package = Package(
@@ -35,6 +36,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // C libraries from Debian (scripts/bootstrap installs them).
@@ -45,7 +47,7 @@ let package = Package(
 
         // Layers (DESIGN.md): wire, bus, pure logic, then services.
         library("Messages", ["CMessages"]),
-        library("Bus", ["CZMQ", "Messages"]),
+        library("Bus", ["CZMQ", "Messages", logging]),
         library("Randomness", []),
         // Quantized weight kernels (AVX2/FMA/F16C chosen at run time, portable C otherwise).
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
@@ -57,7 +59,7 @@ let package = Package(
         // The typed experiment file (one strict parser) and what it builds.
         library("Experiments", [yams, "EdgeEnvironment", "Federation", "Engine"]),
         // Adapters and updates as messages.
-        library("Wire", ["Messages", "Federation", "Engine"]),
+        library("Wire", ["Messages", "Federation", "Engine", "EdgeEnvironment"]),
         library("ClusterManager", ["Bus", "Messages", "EdgeEnvironment"]),
         library("Aggregator", services + ["Reports"]),
         library("DeviceWorker", services + ["COpenBLAS"]),
@@ -78,7 +80,7 @@ let package = Package(
         executable("stage-node", ["Stage", "Engine", "Config", argumentParser]),
 
         tests("MessagesTests", ["Messages"]),
-        tests("BusTests", ["Bus", "Messages"]),
+        tests("BusTests", ["Bus", "Messages", logging]),
         tests("TelemetryTests", ["Bus", "Messages"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizers", "CKernels"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("DataTests", ["Data"]),

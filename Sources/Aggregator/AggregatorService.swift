@@ -65,8 +65,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     var registered = false
     var records: [MetricRecord] = []
     var finishHandlers: [@Sendable () -> Void] = []
-    /// Encoded model messages by (wire, cluster), sent zero-copy to every participant that gets them.
-    var modelFrames: [ModelKey: [[UInt8]]] = [:]
+    var loggedRound = -1
+    let wire: RoundWire
     let started = AggregatorService.now()
 
     /// `initial`: the adapter the run starts from (Experiment.initialAdapter); a checkpoint in `options.checkpoint` wins.
@@ -85,6 +85,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
             .encodeFrames().reduce(0) { $0 + $1.count }
         let setup = try e.engine(id: options.id, role: role, initial: global, modelBytes: bytes, evaluate: options.evaluate,
                                  persistent: options.checkpoint != nil, heartbeatS: Double(options.heartbeatMs) / 1000)
+        wire = RoundWire(sender: options.id, layout: layout, role: role, paradigm: e.federation.paradigm, deadlineS: setup.config.deadlineS)
         store = options.checkpoint.map { EngineStore(directory: URL(fileURLWithPath: $0)) }
         telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id, context: context)
         telemetry.quiet = options.quiet
@@ -156,6 +157,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     /// Hands one event to the engine and carries out its effects; `reply` answers the message being handled.
     func run(_ event: EngineEvent, reply: (peer: [UInt8], seq: UInt64)? = nil) {
         let effects = engine.handle(event, now: Self.now())
+        if engine.round != loggedRound { loggedRound = engine.round; telemetry.setRound(engine.round) }
         for effect in effects { perform(effect, reply: reply) }
     }
 
@@ -186,10 +188,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         case .clusterMap(let map) where map.mapSeq >= mapSeq:
             mapSeq = map.mapSeq
             if !map.members.contains(where: { $0.nodeId == options.id }) { registered = false }
-            run(.members(map.members.map { m in
-                Member(id: m.nodeId, role: m.role == .device ? .device : (m.role == .edgeAggregator ? .edgeAggregator : .other),
-                       edge: Int(m.edge), alive: m.alive)
-            }))
+            run(.members(RoundWire.members(map)))
         default: break
         }
     }

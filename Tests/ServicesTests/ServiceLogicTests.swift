@@ -2,6 +2,7 @@ import ClusterManager
 import EdgeEnvironment
 import Aggregator
 import Bus
+import FederatedRun
 import Experiments
 import Wire
 import Federation
@@ -142,4 +143,48 @@ final class RegistrationTests: XCTestCase {
     }
 
     final class Box: @unchecked Sendable { var map: ClusterMap? }
+}
+
+final class LogFloodTests: XCTestCase {
+    /// 20,000 garbage frames to the manager's and the aggregator's ROUTER (real processes over tcp): each service
+    /// logs a bounded handful of lines about them (the rest counted), and still answers.
+    func testGarbageFramesPrintABoundedNumberOfLines() throws {
+        let dir = Kit.tempDir("flood")
+        let config = dir.appendingPathComponent("e.yaml")
+        try "name: flood\nfederation: {rounds: 1, quorum: 5}\ndata: {devices: 1}\nscenario: {devices: {count: 1}}\n".write(to: config, atomically: true, encoding: .utf8)
+        let ports = try FederatedRun.freePorts(4).map { "tcp://127.0.0.1:\($0)" }
+        let logs = [dir.appendingPathComponent("cm.err"), dir.appendingPathComponent("agg.err")]
+        let bin = try Kit.requireExecutables()
+        // Their stderr in files, to count the lines.
+        var procs: [Process] = []
+        for (name, args, log) in [("cluster-manager", ["--router", ports[0], "--pub", ports[1], "--config", config.path], logs[0]),
+                                  ("aggregator", ["--manager", ports[0], "--router", ports[2], "--pub", ports[3], "--config", config.path,
+                                                  "--synthetic-adapter", "16", "--no-eval"], logs[1])] {
+            let p = Process()
+            p.executableURL = bin.appendingPathComponent(name)
+            p.arguments = args
+            FileManager.default.createFile(atPath: log.path, contents: nil)
+            p.standardError = try FileHandle(forWritingTo: log)
+            try p.run()
+            procs.append(p)
+        }
+        defer { for p in procs where p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } }
+        let context = BusContext()
+        for endpoint in [ports[0], ports[2]] {
+            let s = try Socket(.dealer, context: context, linger: 1000)
+            try s.connect(endpoint)
+            for i in 0..<20_000 { try s.send([[0x0A, 0xFF, UInt8(i & 0xff), 0x13]]) }
+            Thread.sleep(forTimeInterval: 2)
+            s.close()
+        }
+        Thread.sleep(forTimeInterval: 1)
+        for p in procs { kill(p.processIdentifier, SIGTERM) }
+        for p in procs { p.waitUntilExit() }
+        for log in logs {
+            let lines = (try String(contentsOf: log, encoding: .utf8)).split(separator: "\n")
+            let flood = lines.filter { $0.contains("bad_message") || $0.contains("rejected") || $0.contains("undecodable") }
+            XCTAssertGreaterThan(flood.count, 0, "\(log.lastPathComponent) logged nothing about the garbage")
+            XCTAssertLessThanOrEqual(flood.count, 12, "\(log.lastPathComponent): \(flood.count) lines, e.g. \(flood.prefix(3))")
+        }
+    }
 }
