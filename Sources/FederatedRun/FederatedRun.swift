@@ -100,9 +100,9 @@ public enum FederatedRun {
     }
 
     /// CURVE keys of a process run (`<out>/keys`): the services share the server pair, each device worker has its own.
-    static func runKeys(_ s: Settings) throws -> CurveDeployment {
+    static func runKeys(_ s: Settings, extraClients: [String] = []) throws -> CurveDeployment {
         try CurveDeployment.create(in: URL(fileURLWithPath: s.out).appendingPathComponent("keys"),
-                                   clients: (0..<s.experiment.data.devices).map { "device-\($0)" })
+                                   clients: (0..<s.experiment.data.devices).map { "device-\($0)" } + extraClients)
     }
 
     /// One device worker per partition, in this process, all talking to `manager`.

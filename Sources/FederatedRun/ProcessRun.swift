@@ -46,8 +46,16 @@ public final class ProcessRun {
     public private(set) var children = ChildProcesses()
     var running: [String: Process] = [:]
     public let topology: RunTopology
+    /// The run's CURVE keys (a participant started elsewhere takes one of `extraClients`).
+    public private(set) var keys: CurveDeployment
+    /// The cluster manager's ROUTER.
+    public private(set) var managerEndpoint = ""
 
-    public init(_ s: FederatedRun.Settings, configPath: String, dataDir: String, binDir: URL) throws {
+    /// `deviceWorkers`: how many device-worker processes to start (default: one per partition; fewer leaves places
+    /// for participants started elsewhere).
+    /// `extraClients`: more client key pairs in the run's keys folder (participants started elsewhere).
+    public init(_ s: FederatedRun.Settings, configPath: String, dataDir: String, binDir: URL, deviceWorkers: Int? = nil,
+                extraClients: [String] = []) throws {
         settings = s
         self.binDir = binDir
         let e = s.experiment
@@ -58,9 +66,11 @@ public final class ProcessRun {
         topology = RunTopology(e)
         let ports = try FederatedRun.freePorts(2 + 2 * topology.aggregators.count).map { "tcp://127.0.0.1:\($0)" }
         let cm = ports[0]
+        managerEndpoint = cm
         let hb = ["--heartbeat-ms", "\(s.heartbeatMs)"]
         let quiet = s.quiet ? ["--quiet"] : []
-        let keys = try FederatedRun.runKeys(s)
+        let keys = try FederatedRun.runKeys(s, extraClients: extraClients)
+        self.keys = keys
         add("cluster-manager", "cluster-manager", ["--router", cm, "--pub", ports[1], "--config", configPath, "--liveness", "\(s.liveness)"] + hb
             + keys.serviceArguments)
         var routers: [String: String] = [:]
@@ -70,7 +80,7 @@ public final class ProcessRun {
                                      "--config", configPath, "--checkpoint", RunTopology.checkpointDir(out: s.out, id: a.id), "--metrics", s.out]
                 + (a.upstream.map { ["--upstream", routers[$0]!] } ?? []) + hb + quiet + keys.serviceArguments)
         }
-        for i in 0..<topology.devices {
+        for i in 0..<(deviceWorkers ?? topology.devices) {
             add("device-\(i)", "device-worker", ["--manager", cm, "--model", e.model, "--data", dataDir, "--config", configPath] + hb + quiet
                 + keys.clientArguments("device-\(i)"))
         }

@@ -6,13 +6,13 @@ public struct FedAvg: AggregationStrategy {
     public func combine(_ deltas: [[Float]], weights: [Double]) -> Combination { .weights(weights) }
 }
 
-/// Norm bounding (Sun et al. 2019): each update is clipped to ‖Δ‖ ≤ maxNorm, then FedAvg. Bounds what any one
-/// participant can move the model by, whatever it sends.
+/// Norm bounding (Sun et al. 2019) as DP-FedAvg aggregates: each update is clipped to ‖Δ‖ ≤ maxNorm and the clipped
+/// updates are averaged with equal weights, so no participant moves the model by more than maxNorm/n, whatever it sends
+/// and whatever sample count it claims.
 public struct NormBounded: AggregationStrategy {
     public let name = "norm_bounded"
     public var maxNorm: Double
     public init(maxNorm: Double) { self.maxNorm = maxNorm }
-    public var isWeightedMean: Bool { true }
 
     public func prepare(_ delta: inout [Float]) {
         let n = VectorMath.norm(delta)
@@ -21,5 +21,7 @@ public struct NormBounded: AggregationStrategy {
         for i in delta.indices { delta[i] *= f }
     }
 
-    public func combine(_ deltas: [[Float]], weights: [Double]) -> Combination { .weights(weights) }
+    public func combine(_ deltas: [[Float]], weights: [Double]) -> Combination {
+        .weights([Double](repeating: 1 / Double(max(1, deltas.count)), count: deltas.count))
+    }
 }
