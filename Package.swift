@@ -20,7 +20,6 @@ func tests(_ name: String, _ deps: [Target.Dependency]) -> Target {
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
-let services: [Target.Dependency] = ["Bus", "Messages", "Engine", "Tokenizers", "Data", "EdgeEnvironment", "Federation", "Experiments", "Wire"]
 
 let package = Package(
     name: "FederatedIntelligence",
@@ -53,7 +52,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         library("Engine", ["COpenBLAS", "CKernels", "Randomness"]),
         library("Tokenizers", []),
-        library("Data", [yams, "Randomness"]),
+        library("Data", ["Randomness"]),
         library("EdgeEnvironment", [yams, "Randomness"]),
         library("Federation", ["COpenBLAS", "EdgeEnvironment", "Reports"]),
         // The typed experiment file (one strict parser) and what it builds.
@@ -61,28 +60,28 @@ let package = Package(
         // Adapters and updates as messages.
         library("Wire", ["Messages", "Federation", "Engine", "EdgeEnvironment"]),
         library("ClusterManager", ["Bus", "Messages", "EdgeEnvironment"]),
-        library("Aggregator", services + ["Reports"]),
-        library("DeviceWorker", services + ["COpenBLAS"]),
+        library("Aggregator", ["Bus", "Engine", "Experiments", "Federation", "Messages", "Reports", "Wire"]),
+        library("DeviceWorker", ["Bus", "COpenBLAS", "Data", "EdgeEnvironment", "Engine", "Experiments", "Federation", "Messages", "Tokenizers", "Wire"]),
         // fi run: wires the three services embedded (inproc) or as processes (tcp).
-        library("FederatedRun", ["ClusterManager", "Aggregator", "DeviceWorker", "Experiments", "Wire", "Reports", "Data", "Bus", "CZMQ"]),
-        library("Stage", services),
-        library("InferenceRouter", services + ["Stage"]),
+        library("FederatedRun", ["Aggregator", "Bus", "CZMQ", "ClusterManager", "Data", "DeviceWorker", "Engine", "Experiments", "Messages", "Reports", "Wire"]),
+        library("Stage", ["Bus", "EdgeEnvironment", "Engine", "Messages"]),
+        library("InferenceRouter", ["Bus", "EdgeEnvironment", "Engine", "Messages", "Stage", "Tokenizers"]),
         // Network-namespace testbed and service processes (ip netns, veth, bridge, tc shaping).
         library("Testbed", ["Bus", "Messages", "Engine", "Stage", "InferenceRouter", yams]),
         library("Reports", []),
         library("Config", ["Bus", argumentParser]),
 
-        executable("fi", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports", "Config", "Testbed", argumentParser, yams]),
-        executable("cluster-manager", ["ClusterManager", "Experiments", "Messages", "Bus", "Config", argumentParser]),
-        executable("aggregator", ["Aggregator", "Bus", "Messages", "Experiments", "Wire", "Engine", "Config", argumentParser]),
-        executable("device-worker", ["DeviceWorker", "Experiments", "Messages", "Bus", "Config", argumentParser]),
+        executable("fi", ["Bus", "ClusterManager", "Config", "Data", "Engine", "Experiments", "FederatedRun", "Federation", "InferenceRouter", "Messages", "Reports", "Stage", "Testbed", "Tokenizers", "Wire", argumentParser, yams]),
+        executable("cluster-manager", ["Bus", "ClusterManager", "Config", "Experiments", "Messages", argumentParser]),
+        executable("aggregator", ["Aggregator", "Bus", "Config", "Engine", "Experiments", "Messages", "Wire", argumentParser]),
+        executable("device-worker", ["Bus", "Config", "DeviceWorker", "Experiments", "Messages", "Wire", argumentParser]),
         executable("inference-router", ["InferenceRouter", "Stage", "Engine", "Tokenizers", "Config", argumentParser]),
         executable("stage-node", ["Stage", "Engine", "Config", argumentParser]),
 
         tests("MessagesTests", ["Messages"]),
         tests("BusTests", ["Bus", "Messages", logging]),
         tests("TelemetryTests", ["Bus", "Messages"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tokenizers", "CKernels"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "CKernels"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("DataTests", ["Data"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"], exclude: ["Fixtures"], swiftSettings: swiftSettings),
         tests("EdgeEnvironmentTests", ["EdgeEnvironment"]),
@@ -93,6 +92,6 @@ let package = Package(
         tests("TestbedTests", ["Testbed", "InferenceRouter", "Stage", "Engine", "Messages", "Bus"]),
         // compose/docker-compose.yml started without Docker: the executables from the build folder.
         tests("DeploymentTests", ["Bus", "Engine", "Data", "Messages", "Reports", yams]),
-        tests("ServicesTests", services + ["ClusterManager", "Aggregator", "DeviceWorker", "InferenceRouter", "Stage", "FederatedRun", "Reports"]),
+        tests("ServicesTests", ["Aggregator", "Bus", "ClusterManager", "Data", "DeviceWorker", "EdgeEnvironment", "Engine", "Experiments", "FederatedRun", "Federation", "InferenceRouter", "Messages", "Reports", "Stage", "Wire"]),
     ]
 )

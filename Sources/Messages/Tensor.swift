@@ -99,15 +99,26 @@ public struct Tensor: Sendable, Equatable {
     /// The stored elements as f32 (f16 widened, int8 × scale); for a sparse tensor, only the stored ones.
     public func values() throws -> [Float] {
         let n = bytes.count / dtype.byteSize
+        if dtype == .f32, UInt32(1).littleEndian == 1 {
+            // Little-endian host: the payload is the floats' memory; one copy.
+            return [Float](unsafeUninitializedCapacity: n) { out, count in
+                bytes.withUnsafeBytes { raw in
+                    if let dst = out.baseAddress, let src = raw.baseAddress { UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: 4 * n) }
+                }
+                count = n
+            }
+        }
         var out = [Float](repeating: 0, count: n)
-        bytes.withUnsafeBytes { raw in
-            switch dtype {
-            case .f32:
-                for i in 0..<n { out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-            case .f16:
-                for i in 0..<n { out[i] = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
-            case .int8:
-                for i in 0..<n { out[i] = Float(Int8(bitPattern: raw[i])) * scale }
+        out.withUnsafeMutableBufferPointer { o in
+            bytes.withUnsafeBytes { raw in
+                switch dtype {
+                case .f32:
+                    for i in 0..<n { o[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+                case .f16:
+                    for i in 0..<n { o[i] = Float(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
+                case .int8:
+                    for i in 0..<n { o[i] = Float(Int8(bitPattern: raw[i])) * scale }
+                }
             }
         }
         return out
@@ -124,7 +135,14 @@ public struct Tensor: Sendable, Equatable {
     }
 
     static func littleEndianBytes(_ floats: [Float]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: floats.count * 4)
+        let n = floats.count * 4
+        if UInt32(1).littleEndian == 1 {
+            return [UInt8](unsafeUninitializedCapacity: n) { out, count in
+                floats.withUnsafeBytes { src in if let d = out.baseAddress, let s = src.baseAddress { UnsafeMutableRawPointer(d).copyMemory(from: s, byteCount: n) } }
+                count = n
+            }
+        }
+        var out = [UInt8](repeating: 0, count: n)
         out.withUnsafeMutableBytes { raw in
             for (i, f) in floats.enumerated() { raw.storeBytes(of: f.bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self) }
         }

@@ -28,8 +28,10 @@ public enum AdapterWire {
 
     /// All tensors' values concatenated (dense, f32); throws on inconsistent payloads.
     public static func flat(_ tensors: [Messages.Tensor]) throws -> [Float] {
+        if tensors.count == 1 { return try tensors[0].floats() }
         var out: [Float] = []
-        for t in tensors { out += try t.floats() }
+        out.reserveCapacity(tensors.reduce(0) { $0 + ($1.elementCount ?? 0) })
+        for t in tensors { out.append(contentsOf: try t.floats()) }
         return out
     }
 }

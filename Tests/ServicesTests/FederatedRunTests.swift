@@ -30,7 +30,8 @@ final class FederatedRunTests: XCTestCase {
 
     func testSeparateProcessesRunLowersValidationLoss() throws {
         let bin = try Kit.requireExecutables()
-        let s = try Kit.setup("processes", devices: 2, rounds: 2)
+        // quorum 2: a round waits for both devices (with quorum 1 a heartbeat missed on a busy host could open one with a single device).
+        let s = try Kit.setup("processes", devices: 2, rounds: 2, quorum: 2)
         var settings = FederatedRun.Settings(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path)
         settings.heartbeatMs = 200; settings.quiet = true; settings.showProgress = false
         let summary = try FederatedRun.processes(settings, configPath: s.configPath, dataDir: s.data, binDir: bin)

@@ -33,6 +33,7 @@ struct Bench: AsyncParsableCommand {
             BenchBus.self,
             BenchEngine.self,
             BenchFederation.self,
+            BenchPoisoning.self,
             BenchRouter.self,
             BenchInference.self,
         ]

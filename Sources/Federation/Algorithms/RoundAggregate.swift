@@ -101,7 +101,9 @@ public struct RoundAggregate: Sendable {
             if !streamedSamples.isEmpty, let j = streamedSamples.firstIndex(where: { $0 > 0 }) {
                 // Streamed updates are never capped: each weighs samples × (its weight / its samples).
                 let perSample = weights[held.count + j] / Double(streamedSamples[j])
-                for i in step.indices { step[i] += Float(perSample * sum[i]) }
+                step.withUnsafeMutableBufferPointer { st in
+                    sum.withUnsafeBufferPointer { sm in for i in 0..<min(st.count, sm.count) { st[i] += Float(perSample * sm[i]) } }
+                }
             }
         }
         if rule.loraMode != .naive, failure == nil {
