@@ -141,8 +141,10 @@ final class ComposeTopologyTests: XCTestCase {
         // The intruder got nothing: no reply, no broadcast, no telemetry to the tap, no partition (both workers
         // trained, above); every service it knocked on refused it at the handshake and logged it once.
         let attacker = try XCTUnwrap(intruder)
+        let received = attacker.received()
+        print("intruder: \(attacker.sent) messages sent to 6 services, \(received) received back")
         XCTAssertEqual(attacker.sent, 6 * 1000)
-        XCTAssertEqual(attacker.received(), 0)
+        XCTAssertEqual(received, 0)
         XCTAssertFalse(senders.contains("intruder"), "intruder telemetry reached the tap")
         for service in ["telemetry", "cluster-manager", "cloud-aggregator", "inference-router", "stage-edge", "stage-cloud"] {
             let r = try XCTUnwrap(stack.replicas.first { $0.service == service })

@@ -115,6 +115,7 @@ final class TransportSecurityTests: XCTestCase {
 
         for (name, count) in expected {
             let stats = contexts[name]!.curveStats
+            print("\(name): admitted \(stats.admitted), refused \(stats.refused) (\(stats.refusedKeys) key), logged \(stats.logged)")
             XCTAssertGreaterThanOrEqual(stats.refused, count, name)
             XCTAssertEqual(stats.refusedKeys, 1, "\(name): only the intruder's key is refused")
             XCTAssertEqual(logs[name]!.all.count, 1, "\(name) logs the refused peer once: \(logs[name]!.all)")
