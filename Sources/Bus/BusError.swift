@@ -1,4 +1,5 @@
 import CZMQ
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -31,11 +32,17 @@ public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A routing id as text when it is printable, else as hex (libzmq's own ids start with a 0 byte).
+    static func printable(_ id: [UInt8]) -> String {
+        if id.allSatisfy({ (0x20..<0x7f).contains($0) }) { return "'" + String(decoding: id, as: UTF8.self) + "'" }
+        return "0x" + id.map { String(format: "%02x", $0) }.joined()
+    }
+
     public var description: String {
         switch self {
         case .wouldBlock: "operation would block (no message ready, or the send/receive timeout expired)"
         case .unroutable(let peer):
-            "no connected peer with routing id '\(String(decoding: peer, as: UTF8.self))'; it left or never connected"
+            "no connected peer with routing id \(Self.printable(peer)); it left or never connected"
         case .closed: "socket closed or its context terminated"
         case .timeout: "no reply before the deadline; is the server running and reachable?"
         case .stopped: "the service loop has stopped"
