@@ -27,8 +27,10 @@ enum Harness: String, CaseIterable {
     case modelConfig = "model-config"
     /// A PEFT adapter_config.json, next to a valid adapter_model.safetensors for the tiny model.
     case peftConfig = "peft-config"
-    /// GPT-2 vocab.json and merges.txt, separated by the first 0 byte.
-    case gpt2Tokenizer = "gpt2-tokenizer"
+    /// GPT-2 vocab.json (with a fixed merges.txt).
+    case gpt2Vocab = "gpt2-vocab"
+    /// GPT-2 merges.txt (with a fixed byte-level vocab.json).
+    case gpt2Merges = "gpt2-merges"
     /// A Hugging Face tokenizer.json.
     case tokenizerJSON = "tokenizer-json"
     /// A scenario file, YAML (and the same bytes as JSON).
@@ -50,7 +52,8 @@ enum Harness: String, CaseIterable {
             let dir = Scratch.peftFolder()
             Scratch.write(bytes, dir.appendingPathComponent("adapter_config.json"))
             _ = try? LoRAAdapter.load(directory: dir, model: .tiny)  // throws(EngineError)
-        case .gpt2Tokenizer: gpt2Tokenizer(bytes)
+        case .gpt2Vocab: gpt2Tokenizer(vocab: bytes, merges: Array(Scratch.gpt2Merges.utf8))
+        case .gpt2Merges: gpt2Tokenizer(vocab: Array(Scratch.gpt2Vocab.utf8), merges: bytes)
         case .tokenizerJSON:
             let file = Scratch.folder("tokenizer").appendingPathComponent("tokenizer.json")
             Scratch.write(bytes, file)
@@ -102,13 +105,12 @@ enum Harness: String, CaseIterable {
         }
     }
 
-    private func gpt2Tokenizer(_ bytes: [UInt8]) {
-        let cut = bytes.firstIndex(of: 0) ?? bytes.endIndex
+    private func gpt2Tokenizer(vocab: [UInt8], merges: [UInt8]) {
         let dir = Scratch.folder("gpt2")
-        let vocab = dir.appendingPathComponent("vocab.json"), merges = dir.appendingPathComponent("merges.txt")
-        Scratch.write(Array(bytes[..<cut]), vocab)
-        Scratch.write(cut < bytes.endIndex ? Array(bytes[(cut + 1)...]) : [], merges)
-        expect(TokenizerError.self) { exercise(try BPETokenizer(vocabURL: vocab, mergesURL: merges), bytes) }
+        let vocabFile = dir.appendingPathComponent("vocab.json"), mergesFile = dir.appendingPathComponent("merges.txt")
+        Scratch.write(vocab, vocabFile)
+        Scratch.write(merges, mergesFile)
+        expect(TokenizerError.self) { exercise(try BPETokenizer(vocabURL: vocabFile, mergesURL: mergesFile), vocab + merges) }
     }
 
     /// A loaded tokenizer encodes and decodes text (the input itself, as text) without crashing.
@@ -196,6 +198,26 @@ enum Scratch {
     }()
 
     static func peftFolder() -> URL { peft }
+
+    /// A valid GPT-2 byte-level vocab (the 256 byte symbols of bytes_to_unicode, then a few merged tokens) and its
+    /// merges, the fixed half of the gpt2-vocab and gpt2-merges harnesses.
+    static let gpt2Vocab: String = {
+        var printable = Array(33...126) + Array(161...172) + Array(174...255)
+        var symbols = printable
+        var next = 256
+        for b in 0..<256 where !printable.contains(b) {
+            printable.append(b)
+            symbols.append(next)
+            next += 1
+        }
+        var vocab: [String: Int] = [:]
+        for (i, s) in symbols.enumerated() { vocab[String(Character(Unicode.Scalar(UInt32(s))!))] = i }
+        for (i, t) in ["Ġt", "he", "Ġthe", "in", "<|endoftext|>"].enumerated() { vocab[t] = 256 + i }
+        guard let data = try? JSONSerialization.data(withJSONObject: vocab, options: [.sortedKeys]) else { fatalError("vocab fixture") }
+        return String(decoding: data, as: UTF8.self)
+    }()
+
+    static let gpt2Merges = "#version: 0.2\nĠ t\nh e\nĠt he\ni n\n"
 }
 
 nonisolated(unsafe) var selected: Harness?
@@ -210,6 +232,13 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutable
     selected = harness
     _ = Scratch.root
     if harness == .peftConfig { _ = Scratch.peft }
+    if harness == .gpt2Vocab || harness == .gpt2Merges {  // the fixed halves must load, or nothing gets past them
+        let dir = Scratch.folder("gpt2-check")
+        Scratch.write(Array(Scratch.gpt2Vocab.utf8), dir.appendingPathComponent("vocab.json"))
+        Scratch.write(Array(Scratch.gpt2Merges.utf8), dir.appendingPathComponent("merges.txt"))
+        do { _ = try BPETokenizer(vocabURL: dir.appendingPathComponent("vocab.json"), mergesURL: dir.appendingPathComponent("merges.txt")) }
+        catch { fatalError("the GPT-2 fixture does not load: \(error)") }
+    }
     return 0
 }
 

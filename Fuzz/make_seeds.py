@@ -10,6 +10,7 @@ to libFuzzer as extra corpus folders by scripts/fuzz instead.
 """
 import json
 import os
+import re
 import struct
 import sys
 
@@ -123,8 +124,44 @@ def byte_level_alphabet():
     return [chr(c) for c in cs]
 
 
+# Dictionary words (libFuzzer -dict): mutations that insert whole keys and tokens reach past the first parse error.
+JSON_WORDS = ["{", "}", "[", "]", ":", ",", '"', "true", "false", "null", "-1", "0", "1e999", "4294967296", '"\\u0000"',
+              # safetensors, config.json, adapter_config.json and tokenizer.json keys and values the decoders read
+              "dtype", "shape", "data_offsets", "__metadata__", "F32", "F16", "BF16", "I8", "U8", "model_type", "gpt2",
+              "llama", "qwen2", "mistral", "vocab_size", "n_embd", "n_layer", "n_head", "n_positions", "hidden_size",
+              "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "rope_theta",
+              "rope_scaling", "rope_parameters", "rope_type", "factor", "linear", "dynamic", "llama3", "yarn",
+              "tie_word_embeddings", "attention_bias", "peft_type", "LORA", "r", "lora_alpha", "target_modules", "c_attn",
+              "q_proj", "model", "type", "BPE", "vocab", "merges", "added_tokens", "content", "id", "special", "lstrip",
+              "rstrip", "normalizer", "pre_tokenizer", "pretokenizers", "normalizers", "Sequence", "Split", "ByteLevel",
+              "Digits", "NFC", "NFKC", "pattern", "Regex", "String", "behavior", "Isolated", "Removed",
+              "MergedWithPrevious", "MergedWithNext", "individual_digits", "add_prefix_space", "ignore_merges",
+              "byte_fallback", "<|endoftext|>"]
+
+
+def yaml_words():
+    """Every key of the example experiment and scenario files, as `key:`, plus YAML syntax."""
+    words = {"- ", ": ", "{", "}", "[", "]", "&a ", "*a", "<<: ", "!!", "---", "null", "~", ".inf", "-.inf", ".nan", "0x10",
+             "1e400", "-1", "'", '"'}
+    for folder in ["examples", os.path.join("examples", "paper"), os.path.join("examples", "scenarios")]:
+        for name in os.listdir(os.path.join(ROOT, folder)):
+            if name.endswith(".yaml"):
+                with open(os.path.join(ROOT, folder, name)) as f:
+                    words.update(k + ":" for k in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\s*:", f.read()))
+    return sorted(words)
+
+
+def write_dict(path, words):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        for w in words:
+            f.write('"' + w.replace("\\", "\\\\").replace('"', '\\"') + '"\n')
+
+
 def main():
     out = sys.argv[1]
+    write_dict(os.path.join(out, "dicts", "json.dict"), JSON_WORDS + ['"' + w + '"' for w in JSON_WORDS if w.isidentifier()])
+    write_dict(os.path.join(out, "dicts", "yaml.dict"), yaml_words())
     for name, frames in envelopes():
         write(out, "envelope", name, FRAME.join(frames))
         write(out, "tap", name, FRAME.join([b"telemetry/x/node-a"] + frames))
@@ -151,7 +188,8 @@ def main():
         vocab[a + b] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)
     merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
-    write(out, "gpt2-tokenizer", "small", json.dumps(vocab, ensure_ascii=False).encode() + b"\0" + merges_txt.encode())
+    write(out, "gpt2-vocab", "small", json.dumps(vocab, ensure_ascii=False))
+    write(out, "gpt2-merges", "small", merges_txt)
 
 
 if __name__ == "__main__":
