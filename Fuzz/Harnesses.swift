@@ -7,7 +7,7 @@
 // libFuzzer keeps the input).
 import Bus
 import CMessages
-import ClusterManager  // the experiment file parser (issue 13 moves it to the Experiments library)
+import Experiments  // the experiment file parser
 import EdgeEnvironment
 import Engine
 import Foundation
