@@ -62,8 +62,10 @@ let package = Package(
         library("ClusterManager", ["Bus", "Messages", "EdgeEnvironment"]),
         library("Aggregator", ["Bus", "Engine", "Experiments", "Federation", "Messages", "Reports", "Wire"]),
         library("DeviceWorker", ["Bus", "COpenBLAS", "Data", "EdgeEnvironment", "Engine", "Experiments", "Federation", "Messages", "Tokenizers", "Wire"]),
+        // simulation: true: the round engine on the virtual clock, with the device hosts' trainers.
+        library("Simulation", ["DeviceWorker", "EdgeEnvironment", "Engine", "Experiments", "Federation", "Messages", "Reports", "Wire"]),
         // fi run: wires the three services embedded (inproc) or as processes (tcp).
-        library("FederatedRun", ["Aggregator", "Bus", "CZMQ", "ClusterManager", "Data", "DeviceWorker", "Engine", "Experiments", "Messages", "Reports", "Wire"]),
+        library("FederatedRun", ["Aggregator", "Bus", "CZMQ", "ClusterManager", "Data", "DeviceWorker", "Engine", "Experiments", "Messages", "Reports", "Simulation", "Wire"]),
         library("Stage", ["Bus", "EdgeEnvironment", "Engine", "Messages"]),
         library("InferenceRouter", ["Bus", "EdgeEnvironment", "Engine", "Messages", "Stage", "Tokenizers"]),
         // Network-namespace testbed and service processes (ip netns, veth, bridge, tc shaping).
@@ -92,6 +94,6 @@ let package = Package(
         tests("TestbedTests", ["Testbed", "InferenceRouter", "Stage", "Engine", "Messages", "Bus"]),
         // compose/docker-compose.yml started without Docker: the executables from the build folder.
         tests("DeploymentTests", ["Bus", "Engine", "Data", "Messages", "Reports", yams]),
-        tests("ServicesTests", ["Aggregator", "Bus", "ClusterManager", "Data", "DeviceWorker", "EdgeEnvironment", "Engine", "Experiments", "FederatedRun", "Federation", "InferenceRouter", "Messages", "Reports", "Stage", "Wire"]),
+        tests("ServicesTests", ["Aggregator", "Bus", "ClusterManager", "Data", "DeviceWorker", "EdgeEnvironment", "Engine", "Experiments", "FederatedRun", "Federation", "InferenceRouter", "Messages", "Reports", "Simulation", "Stage", "Wire"]),
     ]
 )

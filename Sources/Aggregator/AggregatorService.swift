@@ -81,8 +81,7 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
         layout = try AdapterWire.layout(of: initial)
         role = e.role(tier: options.tier == .edge ? "edge" : "cloud", id: options.id)
         let global = GlobalModel(layout: layout, parameters: initial.flatten())
-        let bytes = Envelope(sender: options.id, body: .model(ModelBroadcast(round: 1, tensors: AdapterWire.tensors(global.parameters, layout: layout))))
-            .encodeFrames().reduce(0) { $0 + $1.count }
+        let bytes = AdapterWire.modelMessageBytes(global.parameters, layout: layout, sender: options.id)
         let setup = try e.engine(id: options.id, role: role, initial: global, modelBytes: bytes, evaluate: options.evaluate,
                                  persistent: options.checkpoint != nil, heartbeatS: Double(options.heartbeatMs) / 1000)
         wire = RoundWire(sender: options.id, layout: layout, role: role, paradigm: e.federation.paradigm, deadlineS: setup.config.deadlineS)
@@ -210,19 +209,8 @@ public final class AggregatorService: @unchecked Sendable {  // safe: state only
     func writeAdapters() {
         guard let dir = options.checkpoint else { return }
         if case .edge = role { return }
-        for (c, m) in engine.models {
-            var adapter = template
-            do {
-                try adapter.load(flat: m.parameters)
-                let final = URL(fileURLWithPath: dir).appendingPathComponent("clusters/cluster-\(c)")
-                let temp = URL(fileURLWithPath: dir).appendingPathComponent("clusters/.cluster-\(c).tmp")
-                try? FileManager.default.removeItem(at: temp)
-                try adapter.save(directory: temp)
-                try? FileManager.default.removeItem(at: final)
-                try FileManager.default.moveItem(at: temp, to: final)
-            } catch {
-                telemetry.event(.error, "checkpoint", "cannot write the adapter of cluster \(c): \(error)")
-            }
+        for (c, why) in AdapterWire.writeClusters(engine.models.mapValues(\.parameters), template: template, directory: dir).sorted(by: { $0.key < $1.key }) {
+            telemetry.event(.error, "checkpoint", "cannot write the adapter of cluster \(c): \(why)")
         }
     }
 }

@@ -14,11 +14,16 @@ public final class BusContext: @unchecked Sendable {  // safe: libzmq contexts a
     /// CURVE and frame caps for endpoints outside inproc (TransportSecurity.swift).
     let transport = TransportSettings()
 
-    public init(ioThreads: Int32 = 1) {
+    /// `maxSockets`: libzmq's limit (1023 by default); an embedded run with a host of many devices needs two per device.
+    public init(ioThreads: Int32 = 1, maxSockets: Int32 = 1023) {
         guard let h = zmq_ctx_new() else { fatalError("zmq_ctx_new failed: out of memory") }
         zmq_ctx_set(h, ZMQ_IO_THREADS, ioThreads)
         handle = h
+        setMaxSockets(maxSockets)
     }
+
+    /// libzmq's socket limit; call before the context's first socket.
+    public func setMaxSockets(_ n: Int32) { zmq_ctx_set(handle, ZMQ_MAX_SOCKETS, n) }
 
     private let termLock = NSLock()
     private var terminated = false

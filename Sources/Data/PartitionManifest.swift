@@ -129,32 +129,12 @@ public struct PartitionManifest: Sendable, Codable, Equatable {
         return d
     }
 
-    /// The texts of the given chunks, in the given order.
+    /// The texts of the given chunks, in the given order (a `ChunkReader` that keeps the files for later calls).
     public func chunkTexts(_ ids: [Int]) throws -> [String] {
         guard let directory else {
             throw DataError.malformedManifest(path: "(in memory)", reason: "no folder to read chunks from; use PartitionManifest.load")
         }
-        let entries = domains + (generalExtra.map { [$0] } ?? [])
-        var files: [String: Foundation.Data] = [:]
-        return try ids.map { id in
-            guard let e = entries.first(where: { id >= $0.firstChunk && id < $0.firstChunk + $0.chunkCount }) else {
-                throw DataError.malformedManifest(path: directory.path, reason: "chunk \(id) is in no domain")
-            }
-            let bytes: Foundation.Data
-            if let cached = files[e.file] { bytes = cached } else {
-                let url = directory.appendingPathComponent(e.file)
-                guard let read = FileManager.default.contents(atPath: url.path) else {
-                    throw DataError.unreadableFile(path: url.path, reason: "chunk file missing; re-run `fi data prepare`")
-                }
-                guard read.count == e.bytes else {
-                    throw DataError.malformedManifest(path: url.path, reason: "has \(read.count) bytes, manifest says \(e.bytes)")
-                }
-                files[e.file] = read
-                bytes = read
-            }
-            let i = id - e.firstChunk
-            return String(decoding: bytes[e.offsets[i]..<e.offsets[i + 1]], as: UTF8.self)
-        }
+        return try ChunkReader(self, directory: directory).texts(ids)
     }
 
     public func trainChunks(device id: Int) throws -> [String] { try chunkTexts(device(id).train) }

@@ -6,15 +6,24 @@ import Federation
 import Foundation
 import Messages
 
-/// One device: registers with the manager, follows its aggregator's rounds, trains and evaluates on a worker queue
-/// (never on the loop thread), uploads with retries (idempotent per (device, round)) and heartbeats with its load.
-public final class DeviceWorkerService: @unchecked Sendable {  // safe: state only touched on `loop`; the trainer only on `work`
+/// A device host: K virtual devices in one process. Each is an ordinary participant on the bus (its own node id and
+/// sockets to the cluster manager and its aggregator); they share one read-only frozen base and a pool of trainers
+/// (one per core by default) that runs the tasks of whichever devices were sampled. A device keeps only its
+/// partition, its node id and its encoder between tasks (VirtualDevice). Uploads are flow-controlled: at most
+/// `trainers + uploadWindow` updates are in training or unacknowledged at once, so memory does not grow with K.
+public final class DeviceWorkerService: @unchecked Sendable {  // safe: state only touched on `loop`; trainers only by the pool
     public struct Options: Sendable {
         public var manager: String
         public var model: String
         public var data: String
-        /// Fixed node id; empty asks the manager for one.
+        /// Fixed node id (one device only); empty asks the manager for ids.
         public var id = ""
+        /// Virtual devices in this host.
+        public var devices = 1
+        /// Trainers in the pool (nil: one per core, at most one per device).
+        public var trainers: Int?
+        /// Uploads waiting for their acknowledgement beyond the running tasks (nil: the trainer count, at least 2).
+        public var uploadWindow: Int?
         public var telemetry: String?
         public var heartbeatMs = 1000
         public var retryMs = 2000
@@ -26,113 +35,74 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         }
     }
 
+    public enum HostError: Error, CustomStringConvertible {
+        case badOption(String)
+        public var description: String {
+            switch self { case .badOption(let s): return s }
+        }
+    }
+
     public let loop: ServiceLoop
     let options: Options
     let context: BusContext
-    let managerSocket: Socket
-    var aggregator: Socket?
-    var aggregatorEndpoint = ""
     var telemetry: TelemetryOut
-    let work: DispatchQueue
-    let gate: TrainingGate
     let cost: any EdgeCostModel
-    /// Made on `work` after the assignment names the partition.
-    nonisolated(unsafe) var trainer: LocalTrainer?
-
-    var nodeId: String
-    var assignment: Assignment?
-    var seq: UInt64 = 0
-    var busy = false
-    /// The newest models, by cluster (an IFCA task or an edge's relayed evaluation sends several of one round).
-    var models: [UInt32: ModelBroadcast] = [:]
-    var announcement: RoundAnnouncement?
-    var trainedRound: UInt64 = 0
-    var pendingEval: EvalRequest?
-    var evaluatingRound: UInt64?
-    /// The last evaluation sent, repeated when the same round is asked again (a restarted aggregator).
-    var lastEval: EvalResult?
-    var upload: (round: UInt64, envelope: Envelope, sentAt: Double)?
-    /// The last upload, kept after its ack: an aggregator that restarted from a checkpoint asks again for the round.
-    var lastUpload: (round: UInt64, envelope: Envelope)?
-    var lastModelRequest = 0.0
+    let sessions: [DeviceSession]
+    let trainerCount: Int
+    // Made on a background thread, handed to the loop when ready.
+    var pool: TrainerPool?
+    var base: SharedBase?
+    var data: PartitionData?
+    var recentModels: [HeldModel.Key: HeldModel] = [:]
+    var inFlight = 0
+    var admission: [DeviceSession] = []
     public private(set) var uploadsSent = 0
     let started = DeviceWorkerService.now()
 
-    public init(_ options: Options, gate: TrainingGate = .shared, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
+    public init(_ options: Options, cost: (any EdgeCostModel)? = nil, context: BusContext = .shared) throws {
+        guard options.devices >= 1 else { throw HostError.badOption("--devices must be at least 1, got \(options.devices)") }
+        guard options.id.isEmpty || options.devices == 1 else {
+            throw HostError.badOption("--id names one device; a host of \(options.devices) devices gets its ids from the cluster manager")
+        }
+        if let t = options.trainers, t < 1 { throw HostError.badOption("--trainers must be at least 1, got \(t)") }
+        if let w = options.uploadWindow, w < 1 { throw HostError.badOption("--upload-window must be at least 1, got \(w)") }
         self.options = options
         self.context = context
-        self.gate = gate
         self.cost = try cost ?? EdgeNetworkCost(scenario: options.experiment.scenario, devices: options.experiment.data.devices)
-        nodeId = options.id
-        loop = ServiceLoop(name: options.id.isEmpty ? "device" : options.id)
-        work = DispatchQueue(label: "device-work-\(options.id)")
-        managerSocket = try Socket(.dealer, context: context)
-        if !options.id.isEmpty { try managerSocket.set(.routingId(Array(options.id.utf8))) }
-        try managerSocket.connect(options.manager)
-        telemetry = try TelemetryOut(endpoint: options.telemetry, sender: options.id.isEmpty ? "device" : options.id, context: context)
+        trainerCount = min(options.devices, options.trainers ?? max(1, ProcessInfo.processInfo.activeProcessorCount))
+        let name = options.id.isEmpty ? (options.devices == 1 ? "device" : "device-host") : options.id
+        loop = ServiceLoop(name: name)
+        telemetry = try TelemetryOut(endpoint: options.telemetry, sender: name, context: context)
         telemetry.quiet = options.quiet
-        loop.add(managerSocket) { [unowned self] _, frames in handleManager(frames) }
+        let c = options.experiment.compression
+        let encoder = try UpdateEncoder(codec: c.codec, topkFraction: c.topkFraction, errorFeedback: c.errorFeedback)
+        var sessions: [DeviceSession] = []
+        for k in 0..<options.devices {
+            let socket = try Socket(.dealer, context: context)
+            if !options.id.isEmpty { try socket.set(.routingId(Array(options.id.utf8))) }
+            try socket.connect(options.manager)
+            sessions.append(DeviceSession(slot: k, device: VirtualDevice(id: options.id, partition: 0, encoder: encoder), manager: socket))
+        }
+        self.sessions = sessions
+        for s in sessions { loop.add(s.manager) { [unowned self] _, frames in handleManager(s, frames) } }
         loop.every(.milliseconds(max(1, options.heartbeatMs))) { [unowned self] in heartbeat() }
         loop.every(.milliseconds(max(1, options.retryMs))) { [unowned self] in retry() }
     }
 
     public func start() {
-        loop.post { [self] in register() }
+        loop.post { [self] in for s in sessions { register(s) } }
         loop.start()
-    }
-
-    public func stop() {
-        loop.post { [self] in
-            sendToManager(.leave(Leave(reason: "stopped")))
-            telemetry.close()
-        }
-        loop.stop()
-        // Let a running training/evaluation job finish: the process may exit right after (and free BLAS buffers).
-        work.sync {}
-    }
-
-    public var assignedId: String { get async { (try? await loop.perform { self.nodeId }) ?? "" } }
-
-    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
-
-    // MARK: manager
-
-    func register() {
-        sendToManager(.register(Register(role: .device, nodeId: nodeId, domainHint: "")))
-    }
-
-    func sendToManager(_ body: Body) {
-        seq += 1
-        try? managerSocket.send(Envelope(sender: nodeId, seq: seq, body: body), dontWait: true)
-    }
-
-    func heartbeat() {
-        guard let a = assignment, !a.aggregatorEndpoint.isEmpty else { register(); return }
-        sendToManager(.heartbeat(Heartbeat(round: trainedRound, load: busy ? 1 : 0)))
-        telemetry.publish(.load(LoadReport(load: busy ? 1 : 0)), kind: "load")
-        // Channel state from the edge environment at this wall instant (the virtual clock starts with the run).
-        if let edge = cost as? EdgeNetworkCost, let ch = edge.uplinkState(device: deviceOrdinal(nodeId), at: Self.now() - started) {
-            telemetry.publish(.channel(ChannelState(link: ch.link, rateBps: ch.rateBps, snrDb: ch.snrDb)), kind: "channel")
-        }
-    }
-
-    func handleManager(_ frames: [[UInt8]]) {
-        guard let env = try? Envelope.decode(frames: frames, limits: serviceDecodeLimits), case .assignment(let a) = env.body else { return }
-        let first = assignment == nil
-        assignment = a
-        nodeId = a.nodeId
-        telemetry.rename(a.nodeId)
-        if first { prepareTrainer(partition: Int(a.partition)) }
-        if !a.aggregatorEndpoint.isEmpty && a.aggregatorEndpoint != aggregatorEndpoint { connectAggregator(a.aggregatorEndpoint) }
-    }
-
-    func prepareTrainer(partition: Int) {
-        busy = true
-        let o = options
-        work.async { [self] in
+        let o = options, n = trainerCount
+        Thread.detachNewThread { [self] in
             do {
-                trainer = o.echo ? EchoTrainer() : try ModelTrainer(modelDir: o.model, dataDir: o.data, partition: partition, experiment: o.experiment)
-                loop.post { [self] in busy = false; maybeWork() }
+                let (trainers, base, data) = try Self.loadTrainers(o, count: n)
+                if n > 1 { singleThreadedBLAS() }
+                let pool = TrainerPool(trainers, name: "\(loop.name)-trainer")
+                let ready = loop.post { [self] in
+                    self.base = base; self.data = data; self.pool = pool
+                    for s in sessions { maybeWork(s) }
+                }
+                if !ready { pool.stop() }
             } catch {
                 let text = "\(error)"
                 loop.post { [self] in telemetry.event(.error, "load", "cannot load model/data: \(text)") }
@@ -140,159 +110,260 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         }
     }
 
-    func connectAggregator(_ endpoint: String) {
-        if let old = aggregator { loop.remove(old) }
-        do {
-            let s = try Socket(.dealer, context: context)
-            try s.set(.routingId(Array(nodeId.utf8)))
-            try s.connect(endpoint)
-            aggregator = s
-            aggregatorEndpoint = endpoint
-            loop.add(s) { [unowned self] _, frames in handleAggregator(frames) }
-            sendToAggregator(.modelRequest(ModelRequest(cluster: 0, tier: .device)))
-        } catch {
-            telemetry.event(.error, "connect", "cannot connect to aggregator \(endpoint): \(error)")
+    /// The pool's trainers over one shared base, and the partition data (echo hosts: neither).
+    static func loadTrainers(_ o: Options, count n: Int) throws -> ([any LocalTrainer], SharedBase?, PartitionData?) {
+        if o.echo { return ((0..<n).map { _ in EchoTrainer() }, nil, nil) }
+        let base = try SharedBase(modelDir: o.model, experiment: o.experiment)
+        let data = try PartitionData(directory: o.data, tokenizer: base.tokenizer, evalTokens: o.experiment.federation.evalTokens)
+        return (try (0..<n).map { _ in try base.makeTrainer() }, base, data)
+    }
+
+    public func stop() {
+        loop.post { [self] in
+            for s in sessions where s.assignment != nil { s.sendToManager(.leave(Leave(reason: "stopped"))) }
+            telemetry.close()
+        }
+        loop.stop()
+        // Let running jobs finish: the process may exit right after (and free BLAS buffers).
+        pool?.stop()
+    }
+
+    /// The first device's node id (empty until assigned).
+    public var assignedId: String { get async { (try? await loop.perform { self.sessions[0].nodeId }) ?? "" } }
+
+    /// Every device's node id (empty until assigned).
+    public var deviceIds: [String] { get async { (try? await loop.perform { self.sessions.map(\.nodeId) }) ?? [] } }
+
+    /// The address of the base weights each trainer of the pool reads (one address for the whole host); empty before
+    /// the pool is ready and for echo hosts.
+    public var trainerBaseAddresses: [Int] {
+        get async {
+            (try? await loop.perform {
+                (self.pool?.trainers ?? []).compactMap { ($0 as? ModelTrainer).map { Int(bitPattern: $0.model.baseStorage) } }
+            }) ?? []
         }
     }
 
-    func sendToAggregator(_ body: Body) {
-        seq += 1
-        try? aggregator?.send(Envelope(sender: nodeId, seq: seq, body: body), dontWait: true)
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    func log(_ severity: Severity, _ kind: String, _ s: DeviceSession, _ text: String) {
+        telemetry.event(severity, kind, options.devices == 1 ? text : "\(s.nodeId): \(text)")
+    }
+
+    // MARK: manager
+
+    func register(_ s: DeviceSession) {
+        s.sendToManager(.register(Register(role: .device, nodeId: s.nodeId, domainHint: "")))
+    }
+
+    func heartbeat() {
+        for s in sessions {
+            guard let a = s.assignment, !a.aggregatorEndpoint.isEmpty else { register(s); continue }
+            s.sendToManager(.heartbeat(Heartbeat(round: s.trainedRound, load: s.busy ? 1 : 0)))
+        }
+        if options.devices == 1, let s = sessions.first, s.assignment != nil {
+            telemetry.publish(.load(LoadReport(load: s.busy ? 1 : 0)), kind: "load")
+            // Channel state from the edge environment at this wall instant (the virtual clock starts with the run).
+            if let edge = cost as? EdgeNetworkCost, let ch = edge.uplinkState(device: deviceOrdinal(s.nodeId), at: Self.now() - started) {
+                telemetry.publish(.channel(ChannelState(link: ch.link, rateBps: ch.rateBps, snrDb: ch.snrDb)), kind: "channel")
+            }
+        }
+    }
+
+    func handleManager(_ s: DeviceSession, _ frames: [[UInt8]]) {
+        guard let env = try? Envelope.decode(frames: frames, limits: serviceDecodeLimits), case .assignment(let a) = env.body else { return }
+        let first = s.assignment == nil
+        s.assignment = a
+        s.device.id = a.nodeId
+        s.device.partition = Int(a.partition)
+        if options.devices == 1 { telemetry.rename(a.nodeId) }
+        if !a.aggregatorEndpoint.isEmpty && a.aggregatorEndpoint != s.aggregatorEndpoint { connectAggregator(s, a.aggregatorEndpoint) }
+        if first { maybeWork(s) }
+    }
+
+    func connectAggregator(_ s: DeviceSession, _ endpoint: String) {
+        if let old = s.aggregator { loop.remove(old) }
+        do {
+            let socket = try Socket(.dealer, context: context)
+            try socket.set(.routingId(Array(s.nodeId.utf8)))
+            try socket.connect(endpoint)
+            s.aggregator = socket
+            s.aggregatorEndpoint = endpoint
+            loop.add(socket) { [unowned self] _, frames in handleAggregator(s, frames) }
+            s.sendToAggregator(.modelRequest(ModelRequest(cluster: 0, tier: .device)))
+        } catch {
+            log(.error, "connect", s, "cannot connect to aggregator \(endpoint): \(error)")
+        }
     }
 
     // MARK: aggregator
 
-    func handleAggregator(_ frames: [[UInt8]]) {
+    func handleAggregator(_ s: DeviceSession, _ frames: [[UInt8]]) {
         guard let env = try? Envelope.decode(frames: frames, limits: serviceDecodeLimits) else {
-            telemetry.event(.warn, "bad_message", "undecodable message from the aggregator")
+            log(.warn, "bad_message", s, "undecodable message from the aggregator")
             return
         }
         switch env.body {
         case .round(let r):
-            if r.round > (announcement?.round ?? 0) || announcement == nil { announcement = r }
-            if let u = upload, u.round < r.round { upload = nil }
-            if upload == nil, let last = lastUpload, last.round == r.round, r.participants.contains(nodeId) {
-                upload = (last.round, last.envelope, Self.now())
-                try? aggregator?.send(last.envelope, dontWait: true)
-            }
+            if r.round > (s.announcement?.round ?? 0) || s.announcement == nil { s.announcement = r }
+            if let u = s.upload, u.round < r.round { s.upload = nil; release(s) }
         case .model(let m):
-            if m.modelVersion >= (models[m.cluster]?.modelVersion ?? 0) {
-                // A newer round's models replace every older one.
-                if let newest = models.values.map(\.modelVersion).max(), m.modelVersion > newest { models = [:] }
-                models[m.cluster] = m
+            let key = HeldModel.Key(sender: env.sender, version: m.modelVersion, cluster: m.cluster)
+            if let held = recentModels[key] {
+                s.hold(held)
+            } else if let held = try? HeldModel(sender: env.sender, m) {
+                if recentModels.count >= 16, let oldest = recentModels.keys.min(by: { $0.version < $1.version }) { recentModels[oldest] = nil }
+                recentModels[key] = held
+                s.hold(held)
+            } else {
+                log(.warn, "bad_model", s, "model \(m.modelVersion) of cluster \(m.cluster) is not a valid adapter")
             }
         case .evalRequest(let e):
             // A resent request for a round being evaluated is a no-op; one already answered is answered again.
-            if let last = lastEval, last.round == e.round {
-                sendToAggregator(.evalResult(last))
-            } else if evaluatingRound != e.round {
-                pendingEval = e
+            if let last = s.lastEval, last.round == e.round {
+                s.sendToAggregator(.evalResult(last))
+            } else if s.evaluatingRound != e.round {
+                s.pendingEval = e
             }
         case .ack(let a):
-            if let u = upload, a.round == u.round {
-                upload = nil
-                if !a.accepted { telemetry.event(.warn, "rejected", "round \(a.round): \(a.reason)") }
+            if let u = s.upload, a.round == u.round {
+                s.upload = nil
+                if !a.accepted { log(.warn, "rejected", s, "round \(a.round): \(a.reason)") }
+                release(s)
             }
         default:
             break
         }
-        maybeWork()
+        maybeWork(s)
     }
 
-    /// Starts at most one job: training for an announced round this device is in, else a pending evaluation.
-    func maybeWork() {
-        guard !busy, trainer != nil || options.echo else { return }
-        if let r = announcement, r.round > trainedRound, r.participants.isEmpty || r.participants.contains(nodeId) {
-            let wanted = r.candidateClusters.isEmpty ? [r.cluster] : r.candidateClusters
-            let held = wanted.compactMap { c in models[c].flatMap { $0.modelVersion == r.modelVersion ? $0 : nil } }
-            guard held.count == wanted.count else { requestModel(); return }
-            startTraining(r, held)
-        } else if let e = pendingEval {
-            guard let m = models[e.cluster], m.round >= e.round else { requestModel(); return }
-            startEval(e.round, m)
+    /// Starts at most one job for `s`: training for an announced round it is in (when a slot is free), else a pending
+    /// evaluation.
+    func maybeWork(_ s: DeviceSession) {
+        guard !s.busy, let pool, s.assignment != nil else { return }
+        switch s.next() {
+        case .train(let r, let held):
+            guard s.holdsSlot || inFlight < pool.count + (options.uploadWindow ?? max(2, pool.count)) else {
+                if !s.admitting { s.admitting = true; admission.append(s) }
+                return
+            }
+            if !s.holdsSlot { s.holdsSlot = true; inFlight += 1 }
+            startTraining(s, r, held, pool: pool)
+        case .evaluate(let e, let m):
+            startEval(s, e.round, m, pool: pool)
+        case .needModel:
+            requestModel(s)
+        case .nothing:
+            break
         }
     }
 
-    func requestModel() {
-        let now = Self.now()
-        guard now - lastModelRequest > Double(options.retryMs) / 1000 else { return }
-        lastModelRequest = now
-        sendToAggregator(.modelRequest(ModelRequest(cluster: 0, tier: .device)))
+    /// Frees `s`'s slot (its update was acknowledged, superseded or failed) and admits the next waiting device.
+    func release(_ s: DeviceSession) {
+        guard s.holdsSlot else { return }
+        s.holdsSlot = false
+        inFlight -= 1
+        while let next = admission.first, inFlight < (pool?.count ?? 1) + (options.uploadWindow ?? max(2, pool?.count ?? 1)) {
+            admission.removeFirst()
+            next.admitting = false
+            maybeWork(next)
+        }
     }
 
-    /// Trains the announced round: from the announced cluster's model, or (IFCA) from the candidate with the lowest
-    /// loss on local data, reporting which cluster it chose.
-    func startTraining(_ r: RoundAnnouncement, _ candidates: [ModelBroadcast]) {
-        busy = true
-        trainedRound = r.round
-        let seed = options.experiment.seed ^ (r.round &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(deviceOrdinal(nodeId))
-        let index = deviceOrdinal(nodeId)
-        let cost = self.cost
-        let settings = LocalSettings(steps: Int(r.localSteps), learningRate: r.learningRate, proximalMu: r.proximalMu, freezeA: r.freezeA)
-        work.async { [self] in
-            let result = Result { () throws -> (ModelBroadcast, (delta: [Messages.Tensor], loss: Float, flops: Double)) in
-                try gate.run {
-                    var chosen = candidates[0]
-                    if candidates.count > 1 {
-                        let losses = try candidates.map { try trainer!.trainingLoss(global: $0.tensors, seed: seed) }
-                        chosen = candidates[ifcaAssign(losses: losses) ?? 0]
-                    }
-                    return (chosen, try trainer!.train(global: chosen.tensors, settings: settings, seed: seed))
-                }
+    func requestModel(_ s: DeviceSession) {
+        let now = Self.now()
+        guard now - s.lastModelRequest > Double(options.retryMs) / 1000 else { return }
+        s.lastModelRequest = now
+        s.sendToAggregator(.modelRequest(ModelRequest(cluster: 0, tier: .device)))
+    }
+
+    /// The device's data for a job (echo devices have none).
+    func loadData(_ partition: Int) throws -> DeviceData {
+        guard let data else { return DeviceData(domain: "echo", train: [0], validation: []) }
+        return try data.load(partition: partition)
+    }
+
+    /// Trains the announced round on a pool trainer: from the announced cluster's model, or (IFCA) from the candidate
+    /// with the lowest loss on local data, reporting which cluster it chose.
+    func startTraining(_ s: DeviceSession, _ r: RoundAnnouncement, _ held: [HeldModel], pool: TrainerPool) {
+        s.busy = true
+        s.trainedRound = r.round
+        let task = LocalTask(round: r.round, models: held.map { (Int($0.cluster), $0.version, $0.parameters) },
+                             settings: LocalSettings(steps: Int(r.localSteps), learningRate: r.learningRate, proximalMu: r.proximalMu,
+                                                     freezeA: r.freezeA))
+        let start = s.device
+        let layout = base?.layout ?? held[0].layout
+        let cost = self.cost, seed = options.experiment.seed
+        pool.submit { [self] trainer in
+            let result = Result { () throws -> (UpdateUpload, UpdateEncoder) in
+                if let problem = mismatch(held, layout) { throw HostError.badOption("global adapter: \(problem)") }
+                var device = start
+                let up = try device.train(task, trainer: trainer, data: try loadData(device.partition), cost: cost, experimentSeed: seed, layout: layout)
+                return (up, device.encoder)
             }
-            let samples = trainer?.samples ?? 0
             loop.post { [self] in
-                busy = false
+                s.busy = false
                 switch result {
-                case .success(let (m, out)):
-                    let body = UpdateUpload(round: r.round, cluster: m.cluster, baseVersion: m.modelVersion, samples: UInt64(samples),
-                                            trainLoss: out.loss, delta: out.delta, tier: .device,
-                                            computeS: cost.computeSeconds(flops: out.flops, device: index))
-                    seq += 1
-                    let env = Envelope(sender: nodeId, seq: seq, body: .update(body))
-                    upload = (r.round, env, Self.now())
-                    lastUpload = (r.round, env)
+                case .success(let (body, encoder)):
+                    s.device.encoder = encoder
+                    s.seq += 1
+                    let env = Envelope(sender: s.nodeId, seq: s.seq, body: .update(body))
+                    s.upload = (r.round, env, Self.now())
                     uploadsSent += 1
-                    try? aggregator?.send(env, dontWait: true)
+                    try? s.aggregator?.send(env, dontWait: true)
                 case .failure(let error):
-                    telemetry.event(.error, "train", "round \(r.round): \(error)")
+                    log(.error, "train", s, "round \(r.round): \(error)")
+                    release(s)
                 }
-                maybeWork()
+                maybeWork(s)
             }
         }
     }
 
-    func startEval(_ round: UInt64, _ m: ModelBroadcast) {
-        busy = true
-        pendingEval = nil
-        evaluatingRound = round
-        work.async { [self] in
-            let result = Result { try gate.run { try trainer!.evaluate(global: m.tensors) } }
-            let domain = trainer?.domain ?? ""
+    /// Why the models do not fit the adapter layout the host trains (names, sizes); nil when they do.
+    func mismatch(_ held: [HeldModel], _ layout: ParameterLayout) -> String? {
+        for m in held where m.layout != layout {
+            return "model \(m.version) of cluster \(m.cluster) has \(m.layout.count) values in \(m.layout.entries.count) tensors, "
+                + "the adapter \(layout.count) in \(layout.entries.count)"
+        }
+        return nil
+    }
+
+    func startEval(_ s: DeviceSession, _ round: UInt64, _ m: HeldModel, pool: TrainerPool) {
+        s.busy = true
+        s.pendingEval = nil
+        s.evaluatingRound = round
+        let device = s.device
+        let layout = base?.layout ?? m.layout
+        pool.submit { [self] trainer in
+            let result = Result { () throws -> EvalResult in
+                if let problem = mismatch([m], layout) { throw HostError.badOption("global adapter: \(problem)") }
+                return try device.evaluate(round: round, parameters: m.parameters, trainer: trainer, data: try loadData(device.partition))
+            }
             loop.post { [self] in
-                busy = false
-                evaluatingRound = nil
-                if pendingEval?.round == round { pendingEval = nil }
+                s.busy = false
+                s.evaluatingRound = nil
+                if s.pendingEval?.round == round { s.pendingEval = nil }
                 switch result {
-                case .success(let out):
-                    let r = EvalResult(round: round, domain: domain, valLoss: out.loss, tokens: UInt64(out.tokens))
-                    lastEval = r
-                    sendToAggregator(.evalResult(r))
+                case .success(let r):
+                    s.lastEval = r
+                    s.sendToAggregator(.evalResult(r))
                 case .failure(let error):
-                    telemetry.event(.error, "eval", "round \(round): \(error)")
+                    log(.error, "eval", s, "round \(round): \(error)")
                 }
-                maybeWork()
+                maybeWork(s)
             }
         }
     }
 
-    /// Resends an unacknowledged upload; the aggregator answers a duplicate without counting it twice.
+    /// Resends unacknowledged uploads; the aggregator answers a duplicate without counting it twice.
     func retry() {
-        guard var u = upload else { return }
         let now = Self.now()
-        guard now - u.sentAt >= Double(options.retryMs) / 1000 else { return }
-        u.sentAt = now
-        upload = u
-        try? aggregator?.send(u.envelope, dontWait: true)
+        for s in sessions {
+            guard var u = s.upload, now - u.sentAt >= Double(options.retryMs) / 1000 else { continue }
+            u.sentAt = now
+            s.upload = u
+            try? s.aggregator?.send(u.envelope, dontWait: true)
+        }
     }
 }

@@ -19,6 +19,8 @@ public struct DeviceSpec: Sendable, Equatable {
     public var txPowerDBm: Double = 23
     public var compute = ComputeSpec(flopsPerSecond: 10e9, heterogeneitySigma: 0.3,
                                      stragglerFraction: 0.1, stragglerSlowdown: 10)
+    /// Availability churn (nil: always online).
+    public var availability: AvailabilitySpec?
     public init() {}
 }
 
@@ -60,6 +62,12 @@ public struct Scenario: Sendable, Equatable {
         try check(devices.count >= 0, "devices.count", Double(devices.count), "must be ≥ 0")
         try check(devices.txPowerDBm.isFinite, "devices.txPowerDBm", devices.txPowerDBm, "must be finite (e.g. 23)")
         try validate(devices.compute, "devices.compute")
+        if let a = devices.availability {
+            try check(a.meanOnlineSeconds > 0 && a.meanOnlineSeconds.isFinite, "devices.availability.meanOnlineSeconds", a.meanOnlineSeconds,
+                      "must be > 0 seconds (e.g. 600)")
+            try check(a.meanOfflineSeconds > 0 && a.meanOfflineSeconds.isFinite, "devices.availability.meanOfflineSeconds", a.meanOfflineSeconds,
+                      "must be > 0 seconds (e.g. 300)")
+        }
     }
 
     private func validate(_ spec: ComputeSpec, _ path: String) throws {

@@ -207,10 +207,18 @@ extension EdgeSpec: Decodable {
 
 extension DeviceSpec: Decodable {
     public init(from decoder: any Decoder) throws {
-        let f = try StrictFields(decoder, allowed: ["count", "txPowerDBm", "compute"])
+        let f = try StrictFields(decoder, allowed: ["count", "txPowerDBm", "compute", "availability"])
         self.init()
         count = try f("count", count)
         txPowerDBm = try f("txPowerDBm", txPowerDBm)
         compute = try f("compute", compute)
+        availability = try f("availability", availability)
+    }
+}
+
+extension AvailabilitySpec: Decodable {
+    public init(from decoder: any Decoder) throws {
+        let f = try StrictFields(decoder, allowed: ["meanOnlineSeconds", "meanOfflineSeconds"])
+        self.init(meanOnlineSeconds: try f("meanOnlineSeconds", 600.0), meanOfflineSeconds: try f("meanOfflineSeconds", 300.0))
     }
 }

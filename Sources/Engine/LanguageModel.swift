@@ -31,14 +31,15 @@ public final class LanguageModel {
         ones(layout.ln1w); ones(layout.ln2w); ones(layout.lnfw)
     }
 
-    /// All parameters zero (loaders fill them); with `quant`, the matrices are those quantized ones.
-    init(zeroed config: ModelConfig, quant: QuantizedWeights? = nil) throws(EngineError) {
+    /// All parameters zero (loaders fill them); with `quant`, the matrices are those quantized ones. `shared`: use this
+    /// parameter arena instead of a new one (SharedBase.swift).
+    init(zeroed config: ModelConfig, quant: QuantizedWeights? = nil, shared: Arena? = nil) throws(EngineError) {
         try config.validate()
         BLASThreads.configure()
         self.config = config
         self.quant = quant
         layout = ParameterLayout(config, dense: quant == nil)
-        params = Arena(count: layout.count)
+        params = shared ?? Arena(count: layout.count)
         p = ParameterTensors(base: params.base, layout: layout)
         rope = config.architecture == .llama
             ? RoPETable(config: config.rope, headSize: config.headSize, context: config.contextLength) : nil

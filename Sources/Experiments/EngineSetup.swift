@@ -87,11 +87,12 @@ extension Experiment {
         case .cloud: rounds = plan.cloudRounds; quorum = plan.edges; deviceQuorum = federation.quorum
         }
         let notes = ["name": name, "seed": "\(seed)", "model": model, "scenario": scenarioName, "lora_aggregation": loraAggregation]
-        let config = EngineConfig(id: id, role: role, paradigm: federation.paradigm, rounds: rounds, quorum: quorum, deviceQuorum: deviceQuorum,
+        var config = EngineConfig(id: id, role: role, paradigm: federation.paradigm, rounds: rounds, quorum: quorum, deviceQuorum: deviceQuorum,
                                   deadlineS: role == .cloud ? federation.deadlineS * Double(plan.kappa2 + 1) : federation.deadlineS,
                                   heartbeatS: heartbeatS, evaluate: evaluate, kappa1: plan.kappa1, kappa2: plan.kappa2,
                                   evalEvery: async.evalEvery > 0 ? async.evalEvery : data.devices, modelBytes: modelBytes,
                                   persistent: persistent, notes: notes)
+        config.evalDevices = federation.evalDevices
         return (config, try algorithm(role: role, initial: initial), try costModel(role: role))
     }
 }

@@ -54,6 +54,8 @@ public struct Experiment: Sendable, Equatable {
         public var quorum = 1
         public var deadlineS: Double = 60
         public var evalTokens = 4096
+        /// Evaluate a fixed seeded sample of at most this many devices (0: every device), for large federations.
+        public var evalDevices = 0
         /// How each round's updates combine: fedavg | median | trimmed_mean | krum | multi_krum | norm_bounded.
         public var strategy = StrategySettings()
         /// No participant weighs more than this share of a round's total, whatever sample count it claims.
@@ -79,10 +81,12 @@ public struct Experiment: Sendable, Equatable {
         public init() {}
     }
 
-    /// `compression: {codec: fp32|fp16|int8|topk, topk_fraction}`
+    /// `compression: {codec: fp32|fp16|int8|topk, topk_fraction, error_feedback}`
     public struct CompressionSection: Sendable, Equatable {
         public var codec = "fp32"
         public var topkFraction = 0.01
+        /// Each device adds what its lossy codec dropped to its next update (Federation's ErrorFeedback).
+        public var errorFeedback = true
         public init() {}
     }
 
@@ -109,6 +113,9 @@ public struct Experiment: Sendable, Equatable {
     public var scenarioName = "builtin-default"
     /// `hierarchical:` (edges, kappa1, kappa2); see Hierarchy.swift.
     public var hierarchical: HierarchicalSection?
+    /// `simulation: true`: `fi run` drives the round engine on the virtual clock (Simulation library) instead of
+    /// starting the services: time is accounted from the scenario, not slept; the training is real.
+    public var simulation = false
     /// Folder the file was read from: relative paths resolve against the working directory, not this.
     public var sourcePath: String?
 
@@ -144,10 +151,11 @@ public struct Experiment: Sendable, Equatable {
         let r = try Keys(top, path: "")
         var e = Experiment()
         try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario", "clustered", "async", "lora_aggregation",
-                    "compression", "hierarchical"])
+                    "compression", "hierarchical", "simulation"])
         e.name = try r.string("name") ?? e.name
         e.seed = try r.uint("seed") ?? e.seed
         e.model = try r.string("model") ?? e.model
+        e.simulation = try r.bool("simulation") ?? e.simulation
         if let d = try r.section("data") {
             try d.only(["devices", "scheme", "alpha", "domains", "seed", "manifest"])
             e.data.devices = try d.int("devices", min: 1) ?? e.data.devices

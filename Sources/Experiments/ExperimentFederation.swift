@@ -5,7 +5,7 @@ import Federation
 
 extension Experiment {
     static let federationKeys = ["paradigm", "rounds", "local_steps", "batch", "seq", "lr", "fraction", "quorum", "deadline_s", "eval_tokens",
-                                 "strategy", "max_norm", "trim_fraction", "byzantine", "multi_krum_m", "max_weight",
+                                 "eval_devices", "strategy", "max_norm", "trim_fraction", "byzantine", "multi_krum_m", "max_weight",
                                  "server_optimizer", "server_lr", "server_beta1", "server_beta2", "server_tau", "proximal_mu"]
 
     static func parseFederation(_ f: Keys, into e: inout Experiment) throws {
@@ -27,6 +27,7 @@ extension Experiment {
         e.federation.quorum = try f.int("quorum", min: 1) ?? e.federation.quorum
         e.federation.deadlineS = try f.double("deadline_s", positive: true) ?? e.federation.deadlineS
         e.federation.evalTokens = try f.int("eval_tokens", min: 2) ?? e.federation.evalTokens
+        e.federation.evalDevices = try f.int("eval_devices", min: 0) ?? e.federation.evalDevices
 
         var st = e.federation.strategy
         st.name = try f.string("strategy") ?? st.name

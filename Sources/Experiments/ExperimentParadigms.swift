@@ -60,7 +60,7 @@ extension Experiment {
             e.loraAggregation = l
         }
         if let c = try r.section("compression") {
-            try c.only(["codec", "topk_fraction"])
+            try c.only(["codec", "topk_fraction", "error_feedback"])
             e.compression.codec = try c.string("codec") ?? e.compression.codec
             guard codecs.contains(e.compression.codec) else {
                 throw ExperimentError.badValue(key: "compression.codec", value: e.compression.codec, reason: "use \(codecs.joined(separator: ", "))")
@@ -69,6 +69,7 @@ extension Experiment {
             guard e.compression.topkFraction <= 1 else {
                 throw ExperimentError.badValue(key: "compression.topk_fraction", value: "\(e.compression.topkFraction)", reason: "must be in (0, 1]")
             }
+            e.compression.errorFeedback = try c.bool("error_feedback") ?? e.compression.errorFeedback
         }
         // `hierarchical` is parsed by Experiment.parse (Hierarchy.swift).
     }

@@ -8,6 +8,7 @@ import DeviceWorker
 import Engine
 import Foundation
 import Reports
+import Simulation
 
 /// `fi run`: one experiment, either embedded (every service in this process over inproc://) or as the separate
 /// executables over tcp loopback. Both start the same service classes; only the endpoints differ.
@@ -53,13 +54,27 @@ public enum FederatedRun {
         return dir.path
     }
 
+    /// `simulation: true`: the round engine on the virtual clock with the device hosts' trainers (no services).
+    public static func simulated(_ s: Settings, dataDir: String) throws -> RunSummary {
+        var o = SimulatedRun.Options(experiment: s.experiment, out: s.out, dataDir: dataDir)
+        o.showProgress = s.showProgress
+        o.quiet = s.quiet
+        return try SimulatedRun.run(o).summary
+    }
+
+    /// `fi run` without --processes: simulated when the experiment says so, else every service in this process.
+    public static func inProcess(_ s: Settings, dataDir: String) throws -> RunSummary {
+        s.experiment.simulation ? try simulated(s, dataDir: dataDir) : try embedded(s, dataDir: dataDir)
+    }
+
     /// Every service in this process on one BusContext over inproc:// (the same list `ProcessRun` starts as processes).
-    public static func embedded(_ s: Settings, dataDir: String, context: BusContext = BusContext()) throws -> RunSummary {
+    public static func embedded(_ s: Settings, dataDir: String, context: BusContext? = nil) throws -> RunSummary {
+        // Two sockets per virtual device, and the services'.
+        let context = context ?? BusContext(maxSockets: Int32(clamping: max(1023, 2 * s.experiment.data.devices + 64)))
         let e = s.experiment
         try requireModel(e.model)
         let topology = RunTopology(e)
         let tag = UUID().uuidString.prefix(8)
-        if e.data.devices > 1 { TrainingGate.singleThreadedBLAS() }
         var mo = ClusterManagerService.Options(router: "inproc://cm-\(tag)", pub: "inproc://cm-pub-\(tag)", heartbeatMs: s.heartbeatMs,
                                                liveness: s.liveness, partitions: e.data.devices)
         if e.isHierarchical { mo.deviceEdges = HierarchyPlan(e).deviceEdges }
@@ -105,15 +120,14 @@ public enum FederatedRun {
                                    clients: (0..<s.experiment.data.devices).map { "device-\($0)" } + extraClients)
     }
 
-    /// One device worker per partition, in this process, all talking to `manager`.
+    /// One device host with a virtual device per partition, in this process, every device talking to `manager`.
     static func embeddedDevices(_ s: Settings, manager: String, dataDir: String, context: BusContext) throws -> [DeviceWorkerService] {
         let e = s.experiment
-        return try (0..<e.data.devices).map { _ in
-            var o = DeviceWorkerService.Options(manager: manager, model: e.model, data: dataDir, experiment: e)
-            o.heartbeatMs = s.heartbeatMs
-            o.quiet = s.quiet
-            return try DeviceWorkerService(o, context: context)
-        }
+        var o = DeviceWorkerService.Options(manager: manager, model: e.model, data: dataDir, experiment: e)
+        o.devices = e.data.devices
+        o.heartbeatMs = s.heartbeatMs
+        o.quiet = s.quiet
+        return [try DeviceWorkerService(o, context: context)]
     }
 
     static func wait(_ s: Settings, finished: () -> Bool, failed: () -> Error?) throws {
@@ -130,10 +144,7 @@ public enum FederatedRun {
             guard lines.count != lineCount else { return }
             lineCount = lines.count
             let cloud = lines.compactMap { try? JSONDecoder().decode(MetricRecord.self, from: Foundation.Data($0.utf8)) }.filter { $0.tier == .cloud }
-            if let r = cloud.last {
-                let val = r.valLoss.values.reduce(0, +) / Double(max(1, r.valLoss.count))
-                bar?.set(completed: min(total, cloud.count), status: String(format: "round %d val %.4f", r.round, val))
-            }
+            if let r = cloud.last { bar?.set(completed: min(total, cloud.count), status: ProgressBar.roundStatus(r, rounds: total - 1)) }
         }
         while !finished() {
             if let error = failed() { bar?.finish(status: "failed"); throw error }

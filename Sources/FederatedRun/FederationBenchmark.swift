@@ -1,11 +1,10 @@
-import ClusterManager
 import Aggregator
 import Bus
 import ClusterManager
+import CZMQ
 import DeviceWorker
 import Engine
 import Experiments
-import CZMQ
 import Foundation
 import Reports
 
@@ -121,45 +120,98 @@ public enum FederationBenchmark {
         return (last.wallSeconds - first.wallSeconds) / Double(last.round - first.round)
     }
 
-    /// Seconds per round with every service in this process over inproc (manager, aggregator, `devices` echo devices):
-    /// the same no-op round as `services`, without process boundaries or tcp.
-    public static func embedded(devices: Int, bytes: Int, rounds: Int) throws -> Double {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fi-bench-emb-\(UUID().uuidString.prefix(8))")
+    /// One no-op round embedded: cluster manager, aggregator and one device host of `devices` echo devices in this
+    /// process over inproc:// (every device its own sockets, the host's trainer pool echoing a constant delta).
+    public struct EmbeddedRow: Sendable {
+        public var devices: Int
+        public var bytes: Int
+        public var secondsPerRound: Double
+        /// This process's peak resident memory during the row (VmHWM, reset before it).
+        public var peakResidentBytes: Int
+    }
+
+    public static func embedded(devices: Int, bytes: Int, rounds: Int) throws -> EmbeddedRow {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fi-bench-fed-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let total = rounds + 2
+        let total = rounds + 2  // the first two rounds warm up
         let e = try Experiment.parse(yaml: """
-        name: bench-federation-embedded
-        data: {devices: \(devices)}
-        federation: {rounds: \(total), local_steps: 1, quorum: \(devices), fraction: 1.0, deadline_s: 60}
-        scenario: {devices: {count: \(devices)}}
-        """)
-        let context = BusContext()
+            name: bench-federation-embedded
+            data: {devices: \(devices)}
+            federation: {rounds: \(total), local_steps: 1, quorum: \(devices), fraction: 1.0, deadline_s: 600}
+            scenario: {devices: {count: \(devices)}}
+            """)
+        // Peak RSS of this row only: writing 5 to clear_refs resets VmHWM.
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        let context = BusContext(maxSockets: Int32(clamping: 2 * devices + 64))
         let tag = UUID().uuidString.prefix(8)
-        let manager = try ClusterManagerService(.init(router: "inproc://bcm-\(tag)", pub: "inproc://bcm-pub-\(tag)", heartbeatMs: 500, liveness: 8,
-                                                      partitions: devices), context: context)
-        var o = AggregatorService.Options(manager: manager.routerEndpoint, router: "inproc://bagg-\(tag)", pub: "inproc://bagg-pub-\(tag)", experiment: e)
-        o.metrics = dir.path; o.evaluate = false; o.quiet = true; o.heartbeatMs = 500
+        let manager = try ClusterManagerService(.init(router: "inproc://bcm-\(tag)", pub: "inproc://bcm-pub-\(tag)", heartbeatMs: 1000,
+                                                      liveness: 10, partitions: devices), context: context)
         let n = bytes / 4
         let initial = LoRAAdapter(config: LoRAConfig(), layers: 0, tensors: [NamedTensor(name: "synthetic", shape: [n], values: [Float](repeating: 0, count: n))])
-        let aggregator = try AggregatorService(o, initial: initial, context: context)
-        let workers = try (0..<devices).map { _ -> DeviceWorkerService in
-            var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: "", data: "", experiment: e)
-            d.echo = true; d.quiet = true; d.heartbeatMs = 500
-            return try DeviceWorkerService(d, context: context)
-        }
+        var a = AggregatorService.Options(manager: manager.routerEndpoint, router: "inproc://bagg-\(tag)", pub: "inproc://bagg-pub-\(tag)", experiment: e)
+        a.metrics = dir.path; a.evaluate = false; a.quiet = true
+        let aggregator = try AggregatorService(a, initial: initial, context: context)
+        var d = DeviceWorkerService.Options(manager: manager.routerEndpoint, model: "", data: "", experiment: e)
+        d.devices = devices; d.echo = true; d.quiet = true
+        let host = try DeviceWorkerService(d, context: context)
         let done = DispatchSemaphore(value: 0)
         aggregator.onFinish { done.signal() }
-        manager.start(); aggregator.start(); workers.forEach { $0.start() }
-        defer { workers.forEach { $0.stop() }; aggregator.stop(); manager.stop() }
-        guard done.wait(timeout: .now() + Double(total) * 30 + 60) == .success else { throw FederatedRun.RunError.timedOut(seconds: Double(total) * 30 + 60) }
+        manager.start(); aggregator.start(); host.start()
+        defer { host.stop(); aggregator.stop(); manager.stop() }
+        guard done.wait(timeout: .now() + Double(total) * 120 + 120) == .success else {
+            throw FederatedRun.RunError.timedOut(seconds: Double(total) * 120 + 120)
+        }
+        let peak = ProcessMemory.resident()?.peak ?? 0
         let records = try String(contentsOf: dir.appendingPathComponent(RunFiles.metrics), encoding: .utf8).split(separator: "\n")
             .map { try JSONDecoder().decode(MetricRecord.self, from: Foundation.Data($0.utf8)) }
         guard records.count == total, let first = records.first(where: { $0.round == 2 }), let last = records.last,
-              records.allSatisfy({ $0.dropped == 0 }) else {
+              records.allSatisfy({ $0.dropped == 0 && $0.participants == devices }) else {
             throw FederatedRun.RunError.noSummary(path: "complete metrics (a round dropped devices or did not finish)")
         }
-        return (last.wallSeconds - first.wallSeconds) / Double(last.round - first.round)
+        return EmbeddedRow(devices: devices, bytes: bytes, secondsPerRound: (last.wallSeconds - first.wallSeconds) / Double(last.round - first.round),
+                           peakResidentBytes: peak)
+    }
+
+    /// Flower 1.42's Ray simulation of the same no-op round (scripts/bench_flower.py in .venv-flower).
+    public static func flower(devices: Int, mb: Int, rounds: Int, python: String = ".venv-flower/bin/python",
+                              script: String = "scripts/bench_flower.py") throws -> (secondsPerRound: Double, peakResidentBytes: Int?) {
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw FederatedRun.RunError.missingExecutable(path: "\(python) (run scripts/bench-venv --flower)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: python)
+        p.arguments = [script, "--devices", "\(devices)", "--mb", "\(mb)", "--rounds", "\(rounds)"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let json = try JSONSerialization.jsonObject(with: Foundation.Data(line.utf8)) as? [String: Any],
+              let s = json["seconds_per_round"] as? Double else {
+            throw FederatedRun.RunError.childFailed(name: "Flower (\(script))", status: p.terminationStatus)
+        }
+        return (s, json["driver_peak_rss_bytes"] as? Int)
+    }
+
+    public static func formatEmbedded(_ rows: [EmbeddedRow], flower: [Int: (secondsPerRound: Double, peakResidentBytes: Int?)] = [:]) -> String {
+        var lines = ["embedded (one process, one device host)", "devices  adapter  s/round  peak RSS MB  Flower s/round  Flower/ours"]
+        for r in rows {
+            let f = flower[r.devices]
+            lines.append(String(format: "%7d  %4d MB  %7.3f  %11.0f  %14@  %11@", r.devices, r.bytes >> 20, r.secondsPerRound,
+                                Double(r.peakResidentBytes) / 1e6, f.map { String(format: "%.2f", $0.secondsPerRound) } ?? "-",
+                                f.map { String(format: "%.1f", $0.secondsPerRound / r.secondsPerRound) } ?? "-"))
+        }
+        if let r = rows.first(where: { $0.devices == 50 }) {
+            lines.append(String(format: "goal at N=50: <= 0.10 s/round (%@)", r.secondsPerRound <= 0.10 ? "ok" : "MISSED"))
+        }
+        if let r = rows.first(where: { $0.devices == 1000 }), let f = flower[1000] {
+            lines.append(String(format: "goal at N=1000: >= 10x faster than Flower (%.1fx, %@)", f.secondsPerRound / r.secondsPerRound,
+                                f.secondsPerRound / r.secondsPerRound >= 10 ? "ok" : "MISSED"))
+        }
+        return lines.joined(separator: "\n")
     }
 
     public static func run(devices: [Int] = [2, 10, 50], bytes: Int = 4 << 20, rounds: Int = 5, binDir: URL,

@@ -131,3 +131,11 @@ public final class ProgressBar: @unchecked Sendable {  // safe: every mutable ac
         return line
     }
 }
+
+extension ProgressBar {
+    /// The status of a federated run after record `r`: `round 3/20 · 100 sampled · sim 12:34 · val 2.1234`.
+    public static func roundStatus(_ r: MetricRecord, rounds: Int) -> String {
+        let val = r.valLoss.isEmpty ? "-" : String(format: "%.4f", r.valLoss.values.reduce(0, +) / Double(r.valLoss.count))
+        return "round \(r.round)/\(rounds) · \(r.participants) sampled · sim \(formatDuration(r.simTimeSeconds)) · val \(val)"
+    }
+}

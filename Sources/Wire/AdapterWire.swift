@@ -35,3 +35,32 @@ public enum AdapterWire {
         return out
     }
 }
+
+extension AdapterWire {
+    /// Bytes of one model message (a ModelBroadcast of these parameters from `sender`): what a download costs.
+    public static func modelMessageBytes(_ parameters: [Float], layout: Federation.ParameterLayout, sender: String) -> Int {
+        Envelope(sender: sender, body: .model(ModelBroadcast(round: 1, tensors: tensors(parameters, layout: layout))))
+            .encodeFrames().reduce(0) { $0 + $1.count }
+    }
+
+    /// Writes each cluster's model as a PEFT adapter folder `<directory>/clusters/cluster-<c>/` (atomically: written
+    /// beside, then moved), the form stage nodes serve. Returns the clusters that could not be written, with why.
+    public static func writeClusters(_ models: [Int: [Float]], template: LoRAAdapter, directory: String) -> [Int: String] {
+        var failed: [Int: String] = [:]
+        for (c, parameters) in models {
+            var adapter = template
+            do {
+                try adapter.load(flat: parameters)
+                let final = URL(fileURLWithPath: directory).appendingPathComponent("clusters/cluster-\(c)")
+                let temp = URL(fileURLWithPath: directory).appendingPathComponent("clusters/.cluster-\(c).tmp")
+                try? FileManager.default.removeItem(at: temp)
+                try adapter.save(directory: temp)
+                try? FileManager.default.removeItem(at: final)
+                try FileManager.default.moveItem(at: temp, to: final)
+            } catch {
+                failed[c] = "\(error)"
+            }
+        }
+        return failed
+    }
+}

@@ -40,27 +40,9 @@ public final class RoundWire {
 
     // MARK: in
 
-    /// An UpdateUpload as the engine sees it: the delta decoded in the adapter layout (a sketch a cloud gets from an
-    /// edge is one tensor), or why it cannot be.
+    /// An UpdateUpload as the engine sees it (a sketch a cloud gets from an edge is one tensor).
     public func upload(_ u: UpdateUpload, bytes: Int) -> Upload {
-        let sketch = role == .cloud && u.tier == .device
-        let delta: Result<[Float], RejectedUpdate>
-        if sketch {
-            if u.delta.count == 1, let v = try? u.delta[0].floats(), !v.isEmpty, v.count <= layout.count {
-                delta = .success(v)
-            } else {
-                delta = .failure(RejectedUpdate(device: "", kind: "bad_sketch", reason: "a sketch is one tensor of at most \(layout.count) values"))
-            }
-        } else if let problem = AdapterWire.mismatch(u.delta, layout: layout) {
-            let total = u.delta.reduce(0) { $0 + ($1.elementCount ?? 0) }
-            delta = .failure(RejectedUpdate(device: "", kind: total > layout.count ? "too_large" : "wrong_shape", reason: problem))
-        } else {
-            do { delta = .success(try AdapterWire.flat(u.delta)) } catch {
-                delta = .failure(RejectedUpdate(device: "", kind: "undecodable", reason: "\(error)"))
-            }
-        }
-        return Upload(kind: sketch ? .sketch : .update, wire: u.round, cluster: Int(u.cluster), baseWire: u.baseVersion,
-                      samples: Int(clamping: u.samples), loss: u.trainLoss, delta: delta, computeS: u.computeS, bytes: bytes)
+        UpdateWire.upload(u, bytes: bytes, layout: layout, sketch: role == .cloud && u.tier == .device)
     }
 
     /// Bytes that do not decode: an upload the engine rejects as undecodable.
@@ -74,7 +56,7 @@ public final class RoundWire {
         switch env.body {
         case .update(let u): return .upload(from: env.sender, upload(u, bytes: bytes))
         case .modelRequest: return .modelRequest(from: env.sender)
-        case .evalResult(let r): return .evaluation(from: env.sender, Evaluation(wire: r.round, domain: r.domain, loss: r.valLoss, tokens: Int(clamping: r.tokens)))
+        case .evalResult(let r): return .evaluation(from: env.sender, UpdateWire.evaluation(r))
         default: return nil
         }
     }

@@ -105,4 +105,53 @@ final class ParadigmComparisonTests: XCTestCase {
         XCTAssertEqual(byID["hierarchical_clustered_loss"]?.status, .met)
         XCTAssertEqual(byID["hierarchical_clustered_ari"]?.status, .missed)
     }
+
+    /// The quickstart's targets: clustered ≤ 0.92× FedAvg after however many rounds ran, below local-only, ARI; and the
+    /// short table a terminal shows.
+    func testQuickstartTargetsAndTerminalTable() throws {
+        let dir = try temporaryDirectory()
+        try writeRun(dir, "fedavg", rounds: 8, loss: linear(3, 2.5, rounds: 8))
+        try writeRun(dir, "clustered", rounds: 8, loss: linear(3, 2.25, rounds: 8), summary: RunSummary(ari: 1))
+        try writeRun(dir, "local", rounds: 8, loss: linear(3, 2.2, rounds: 8))
+        let c = try ParadigmComparison.load(experiment: dir, settings: .init(targetSet: ParadigmComparison.Settings.quickstart))
+        XCTAssertEqual(c.targets.map(\.id), ["clustered_vs_fedavg", "clustered_vs_local", "ari"])
+        XCTAssertEqual(c.targets.map(\.status), [.met, .missed, .met])
+        XCTAssertEqual(c.targets[0].measured ?? -1, 2.25 / 2.5, accuracy: 1e-12)
+        XCTAssertTrue(c.targets[0].description.contains("after 8 rounds"), c.targets[0].description)
+        let lines = c.terminalTable().split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines[0].split(separator: " ").map(String.init), ["paradigm", "val", "loss", "×", "FedAvg", "bible-kjv", "man-pages", "ARI"])
+        XCTAssertEqual(lines[2].split(separator: " ").map(String.init), ["fedavg", "2.5000", "1.000", "2.4000", "2.6000", "–"])
+        XCTAssertEqual(lines[1].split(separator: " ").map(String.init), ["clustered", "2.2500", "0.900", "2.1500", "2.3500", "1.00"])
+        XCTAssertTrue(lines[4].hasPrefix("clustered final loss vs FedAvg after 8 rounds: clustered 2.2500 / fedavg 2.5000 = 0.9000 (goal ≤ 0.92×: met)"), lines[4])
+        XCTAssertTrue(lines[5].hasSuffix("(goal < 1.00×: MISSED)"), lines[5])
+        XCTAssertTrue(c.markdown().contains("## Quickstart targets"))
+    }
+
+    /// Several seeds: each paradigm's final loss and each target as mean ± sample std and range, met in k of N.
+    func testSeedSpreadIsMeanStdAndRangeOverSeeds() throws {
+        var runs: [ParadigmComparison] = []
+        for (f, c) in [(2.5, 2.25), (2.4, 2.28), (2.6, 2.2)] {
+            let dir = try temporaryDirectory()
+            try writeRun(dir, "fedavg", rounds: 8, loss: linear(3, f, rounds: 8))
+            try writeRun(dir, "clustered", rounds: 8, loss: linear(3, c, rounds: 8))
+            var comparison = try ParadigmComparison.load(experiment: dir, settings: .init(targetSet: ParadigmComparison.Settings.quickstart))
+            comparison.machine = "CPU: test"
+            runs.append(comparison)
+        }
+        let s = SeedSpread(runs)
+        XCTAssertEqual(s.seeds, 3)
+        let fedavg = try XCTUnwrap(s.paradigms.first { $0.paradigm == "fedavg" }?.finalValLoss)
+        XCTAssertEqual(fedavg.mean, 2.5, accuracy: 1e-12)
+        XCTAssertEqual(fedavg.std, 0.1, accuracy: 1e-12)
+        XCTAssertEqual([fedavg.min, fedavg.max], [2.4, 2.6])
+        // Ratios 0.9, 0.95, 0.846…: two of three at or below 0.92.
+        let target = try XCTUnwrap(s.targets.first { $0.id == "clustered_vs_fedavg" })
+        XCTAssertEqual(target.met, 2)
+        XCTAssertEqual(target.measured?.mean ?? 0, (2.25 / 2.5 + 2.28 / 2.4 + 2.2 / 2.6) / 3, accuracy: 1e-12)
+        XCTAssertEqual(s.targets.first { $0.id == "clustered_vs_local" }?.measured, nil, "no local run: not measured")
+        let md = s.markdown()
+        XCTAssertTrue(md.contains("Ran on CPU: test."), md)
+        XCTAssertTrue(md.contains("| fedavg | 2.5000 ± 0.1000 [2.4000–2.6000] |"), md)
+        XCTAssertTrue(md.contains("| 2 of 3 |"), md)
+    }
 }

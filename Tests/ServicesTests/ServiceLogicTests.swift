@@ -79,6 +79,12 @@ final class ExecutableCLITests: XCTestCase {
         XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("federation.rounds"), err)
         (status, err) = try Kit.runExecutable("device-worker", ["--model", "/nonexistent/model", "--health"])
         XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("fi pretrain"), err)
+        (status, err) = try Kit.runExecutable("device-worker", ["--echo", "--devices", "0", "--health"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("--devices"), err)
+        (status, err) = try Kit.runExecutable("device-worker", ["--echo", "--id", "a", "--health"], env: ["FI_DEVICES": "3"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("--id"), err)
+        (status, err) = try Kit.runExecutable("device-worker", ["--echo", "--health"], env: ["FI_DEVICES": "many"])
+        XCTAssertNotEqual(status, 0); XCTAssertTrue(err.contains("FI_DEVICES"), err)
     }
 }
 

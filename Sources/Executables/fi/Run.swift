@@ -6,7 +6,8 @@ import FederatedRun
 import Reports
 import Foundation
 
-/// `fi run`: one federated experiment, embedded (default, inproc://) or as separate processes (--processes, tcp loopback).
+/// `fi run`: one federated experiment, embedded (default, inproc://), as separate processes (--processes, tcp loopback), or
+/// simulated on the virtual clock (`simulation: true` in the file).
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a federated fine-tuning experiment; writes <out>/metrics.jsonl and <out>/summary.json.")
@@ -29,12 +30,15 @@ struct Run: ParsableCommand {
         let start = Date()
         let data = try FederatedRun.prepareData(settings)
         let summary: RunSummary
+        if processes && experiment.simulation {
+            throw ValidationError("\(config) sets `simulation: true` (the virtual clock, in one process); drop --processes or the key")
+        }
         if processes {
             let bin = binDir.map { URL(fileURLWithPath: $0) }
                 ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
             summary = try FederatedRun.processes(settings, configPath: config, dataDir: data, binDir: bin)
         } else {
-            summary = try FederatedRun.embedded(settings, dataDir: data)
+            summary = try FederatedRun.inProcess(settings, dataDir: data)
         }
         let before = summary.notes["initial_val_loss"] ?? "?"
         let after = summary.finalValLoss.sorted { $0.key < $1.key }.map { "\($0.key)=\(String(format: "%.4f", $0.value))" }.joined(separator: " ")

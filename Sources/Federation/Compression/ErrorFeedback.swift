@@ -1,11 +1,11 @@
 /// Error feedback (Seide et al. 2014; Stich et al. 2018) around any lossy codec: each device keeps a residual of what
 /// its codec dropped and adds it to the next update, so nothing is lost, only delayed:
 /// Σ decoded = Σ inputs − final residual.
-public struct ErrorFeedback<Codec: UpdateCodec>: Sendable {
-    public var codec: Codec
+public struct ErrorFeedback: Sendable {
+    public var codec: any UpdateCodec
     public private(set) var residuals: [String: [Float]] = [:]
 
-    public init(codec: Codec) { self.codec = codec }
+    public init(codec: any UpdateCodec) { self.codec = codec }
 
     /// Encodes values + residual(device) and keeps the new residual (input − decoded).
     public mutating func encode(_ values: [Float], layout: ParameterLayout, device: String) -> EncodedUpdate {

@@ -12,14 +12,14 @@ public struct FP16Codec: UpdateCodec {
         return EncodedUpdate(bytes: w.bytes)
     }
 
-    public func decode(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> [Float] {
+    public func payload(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> CodecPayload {
         var r = ByteReader(encoded.bytes)
         let n = try r.header(id: id, expectedCount: layout.count)
         try r.need(2 * n)
-        var out = [Float](repeating: 0, count: n)
-        for i in 0..<n { out[i] = floatFromHalfBits(try r.u16()) }
+        var out = [UInt16](repeating: 0, count: n)
+        for i in 0..<n { out[i] = try r.u16() }
         try r.finish()
-        return out
+        return .float16(out)
     }
 }
 

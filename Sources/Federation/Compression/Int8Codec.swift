@@ -32,7 +32,7 @@ public struct Int8Codec: UpdateCodec {
         return EncodedUpdate(bytes: w.bytes)
     }
 
-    public func decode(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> [Float] {
+    public func payload(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> CodecPayload {
         var r = ByteReader(encoded.bytes)
         let n = try r.header(id: id, expectedCount: layout.count)
         let sizes = tensorSizes(n, layout)
@@ -41,12 +41,9 @@ public struct Int8Codec: UpdateCodec {
         try r.need(4 * tensors + n)
         var scales: [Float] = []
         for _ in 0..<tensors { scales.append(try r.f32()) }
-        var out = [Float](repeating: 0, count: n)
-        var i = 0
-        for (size, s) in zip(sizes, scales) {
-            for _ in 0..<size { out[i] = Float(Int8(bitPattern: try r.u8())) * s; i += 1 }
-        }
+        var codes = [Int8](repeating: 0, count: n)
+        for i in 0..<n { codes[i] = Int8(bitPattern: try r.u8()) }
         try r.finish()
-        return out
+        return .int8(scales: scales, codes: codes)
     }
 }

@@ -40,7 +40,7 @@ public struct TopKCodec: UpdateCodec {
         return EncodedUpdate(bytes: w.bytes)
     }
 
-    public func decode(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> [Float] {
+    public func payload(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> CodecPayload {
         var r = ByteReader(encoded.bytes)
         let n = try r.header(id: id, expectedCount: layout.count)
         let k = Int(try r.u32())
@@ -51,9 +51,9 @@ public struct TopKCodec: UpdateCodec {
             idx[j] = Int(try r.u32())
             if idx[j] >= n { throw .indexOutOfRange(index: idx[j], count: n) }
         }
-        var out = [Float](repeating: 0, count: n)
-        for j in 0..<k { out[idx[j]] = try r.f32() }
+        var values = [Float](repeating: 0, count: k)
+        for j in 0..<k { values[j] = try r.f32() }
         try r.finish()
-        return out
+        return .sparse(count: n, indices: idx, values: values)
     }
 }

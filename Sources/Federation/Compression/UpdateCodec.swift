@@ -32,7 +32,55 @@ public protocol UpdateCodec: Sendable {
     var id: UInt8 { get }
     /// `layout` gives the tensors (per-tensor scales); a layout whose count differs from values is treated as one tensor.
     func encode(_ values: [Float], layout: ParameterLayout) -> EncodedUpdate
-    func decode(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> [Float]
+    /// What the payload holds, checked against `layout` (the wire carries this form; `decode` widens it).
+    func payload(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> CodecPayload
+}
+
+extension UpdateCodec {
+    public func decode(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> [Float] {
+        let p = try payload(encoded, layout: layout)
+        return p.values(tensorSizes: tensorSizes(p.count, layout))
+    }
+}
+
+/// An encoded update in the codec's own number format. The wire (Sources/Wire) carries it as tensors without
+/// encoding again, so a device's codec is the one place where values are rounded, quantised or dropped.
+public enum CodecPayload: Sendable, Equatable {
+    case float32([Float])
+    /// IEEE 754 binary16 bits, one per value.
+    case float16([UInt16])
+    /// One scale per tensor; value = code × its tensor's scale.
+    case int8(scales: [Float], codes: [Int8])
+    /// `count` values, zero except at `indices` (the encoder writes them ascending).
+    case sparse(count: Int, indices: [Int], values: [Float])
+
+    public var count: Int {
+        switch self {
+        case .float32(let v): return v.count
+        case .float16(let h): return h.count
+        case .int8(_, let codes): return codes.count
+        case .sparse(let n, _, _): return n
+        }
+    }
+
+    /// The decoded values; `sizes` are the tensors' element counts (int8's scales apply per tensor).
+    public func values(tensorSizes sizes: [Int]) -> [Float] {
+        switch self {
+        case .float32(let v): return v
+        case .float16(let h): return h.map(floatFromHalfBits)
+        case .int8(let scales, let codes):
+            var out = [Float](repeating: 0, count: codes.count)
+            var i = 0
+            for (size, s) in zip(sizes, scales) {
+                for _ in 0..<size where i < codes.count { out[i] = Float(codes[i]) * s; i += 1 }
+            }
+            return out
+        case .sparse(let n, let idx, let v):
+            var out = [Float](repeating: 0, count: n)
+            for (i, x) in zip(idx, v) { out[i] = x }
+            return out
+        }
+    }
 }
 
 /// Tensor sizes to use for `values` under `layout`.
@@ -89,13 +137,13 @@ public struct Float32Codec: UpdateCodec {
         for v in values { w.f32(v) }
         return EncodedUpdate(bytes: w.bytes)
     }
-    public func decode(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> [Float] {
+    public func payload(_ encoded: EncodedUpdate, layout: ParameterLayout) throws(CodecError) -> CodecPayload {
         var r = ByteReader(encoded.bytes)
         let n = try r.header(id: id, expectedCount: layout.count)
         try r.need(4 * n)
         var out = [Float](repeating: 0, count: n)
         for i in 0..<n { out[i] = try r.f32() }
         try r.finish()
-        return out
+        return .float32(out)
     }
 }

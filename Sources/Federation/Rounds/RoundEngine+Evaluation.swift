@@ -4,11 +4,14 @@ import EdgeEnvironment
 // validation loss per domain. The cloud asks through the edges (each gets its devices' map and models).
 
 extension RoundEngine {
-    /// Who evaluates: live devices in the federation (every live device before the first round).
+    /// Who evaluates: live devices in the federation (every live device before the first round), or a seeded sample
+    /// of them (`evalDevices`: the same devices while the population holds).
     var evalPopulation: [String] {
         let a = algorithm.base
         let alive = isCloud || isEdge ? aliveDevices : participants
-        return alive.filter { round == 0 || a.cluster(of: $0) != nil }.sorted()
+        let all = alive.filter { round == 0 || a.cluster(of: $0) != nil }.sorted()
+        guard config.evalDevices > 0, all.count > config.evalDevices else { return all }
+        return sampleDevices(all, fraction: 0, minimum: config.evalDevices, seed: 0x4556_414C, round: 0)
     }
 
     /// The message that asks `id` to evaluate: a device its cluster's model; an edge (cloud) its devices' models.

@@ -133,7 +133,7 @@ extension RoundEngine {
             simulatedArrival(device: p, index: deviceOrdinal(p), modelBytes: o.bytesDown[p] ?? 0, updateBytes: o.bytesUp[p] ?? 0,
                              computeS: o.computeS[p] ?? 0, cost: cost, roundStart: o.simStart).seconds
         }
-        simTime = o.simStart + (arrivals.max() ?? config.deadlineS)
+        simTime = config.virtualTime ? max(now, o.simStart) : o.simStart + (arrivals.max() ?? config.deadlineS)
         let contributions = o.delivered.keys.flatMap { o.results[$0] ?? [] }
         if isCloud {
             let weighted = contributions.filter { $0.samples > 0 && $0.loss.isFinite }

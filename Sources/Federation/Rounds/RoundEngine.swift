@@ -40,6 +40,11 @@ public struct EngineConfig: Sendable {
     public var persistent: Bool
     /// Summary notes (name, seed, model, scenario).
     public var notes: [String: String]
+    /// The caller's clock is the virtual clock (simulation): a round lasts until `now` when it closes, so one that
+    /// closed at its deadline lasts until the deadline.
+    public var virtualTime = false
+    /// Evaluate a fixed seeded sample of at most this many devices (0: every device); large federations.
+    public var evalDevices = 0
 
     public init(id: String, role: TierRole = .flat, paradigm: String, rounds: Int, quorum: Int = 1, deviceQuorum: Int = 1,
                 deadlineS: Double = 60, heartbeatS: Double = 1, evaluate: Bool = true, kappa1: Int = 1, kappa2: Int = 1,
