@@ -111,6 +111,23 @@ final class SimulationTests: XCTestCase {
         }
     }
 
+    /// The quickstart and scale examples load, simulate, and say what the issue asks of them.
+    func testQuickstartAndScaleExamplesLoad() throws {
+        let quick = try ["fedavg", "clustered", "local"].map { try Experiment.load(path: "examples/quickstart/\($0).yaml") }
+        XCTAssertTrue(quick.allSatisfy { $0.simulation && $0.model == "models/paper-base" && $0.data.devices == 8 && $0.data.domains.count == 4 })
+        XCTAssertEqual(Set(quick.map(\.federation.rounds)).count, 1, "same rounds for every paradigm")
+        for (file, devices, fraction) in [("1k", 1000, 0.1), ("1k-fedavg", 1000, 0.1), ("10k", 10000, 0.01)] {
+            let e = try Experiment.load(path: "examples/scale/\(file).yaml")
+            XCTAssertTrue(e.simulation, file)
+            XCTAssertEqual(e.data.devices, devices, file)
+            XCTAssertEqual(e.data.scheme, "dirichlet", file)
+            XCTAssertEqual(e.data.alpha, 0.1, file)
+            XCTAssertEqual(e.data.domains.count, 6, file)
+            XCTAssertEqual(e.federation.fraction, fraction, file)
+            XCTAssertNotNil(e.scenario.devices.availability, file)
+        }
+    }
+
     /// The device host's new flags (and their FI_* variables) reject bad values by name, before any socket exists.
     func testDeviceHostFlagsRejectBadValuesByName() throws {
         for (args, env, name) in [(["--devices", "0"], [:], "--devices"), (["--trainers", "0"], [:], "--trainers"),
