@@ -20,6 +20,7 @@ func tests(_ name: String, _ deps: [Target.Dependency]) -> Target {
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 
 let package = Package(
     name: "FederatedIntelligence",
@@ -36,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        // X25519, HKDF, ChaCha20(-Poly1305) for secure aggregation (a fixed-version package on this machine).
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"4.0.0"),
     ],
     targets: [
         // C libraries from Debian (scripts/bootstrap installs them).
@@ -54,7 +57,7 @@ let package = Package(
         library("Tokenizers", []),
         library("Data", ["Randomness"]),
         library("EdgeEnvironment", [yams, "Randomness"]),
-        library("Federation", ["COpenBLAS", "EdgeEnvironment", "Reports"]),
+        library("Federation", ["COpenBLAS", "EdgeEnvironment", "Reports", crypto]),
         // The typed experiment file (one strict parser) and what it builds.
         library("Experiments", [yams, "EdgeEnvironment", "Federation", "Engine"]),
         // Adapters and updates as messages.

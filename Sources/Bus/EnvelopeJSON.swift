@@ -135,6 +135,26 @@ extension Body {
         case .probe(let m):
             return .object([("id", .uint(m.id)), ("sent_us", .uint(m.sentUs)), ("size", .uint(UInt64(m.size))),
                             ("echo", .bool(m.echo)), ("padding", .int(Int64(m.padding.count)))])
+        case .secAggKeys(let m):
+            return .object([("round", .uint(m.round)), ("cluster", .uint(UInt64(m.cluster))), ("cipher_public", .int(Int64(m.cipherPublic.count))),
+                            ("mask_public", .int(Int64(m.maskPublic.count))), ("samples", .uint(m.samples))])
+        case .secAggRoster(let m):
+            return .object([
+                ("round", .uint(m.round)), ("group", .uint(UInt64(m.group))), ("index", .uint(UInt64(m.index))),
+                ("threshold", .uint(UInt64(m.threshold))),
+                ("neighbours", .array(m.neighbours.map { .object([("node_id", .string($0.nodeId)), ("index", .uint(UInt64($0.index)))]) })),
+                ("weight", .double(m.weight)), ("step", .double(m.step)), ("bound", .double(m.bound)), ("length", .uint(UInt64(m.length))),
+            ])
+        case .secAggShares(let m):
+            return .object([("round", .uint(m.round)), ("group", .uint(UInt64(m.group))),
+                            ("shares", .array(m.shares.map { .object([("peer", .string($0.peer)), ("ciphertext", .int(Int64($0.ciphertext.count)))]) }))])
+        case .secAggUnmask(let m):
+            return .object([("round", .uint(m.round)), ("group", .uint(UInt64(m.group))),
+                            ("survivors", .array(m.survivors.map(JSONValue.string))), ("dropped", .array(m.dropped.map(JSONValue.string)))])
+        case .secAggReveal(let m):
+            return .object([("round", .uint(m.round)), ("group", .uint(UInt64(m.group))),
+                            ("shares", .array(m.shares.map { .object([("owner", .string($0.owner)), ("self_mask", .bool($0.selfMask)),
+                                                                      ("x", .uint(UInt64($0.x)))]) }))])
         }
     }
 }

@@ -1408,6 +1408,456 @@ void   fi__v1__envelope__free_unpacked
   assert(message->base.descriptor == &fi__v1__envelope__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   fi__v1__task_privacy__init
+                     (Fi__V1__TaskPrivacy         *message)
+{
+  static const Fi__V1__TaskPrivacy init_value = FI__V1__TASK_PRIVACY__INIT;
+  *message = init_value;
+}
+size_t fi__v1__task_privacy__get_packed_size
+                     (const Fi__V1__TaskPrivacy *message)
+{
+  assert(message->base.descriptor == &fi__v1__task_privacy__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__task_privacy__pack
+                     (const Fi__V1__TaskPrivacy *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__task_privacy__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__task_privacy__pack_to_buffer
+                     (const Fi__V1__TaskPrivacy *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__task_privacy__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__TaskPrivacy *
+       fi__v1__task_privacy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__TaskPrivacy *)
+     protobuf_c_message_unpack (&fi__v1__task_privacy__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__task_privacy__free_unpacked
+                     (Fi__V1__TaskPrivacy *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__task_privacy__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__upload_privacy__init
+                     (Fi__V1__UploadPrivacy         *message)
+{
+  static const Fi__V1__UploadPrivacy init_value = FI__V1__UPLOAD_PRIVACY__INIT;
+  *message = init_value;
+}
+size_t fi__v1__upload_privacy__get_packed_size
+                     (const Fi__V1__UploadPrivacy *message)
+{
+  assert(message->base.descriptor == &fi__v1__upload_privacy__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__upload_privacy__pack
+                     (const Fi__V1__UploadPrivacy *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__upload_privacy__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__upload_privacy__pack_to_buffer
+                     (const Fi__V1__UploadPrivacy *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__upload_privacy__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__UploadPrivacy *
+       fi__v1__upload_privacy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__UploadPrivacy *)
+     protobuf_c_message_unpack (&fi__v1__upload_privacy__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__upload_privacy__free_unpacked
+                     (Fi__V1__UploadPrivacy *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__upload_privacy__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_keys__init
+                     (Fi__V1__SecAggKeys         *message)
+{
+  static const Fi__V1__SecAggKeys init_value = FI__V1__SEC_AGG_KEYS__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_keys__get_packed_size
+                     (const Fi__V1__SecAggKeys *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_keys__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_keys__pack
+                     (const Fi__V1__SecAggKeys *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_keys__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_keys__pack_to_buffer
+                     (const Fi__V1__SecAggKeys *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_keys__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggKeys *
+       fi__v1__sec_agg_keys__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggKeys *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_keys__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_keys__free_unpacked
+                     (Fi__V1__SecAggKeys *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_keys__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_peer__init
+                     (Fi__V1__SecAggPeer         *message)
+{
+  static const Fi__V1__SecAggPeer init_value = FI__V1__SEC_AGG_PEER__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_peer__get_packed_size
+                     (const Fi__V1__SecAggPeer *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_peer__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_peer__pack
+                     (const Fi__V1__SecAggPeer *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_peer__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_peer__pack_to_buffer
+                     (const Fi__V1__SecAggPeer *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_peer__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggPeer *
+       fi__v1__sec_agg_peer__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggPeer *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_peer__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_peer__free_unpacked
+                     (Fi__V1__SecAggPeer *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_peer__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_roster__init
+                     (Fi__V1__SecAggRoster         *message)
+{
+  static const Fi__V1__SecAggRoster init_value = FI__V1__SEC_AGG_ROSTER__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_roster__get_packed_size
+                     (const Fi__V1__SecAggRoster *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_roster__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_roster__pack
+                     (const Fi__V1__SecAggRoster *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_roster__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_roster__pack_to_buffer
+                     (const Fi__V1__SecAggRoster *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_roster__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggRoster *
+       fi__v1__sec_agg_roster__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggRoster *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_roster__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_roster__free_unpacked
+                     (Fi__V1__SecAggRoster *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_roster__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_share__init
+                     (Fi__V1__SecAggShare         *message)
+{
+  static const Fi__V1__SecAggShare init_value = FI__V1__SEC_AGG_SHARE__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_share__get_packed_size
+                     (const Fi__V1__SecAggShare *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_share__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_share__pack
+                     (const Fi__V1__SecAggShare *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_share__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_share__pack_to_buffer
+                     (const Fi__V1__SecAggShare *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_share__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggShare *
+       fi__v1__sec_agg_share__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggShare *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_share__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_share__free_unpacked
+                     (Fi__V1__SecAggShare *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_share__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_shares__init
+                     (Fi__V1__SecAggShares         *message)
+{
+  static const Fi__V1__SecAggShares init_value = FI__V1__SEC_AGG_SHARES__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_shares__get_packed_size
+                     (const Fi__V1__SecAggShares *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_shares__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_shares__pack
+                     (const Fi__V1__SecAggShares *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_shares__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_shares__pack_to_buffer
+                     (const Fi__V1__SecAggShares *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_shares__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggShares *
+       fi__v1__sec_agg_shares__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggShares *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_shares__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_shares__free_unpacked
+                     (Fi__V1__SecAggShares *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_shares__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_unmask__init
+                     (Fi__V1__SecAggUnmask         *message)
+{
+  static const Fi__V1__SecAggUnmask init_value = FI__V1__SEC_AGG_UNMASK__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_unmask__get_packed_size
+                     (const Fi__V1__SecAggUnmask *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_unmask__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_unmask__pack
+                     (const Fi__V1__SecAggUnmask *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_unmask__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_unmask__pack_to_buffer
+                     (const Fi__V1__SecAggUnmask *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_unmask__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggUnmask *
+       fi__v1__sec_agg_unmask__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggUnmask *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_unmask__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_unmask__free_unpacked
+                     (Fi__V1__SecAggUnmask *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_unmask__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_revealed_share__init
+                     (Fi__V1__SecAggRevealedShare         *message)
+{
+  static const Fi__V1__SecAggRevealedShare init_value = FI__V1__SEC_AGG_REVEALED_SHARE__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_revealed_share__get_packed_size
+                     (const Fi__V1__SecAggRevealedShare *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_revealed_share__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_revealed_share__pack
+                     (const Fi__V1__SecAggRevealedShare *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_revealed_share__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_revealed_share__pack_to_buffer
+                     (const Fi__V1__SecAggRevealedShare *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_revealed_share__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggRevealedShare *
+       fi__v1__sec_agg_revealed_share__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggRevealedShare *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_revealed_share__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_revealed_share__free_unpacked
+                     (Fi__V1__SecAggRevealedShare *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_revealed_share__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   fi__v1__sec_agg_reveal__init
+                     (Fi__V1__SecAggReveal         *message)
+{
+  static const Fi__V1__SecAggReveal init_value = FI__V1__SEC_AGG_REVEAL__INIT;
+  *message = init_value;
+}
+size_t fi__v1__sec_agg_reveal__get_packed_size
+                     (const Fi__V1__SecAggReveal *message)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_reveal__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t fi__v1__sec_agg_reveal__pack
+                     (const Fi__V1__SecAggReveal *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_reveal__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t fi__v1__sec_agg_reveal__pack_to_buffer
+                     (const Fi__V1__SecAggReveal *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &fi__v1__sec_agg_reveal__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Fi__V1__SecAggReveal *
+       fi__v1__sec_agg_reveal__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Fi__V1__SecAggReveal *)
+     protobuf_c_message_unpack (&fi__v1__sec_agg_reveal__descriptor,
+                                allocator, len, data);
+}
+void   fi__v1__sec_agg_reveal__free_unpacked
+                     (Fi__V1__SecAggReveal *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &fi__v1__sec_agg_reveal__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor fi__v1__tensor__field_descriptors[7] =
 {
   {
@@ -2411,7 +2861,7 @@ const ProtobufCMessageDescriptor fi__v1__snapshot_request__descriptor =
   (ProtobufCMessageInit) fi__v1__snapshot_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__round_announcement__field_descriptors[13] =
+static const ProtobufCFieldDescriptor fi__v1__round_announcement__field_descriptors[14] =
 {
   {
     "round",
@@ -2569,6 +3019,18 @@ static const ProtobufCFieldDescriptor fi__v1__round_announcement__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "privacy",
+    70,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__RoundAnnouncement, privacy),
+    &fi__v1__task_privacy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__round_announcement__field_indices_by_name[] = {
   11,   /* field[11] = candidate_clusters */
@@ -2580,16 +3042,18 @@ static const unsigned fi__v1__round_announcement__field_indices_by_name[] = {
   8,   /* field[8] = model_version */
   1,   /* field[1] = paradigm */
   6,   /* field[6] = participants */
+  13,   /* field[13] = privacy */
   9,   /* field[9] = proximal_mu */
   0,   /* field[0] = round */
   2,   /* field[2] = tier */
   12,   /* field[12] = want_sketches */
 };
-static const ProtobufCIntRange fi__v1__round_announcement__number_ranges[2 + 1] =
+static const ProtobufCIntRange fi__v1__round_announcement__number_ranges[3 + 1] =
 {
   { 1, 0 },
   { 40, 9 },
-  { 0, 13 }
+  { 70, 13 },
+  { 0, 14 }
 };
 const ProtobufCMessageDescriptor fi__v1__round_announcement__descriptor =
 {
@@ -2599,10 +3063,10 @@ const ProtobufCMessageDescriptor fi__v1__round_announcement__descriptor =
   "Fi__V1__RoundAnnouncement",
   "fi.v1",
   sizeof(Fi__V1__RoundAnnouncement),
-  13,
+  14,
   fi__v1__round_announcement__field_descriptors,
   fi__v1__round_announcement__field_indices_by_name,
-  2,  fi__v1__round_announcement__number_ranges,
+  3,  fi__v1__round_announcement__number_ranges,
   (ProtobufCMessageInit) fi__v1__round_announcement__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -2747,7 +3211,7 @@ const ProtobufCMessageDescriptor fi__v1__model_request__descriptor =
   (ProtobufCMessageInit) fi__v1__model_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__update_upload__field_descriptors[8] =
+static const ProtobufCFieldDescriptor fi__v1__update_upload__field_descriptors[9] =
 {
   {
     "round",
@@ -2845,21 +3309,35 @@ static const ProtobufCFieldDescriptor fi__v1__update_upload__field_descriptors[8
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "privacy",
+    70,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__UpdateUpload, privacy),
+    &fi__v1__upload_privacy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned fi__v1__update_upload__field_indices_by_name[] = {
   2,   /* field[2] = base_version */
   1,   /* field[1] = cluster */
   7,   /* field[7] = compute_s */
   5,   /* field[5] = delta */
+  8,   /* field[8] = privacy */
   0,   /* field[0] = round */
   3,   /* field[3] = samples */
   6,   /* field[6] = tier */
   4,   /* field[4] = train_loss */
 };
-static const ProtobufCIntRange fi__v1__update_upload__number_ranges[1 + 1] =
+static const ProtobufCIntRange fi__v1__update_upload__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 70, 8 },
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor fi__v1__update_upload__descriptor =
 {
@@ -2869,10 +3347,10 @@ const ProtobufCMessageDescriptor fi__v1__update_upload__descriptor =
   "Fi__V1__UpdateUpload",
   "fi.v1",
   sizeof(Fi__V1__UpdateUpload),
-  8,
+  9,
   fi__v1__update_upload__field_descriptors,
   fi__v1__update_upload__field_indices_by_name,
-  1,  fi__v1__update_upload__number_ranges,
+  2,  fi__v1__update_upload__number_ranges,
   (ProtobufCMessageInit) fi__v1__update_upload__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
@@ -4216,7 +4694,7 @@ const ProtobufCMessageDescriptor fi__v1__inference_error__descriptor =
   (ProtobufCMessageInit) fi__v1__inference_error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[24] =
+static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[29] =
 {
   {
     "version",
@@ -4495,6 +4973,66 @@ static const ProtobufCFieldDescriptor fi__v1__envelope__field_descriptors[24] =
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
+    "secagg_keys",
+    70,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Envelope, body_case),
+    offsetof(Fi__V1__Envelope, secagg_keys),
+    &fi__v1__sec_agg_keys__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secagg_roster",
+    71,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Envelope, body_case),
+    offsetof(Fi__V1__Envelope, secagg_roster),
+    &fi__v1__sec_agg_roster__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secagg_shares",
+    72,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Envelope, body_case),
+    offsetof(Fi__V1__Envelope, secagg_shares),
+    &fi__v1__sec_agg_shares__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secagg_unmask",
+    73,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Envelope, body_case),
+    offsetof(Fi__V1__Envelope, secagg_unmask),
+    &fi__v1__sec_agg_unmask__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secagg_reveal",
+    74,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__Envelope, body_case),
+    offsetof(Fi__V1__Envelope, secagg_reveal),
+    &fi__v1__sec_agg_reveal__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
     "probe",
     100,
     PROTOBUF_C_LABEL_NONE,
@@ -4520,10 +5058,15 @@ static const unsigned fi__v1__envelope__field_indices_by_name[] = {
   7,   /* field[7] = leave */
   12,   /* field[12] = model */
   13,   /* field[13] = model_request */
-  23,   /* field[23] = probe */
+  28,   /* field[28] = probe */
   5,   /* field[5] = register */
   4,   /* field[4] = reply_to */
   11,   /* field[11] = round */
+  23,   /* field[23] = secagg_keys */
+  27,   /* field[27] = secagg_reveal */
+  24,   /* field[24] = secagg_roster */
+  25,   /* field[25] = secagg_shares */
+  26,   /* field[26] = secagg_unmask */
   1,   /* field[1] = sender */
   2,   /* field[2] = seq */
   10,   /* field[10] = snapshot_request */
@@ -4533,15 +5076,16 @@ static const unsigned fi__v1__envelope__field_indices_by_name[] = {
   14,   /* field[14] = update */
   0,   /* field[0] = version */
 };
-static const ProtobufCIntRange fi__v1__envelope__number_ranges[6 + 1] =
+static const ProtobufCIntRange fi__v1__envelope__number_ranges[7 + 1] =
 {
   { 1, 0 },
   { 10, 5 },
   { 20, 11 },
   { 30, 18 },
   { 40, 19 },
-  { 100, 23 },
-  { 0, 24 }
+  { 70, 23 },
+  { 100, 28 },
+  { 0, 29 }
 };
 const ProtobufCMessageDescriptor fi__v1__envelope__descriptor =
 {
@@ -4551,11 +5095,872 @@ const ProtobufCMessageDescriptor fi__v1__envelope__descriptor =
   "Fi__V1__Envelope",
   "fi.v1",
   sizeof(Fi__V1__Envelope),
-  24,
+  29,
   fi__v1__envelope__field_descriptors,
   fi__v1__envelope__field_indices_by_name,
-  6,  fi__v1__envelope__number_ranges,
+  7,  fi__v1__envelope__number_ranges,
   (ProtobufCMessageInit) fi__v1__envelope__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__task_privacy__field_descriptors[8] =
+{
+  {
+    "clip",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, clip),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "noise_std",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, noise_std),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "report_clipped",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, report_clipped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "count_noise_std",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, count_noise_std),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "secure",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, secure),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sketch_dim",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, sketch_dim),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sketch_noise_std",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, sketch_noise_std),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sketch_seed",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__TaskPrivacy, sketch_seed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__task_privacy__field_indices_by_name[] = {
+  0,   /* field[0] = clip */
+  3,   /* field[3] = count_noise_std */
+  1,   /* field[1] = noise_std */
+  2,   /* field[2] = report_clipped */
+  4,   /* field[4] = secure */
+  5,   /* field[5] = sketch_dim */
+  6,   /* field[6] = sketch_noise_std */
+  7,   /* field[7] = sketch_seed */
+};
+static const ProtobufCIntRange fi__v1__task_privacy__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor fi__v1__task_privacy__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.TaskPrivacy",
+  "TaskPrivacy",
+  "Fi__V1__TaskPrivacy",
+  "fi.v1",
+  sizeof(Fi__V1__TaskPrivacy),
+  8,
+  fi__v1__task_privacy__field_descriptors,
+  fi__v1__task_privacy__field_indices_by_name,
+  1,  fi__v1__task_privacy__number_ranges,
+  (ProtobufCMessageInit) fi__v1__task_privacy__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__upload_privacy__field_descriptors[5] =
+{
+  {
+    "has_clip_report",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__UploadPrivacy, has_clip_report),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "clip_report",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_FLOAT,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__UploadPrivacy, clip_report),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "epsilon",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__UploadPrivacy, epsilon),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "masked",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__UploadPrivacy, masked),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sketch",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__UploadPrivacy, sketch),
+    &fi__v1__tensor__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__upload_privacy__field_indices_by_name[] = {
+  1,   /* field[1] = clip_report */
+  2,   /* field[2] = epsilon */
+  0,   /* field[0] = has_clip_report */
+  3,   /* field[3] = masked */
+  4,   /* field[4] = sketch */
+};
+static const ProtobufCIntRange fi__v1__upload_privacy__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor fi__v1__upload_privacy__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.UploadPrivacy",
+  "UploadPrivacy",
+  "Fi__V1__UploadPrivacy",
+  "fi.v1",
+  sizeof(Fi__V1__UploadPrivacy),
+  5,
+  fi__v1__upload_privacy__field_descriptors,
+  fi__v1__upload_privacy__field_indices_by_name,
+  1,  fi__v1__upload_privacy__number_ranges,
+  (ProtobufCMessageInit) fi__v1__upload_privacy__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_keys__field_descriptors[5] =
+{
+  {
+    "round",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggKeys, round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cluster",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggKeys, cluster),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cipher_public",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggKeys, cipher_public),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mask_public",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggKeys, mask_public),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "samples",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggKeys, samples),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_keys__field_indices_by_name[] = {
+  2,   /* field[2] = cipher_public */
+  1,   /* field[1] = cluster */
+  3,   /* field[3] = mask_public */
+  0,   /* field[0] = round */
+  4,   /* field[4] = samples */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_keys__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_keys__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggKeys",
+  "SecAggKeys",
+  "Fi__V1__SecAggKeys",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggKeys),
+  5,
+  fi__v1__sec_agg_keys__field_descriptors,
+  fi__v1__sec_agg_keys__field_indices_by_name,
+  1,  fi__v1__sec_agg_keys__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_keys__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_peer__field_descriptors[4] =
+{
+  {
+    "node_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggPeer, node_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "index",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggPeer, index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cipher_public",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggPeer, cipher_public),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mask_public",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggPeer, mask_public),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_peer__field_indices_by_name[] = {
+  2,   /* field[2] = cipher_public */
+  1,   /* field[1] = index */
+  3,   /* field[3] = mask_public */
+  0,   /* field[0] = node_id */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_peer__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_peer__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggPeer",
+  "SecAggPeer",
+  "Fi__V1__SecAggPeer",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggPeer),
+  4,
+  fi__v1__sec_agg_peer__field_descriptors,
+  fi__v1__sec_agg_peer__field_indices_by_name,
+  1,  fi__v1__sec_agg_peer__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_peer__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_roster__field_descriptors[9] =
+{
+  {
+    "round",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "group",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, group),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "index",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, index),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "threshold",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, threshold),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "neighbours",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__SecAggRoster, n_neighbours),
+    offsetof(Fi__V1__SecAggRoster, neighbours),
+    &fi__v1__sec_agg_peer__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "weight",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, weight),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "step",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, step),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "bound",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, bound),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "length",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRoster, length),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_roster__field_indices_by_name[] = {
+  7,   /* field[7] = bound */
+  1,   /* field[1] = group */
+  2,   /* field[2] = index */
+  8,   /* field[8] = length */
+  4,   /* field[4] = neighbours */
+  0,   /* field[0] = round */
+  6,   /* field[6] = step */
+  3,   /* field[3] = threshold */
+  5,   /* field[5] = weight */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_roster__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_roster__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggRoster",
+  "SecAggRoster",
+  "Fi__V1__SecAggRoster",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggRoster),
+  9,
+  fi__v1__sec_agg_roster__field_descriptors,
+  fi__v1__sec_agg_roster__field_indices_by_name,
+  1,  fi__v1__sec_agg_roster__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_roster__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_share__field_descriptors[2] =
+{
+  {
+    "peer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggShare, peer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ciphertext",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggShare, ciphertext),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_share__field_indices_by_name[] = {
+  1,   /* field[1] = ciphertext */
+  0,   /* field[0] = peer */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_share__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_share__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggShare",
+  "SecAggShare",
+  "Fi__V1__SecAggShare",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggShare),
+  2,
+  fi__v1__sec_agg_share__field_descriptors,
+  fi__v1__sec_agg_share__field_indices_by_name,
+  1,  fi__v1__sec_agg_share__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_share__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_shares__field_descriptors[3] =
+{
+  {
+    "round",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggShares, round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "group",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggShares, group),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shares",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__SecAggShares, n_shares),
+    offsetof(Fi__V1__SecAggShares, shares),
+    &fi__v1__sec_agg_share__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_shares__field_indices_by_name[] = {
+  1,   /* field[1] = group */
+  0,   /* field[0] = round */
+  2,   /* field[2] = shares */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_shares__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_shares__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggShares",
+  "SecAggShares",
+  "Fi__V1__SecAggShares",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggShares),
+  3,
+  fi__v1__sec_agg_shares__field_descriptors,
+  fi__v1__sec_agg_shares__field_indices_by_name,
+  1,  fi__v1__sec_agg_shares__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_shares__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_unmask__field_descriptors[4] =
+{
+  {
+    "round",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggUnmask, round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "group",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggUnmask, group),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "survivors",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Fi__V1__SecAggUnmask, n_survivors),
+    offsetof(Fi__V1__SecAggUnmask, survivors),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "dropped",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Fi__V1__SecAggUnmask, n_dropped),
+    offsetof(Fi__V1__SecAggUnmask, dropped),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_unmask__field_indices_by_name[] = {
+  3,   /* field[3] = dropped */
+  1,   /* field[1] = group */
+  0,   /* field[0] = round */
+  2,   /* field[2] = survivors */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_unmask__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_unmask__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggUnmask",
+  "SecAggUnmask",
+  "Fi__V1__SecAggUnmask",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggUnmask),
+  4,
+  fi__v1__sec_agg_unmask__field_descriptors,
+  fi__v1__sec_agg_unmask__field_indices_by_name,
+  1,  fi__v1__sec_agg_unmask__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_unmask__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_revealed_share__field_descriptors[4] =
+{
+  {
+    "owner",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRevealedShare, owner),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "self_mask",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRevealedShare, self_mask),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "x",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRevealedShare, x),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "y",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggRevealedShare, y),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_revealed_share__field_indices_by_name[] = {
+  0,   /* field[0] = owner */
+  1,   /* field[1] = self_mask */
+  2,   /* field[2] = x */
+  3,   /* field[3] = y */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_revealed_share__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_revealed_share__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggRevealedShare",
+  "SecAggRevealedShare",
+  "Fi__V1__SecAggRevealedShare",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggRevealedShare),
+  4,
+  fi__v1__sec_agg_revealed_share__field_descriptors,
+  fi__v1__sec_agg_revealed_share__field_indices_by_name,
+  1,  fi__v1__sec_agg_revealed_share__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_revealed_share__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor fi__v1__sec_agg_reveal__field_descriptors[3] =
+{
+  {
+    "round",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggReveal, round),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "group",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Fi__V1__SecAggReveal, group),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "shares",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Fi__V1__SecAggReveal, n_shares),
+    offsetof(Fi__V1__SecAggReveal, shares),
+    &fi__v1__sec_agg_revealed_share__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned fi__v1__sec_agg_reveal__field_indices_by_name[] = {
+  1,   /* field[1] = group */
+  0,   /* field[0] = round */
+  2,   /* field[2] = shares */
+};
+static const ProtobufCIntRange fi__v1__sec_agg_reveal__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor fi__v1__sec_agg_reveal__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "fi.v1.SecAggReveal",
+  "SecAggReveal",
+  "Fi__V1__SecAggReveal",
+  "fi.v1",
+  sizeof(Fi__V1__SecAggReveal),
+  3,
+  fi__v1__sec_agg_reveal__field_descriptors,
+  fi__v1__sec_agg_reveal__field_indices_by_name,
+  1,  fi__v1__sec_agg_reveal__number_ranges,
+  (ProtobufCMessageInit) fi__v1__sec_agg_reveal__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue fi__v1__dtype__enum_values_by_number[4] =

@@ -55,6 +55,10 @@ final class DeviceSession: @unchecked Sendable {  // safe: only touched on the h
     /// Waits for a slot.
     var admitting = false
     var seq: UInt64 = 0
+    /// The current task's privacy stage (clip, noise, secure aggregation).
+    var privacyStage: DevicePrivacyStage?
+    /// Sends nothing more to its aggregator (fault injection, see `DeviceWorkerService.Options.afterSharing`).
+    var silent = false
 
     init(slot: Int, device: VirtualDevice, manager: Socket) {
         self.slot = slot; self.device = device; self.manager = manager
@@ -68,6 +72,7 @@ final class DeviceSession: @unchecked Sendable {  // safe: only touched on the h
     }
 
     func sendToAggregator(_ body: Body) {
+        guard !silent else { return }
         seq += 1
         try? aggregator?.send(Envelope(sender: nodeId, seq: seq, body: body), dontWait: true)
     }

@@ -30,6 +30,9 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         public var echo = false
         public var experiment: Experiment
         public var quiet = false
+        /// Called on the loop after a device sent its secure-aggregation shares for a round (wire); false: the device
+        /// falls silent there (fault injection: `device-worker --exit-after-sharing`, a device dropping mid-round).
+        public var afterSharing: (@Sendable (UInt64) -> Bool)?
         public init(manager: String, model: String, data: String, experiment: Experiment) {
             self.manager = manager; self.model = model; self.data = data; self.experiment = experiment
         }
@@ -207,6 +210,8 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         case .round(let r):
             if r.round > (s.announcement?.round ?? 0) || s.announcement == nil { s.announcement = r }
             if let u = s.upload, u.round < r.round { s.upload = nil; release(s) }
+            // The task again: the aggregator is still waiting for this device's keys.
+            if let p = s.privacyStage, p.wire == r.modelVersion, p.sharesMessage == nil, let k = p.keysMessage { s.sendToAggregator(k) }
         case .model(let m):
             let key = HeldModel.Key(sender: env.sender, version: m.modelVersion, cluster: m.cluster)
             if let held = recentModels[key] {
@@ -231,10 +236,44 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
                 if !a.accepted { log(.warn, "rejected", s, "round \(a.round): \(a.reason)") }
                 release(s)
             }
+        case .secAggRoster(let m):
+            secure(s, "roster") { try $0.roster(m) }
+            if s.privacyStage?.sharesMessage != nil, options.afterSharing?(m.round) == false { s.silent = true }
+        case .secAggShares(let m):
+            secure(s, "shares") { try $0.shares(m); return nil }
+            sendMaskedUpload(s)
+        case .secAggUnmask(let m):
+            secure(s, "unmask") { try $0.unmask(m) }
         default:
             break
         }
         maybeWork(s)
+    }
+
+    /// One secure-aggregation step of `s`'s current task; its reply (if any) goes to the aggregator.
+    func secure(_ s: DeviceSession, _ step: String, _ body: (DevicePrivacyStage) throws -> Body?) {
+        guard let p = s.privacyStage else { return }
+        do { if let reply = try body(p) { s.sendToAggregator(reply) } } catch {
+            log(.warn, "secagg", s, "round \(p.wire) \(step): \(error)")
+        }
+    }
+
+    /// The masked input, once training is done and the shares are in.
+    func sendMaskedUpload(_ s: DeviceSession) {
+        guard let p = s.privacyStage else { return }
+        do { if let body = try p.maskedUpload() { sendUpload(s, body) } } catch {
+            log(.error, "secagg", s, "round \(p.wire): cannot mask the update: \(error)")
+        }
+    }
+
+    /// An update to the aggregator, resent until it is acknowledged.
+    func sendUpload(_ s: DeviceSession, _ body: UpdateUpload) {
+        guard !s.silent else { return }
+        s.seq += 1
+        let env = Envelope(sender: s.nodeId, seq: s.seq, body: .update(body))
+        s.upload = (body.round, env, Self.now())
+        uploadsSent += 1
+        try? s.aggregator?.send(env, dontWait: true)
     }
 
     /// Starts at most one job for `s`: training for an announced round it is in (when a slot is free), else a pending
@@ -294,23 +333,31 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         let start = s.device
         let layout = base?.layout ?? held[0].layout
         let cost = self.cost, seed = options.experiment.seed
+        let stage = r.privacy.map { DevicePrivacyStage(wire: r.modelVersion, task: $0, device: s.nodeId) }
+        s.privacyStage = stage
+        let privacy = stage?.settings
+        // Secure aggregation groups devices by the model they train: advertise now, or (IFCA) once the choice is made.
+        if held.count == 1, let k = stage?.keys(cluster: r.cluster, samples: 0) { s.sendToAggregator(k) }
         pool.submit { [self] trainer in
-            let result = Result { () throws -> (UpdateUpload, UpdateEncoder) in
+            let result = Result { () throws -> (UpdateUpload, [Float]?, UpdateEncoder) in
                 if let problem = mismatch(held, layout) { throw HostError.badOption("global adapter: \(problem)") }
                 var device = start
-                let up = try device.train(task, trainer: trainer, data: try loadData(device.partition), cost: cost, experimentSeed: seed, layout: layout)
-                return (up, device.encoder)
+                let out = try device.train(task, trainer: trainer, data: try loadData(device.partition), cost: cost, experimentSeed: seed,
+                                           layout: layout, privacy: privacy)
+                return (out.upload, out.secureInput, device.encoder)
             }
             loop.post { [self] in
                 s.busy = false
                 switch result {
-                case .success(let (body, encoder)):
+                case .success(let (body, secureInput, encoder)):
                     s.device.encoder = encoder
-                    s.seq += 1
-                    let env = Envelope(sender: s.nodeId, seq: s.seq, body: .update(body))
-                    s.upload = (r.round, env, Self.now())
-                    uploadsSent += 1
-                    try? s.aggregator?.send(env, dontWait: true)
+                    if let p = s.privacyStage, p.wire == r.modelVersion, p.client != nil, let x = secureInput {
+                        if held.count > 1, let k = p.keys(cluster: body.cluster, samples: 0) { s.sendToAggregator(k) }
+                        p.pending = (x, body)
+                        sendMaskedUpload(s)
+                    } else {
+                        sendUpload(s, body)
+                    }
                 case .failure(let error):
                     log(.error, "train", s, "round \(r.round): \(error)")
                     release(s)

@@ -36,9 +36,18 @@ public struct LocalTask: Sendable {
 
 extension VirtualDevice {
     /// Runs `task` on `trainer`: with several candidate models (IFCA) the one with the lowest loss on local data, then
-    /// local training, then the update's encoding. A privacy stage (clipping, noise) belongs between the two.
+    /// local training, then the update's encoding.
     public mutating func train(_ task: LocalTask, trainer: any LocalTrainer, data: DeviceData, cost: any EdgeCostModel,
                                experimentSeed: UInt64, layout: ParameterLayout) throws -> UpdateUpload {
+        try train(task, trainer: trainer, data: data, cost: cost, experimentSeed: experimentSeed, layout: layout, privacy: nil).upload
+    }
+
+    /// `train` with the task's privacy stage between training and encoding: the delta is clipped (and noised) with
+    /// fresh system entropy; the clip report and sketch go in the upload. Under secure aggregation nothing is encoded:
+    /// `secureInput` (the delta, then the clip report) is what the device masks once its shares are in.
+    public mutating func train(_ task: LocalTask, trainer: any LocalTrainer, data: DeviceData, cost: any EdgeCostModel,
+                               experimentSeed: UInt64, layout: ParameterLayout,
+                               privacy: DevicePrivacy?) throws -> (upload: UpdateUpload, secureInput: [Float]?) {
         precondition(!task.models.isEmpty, "a task names at least one model")
         let seed = trainingSeed(experiment: experimentSeed, wire: task.round)
         var chosen = task.models[0]
@@ -46,11 +55,23 @@ extension VirtualDevice {
             let losses = try task.models.map { try trainer.trainingLoss($0.parameters, data: data, seed: seed) }
             chosen = task.models[ifcaAssign(losses: losses) ?? 0]
         }
-        let out = try trainer.train(from: chosen.parameters, data: data, settings: task.settings, seed: seed)
-        let delta = encoder.encode(out.delta, layout: layout)
-        return UpdateUpload(round: task.round, cluster: UInt32(max(0, chosen.cluster)), baseVersion: chosen.version, samples: UInt64(data.samples),
-                            trainLoss: out.loss, delta: delta, tier: .device,
-                            computeS: cost.computeSeconds(flops: out.flops, device: deviceOrdinal(id)))
+        var out = try trainer.train(from: chosen.parameters, data: data, settings: task.settings, seed: seed)
+        var released: (clipReport: Float?, sketch: [Float]?) = (nil, nil)
+        if let privacy {
+            var rng = ChaChaRandom(key: ChaChaRandom.freshKey(), nonce: 0)
+            released = privacy.privatise(&out.delta, using: &rng)
+        }
+        let secure = privacy?.secure == true
+        var upload = UpdateUpload(round: task.round, cluster: UInt32(max(0, chosen.cluster)), baseVersion: chosen.version,
+                                  samples: UInt64(data.samples), trainLoss: out.loss, delta: secure ? [] : encoder.encode(out.delta, layout: layout),
+                                  tier: .device, computeS: cost.computeSeconds(flops: out.flops, device: deviceOrdinal(id)))
+        // Under secure aggregation the clip report travels masked, with the delta; the sketch is released as it is.
+        let report = secure ? nil : released.clipReport
+        if report != nil || released.sketch != nil {
+            upload.privacy = UploadPrivacy(clipReport: report, sketch: released.sketch.map { Messages.Tensor(name: "sketch", shape: [$0.count], floats: $0) })
+        }
+        let secureInput = secure ? out.delta + (released.clipReport.map { [$0] } ?? []) : nil
+        return (upload, secureInput)
     }
 
     /// Validation loss of `parameters` (the model of round `round`) on the device's validation tokens.

@@ -38,7 +38,12 @@ extension Experiment {
     public func algorithm(role: TierRole, initial: GlobalModel) throws -> Algorithm {
         let rule = try combineRule()
         if federation.paradigm == "async" {
-            let scheduler = AsyncScheduler(strategy: try async.settings.rule(loraMode: loraMode), global: initial,
+            var rule = try async.settings.rule(loraMode: loraMode)
+            if let p = privacy, var buffer = rule as? FedBuff {
+                buffer.privacy = BufferPrivacy(settings: p)
+                rule = buffer
+            }
+            let scheduler = AsyncScheduler(strategy: rule, global: initial,
                                            validator: UpdateValidator(maxNorm: federation.strategy.name == "norm_bounded" ? federation.strategy.maxNorm : nil),
                                            stop: .appliedUpdates(federation.rounds * data.devices), lookahead: asyncLookahead())
             return .asynchronous(AsynchronousAlgorithm(scheduler: scheduler, settings: localSettings))
@@ -62,8 +67,9 @@ extension Experiment {
                                            reason: "a clustered hierarchy clusters in the cloud from sketches; IFCA's device choice runs flat only")
         }
         let fraction = role == .cloud ? 1 : federation.fraction
+        // DP at the first aggregation tier: flat aggregators and edges (the cloud combines already noised edge models).
         return .synchronous(SynchronousAlgorithm(policy: policy, config: config, initial: initial, settings: localSettings,
-                                                 fraction: fraction, minParticipants: 1, seed: seed))
+                                                 fraction: fraction, minParticipants: 1, seed: seed, privacy: role == .cloud ? nil : privacy))
     }
 
     /// Async lookahead: the shortest possible task (the fastest device's compute), so updates can be released while
@@ -93,6 +99,9 @@ extension Experiment {
                                   evalEvery: async.evalEvery > 0 ? async.evalEvery : data.devices, modelBytes: modelBytes,
                                   persistent: persistent, notes: notes)
         config.evalDevices = federation.evalDevices
+        if role == .cloud, let p = privacy {
+            config.cloudPrivacy = CloudPrivacy(settings: p, q: privacyPlan.q, edgeRoundsPerCloudRound: plan.kappa2)
+        }
         return (config, try algorithm(role: role, initial: initial), try costModel(role: role))
     }
 }

@@ -10,6 +10,8 @@ public enum ExperimentError: Error, Equatable, CustomStringConvertible {
     case wrongType(key: String, expected: String, got: String)
     case badValue(key: String, value: String, reason: String)
     case unknownKey(key: String, known: [String])
+    /// Two settings that cannot run together.
+    case conflict(keys: [String], reason: String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum ExperimentError: Error, Equatable, CustomStringConvertible {
         case let .wrongType(k, e, g): return "experiment key '\(k)' must be \(e), got \(g)"
         case let .badValue(k, v, r): return "experiment key '\(k)' = \(v) is invalid: \(r)"
         case let .unknownKey(k, known): return "unknown experiment key '\(k)'; known keys here: \(known.joined(separator: ", "))"
+        case let .conflict(keys, r): return "experiment keys \(keys.map { "'\($0)'" }.joined(separator: " and ")) cannot be combined: \(r)"
         }
     }
 }
@@ -116,6 +119,8 @@ public struct Experiment: Sendable, Equatable {
     /// `simulation: true`: `fi run` drives the round engine on the virtual clock (Simulation library) instead of
     /// starting the services: time is accounted from the scenario, not slept; the training is real.
     public var simulation = false
+    /// `privacy:` (clip, noise, accounting); see ExperimentPrivacy.swift.
+    public var privacy: PrivacySettings?
     /// Folder the file was read from: relative paths resolve against the working directory, not this.
     public var sourcePath: String?
 
@@ -151,7 +156,7 @@ public struct Experiment: Sendable, Equatable {
         let r = try Keys(top, path: "")
         var e = Experiment()
         try r.only(["name", "seed", "model", "data", "lora", "federation", "scenario", "clustered", "async", "lora_aggregation",
-                    "compression", "hierarchical", "simulation"])
+                    "compression", "hierarchical", "simulation", "privacy"])
         e.name = try r.string("name") ?? e.name
         e.seed = try r.uint("seed") ?? e.seed
         e.model = try r.string("model") ?? e.model
@@ -177,6 +182,7 @@ public struct Experiment: Sendable, Equatable {
         if let f = try r.section("federation") { try parseFederation(f, into: &e) }
         if let h = try r.section("hierarchical") { e.hierarchical = try HierarchicalSection.parse(h) }
         try parseParadigms(r, into: &e)
+        if let p = try r.section("privacy") { try parsePrivacy(p, into: &e) }
         if let s = r.raw("scenario") {
             if let path = s as? String {
                 e.scenario = try Experiment.loadScenario(path)
@@ -194,6 +200,7 @@ public struct Experiment: Sendable, Equatable {
             e.scenario = try Experiment.loadScenario(Experiment.defaultScenarioPath)
             e.scenarioName = Experiment.defaultScenarioPath
         }
+        try e.checkPrivacy()
         return e
     }
 }

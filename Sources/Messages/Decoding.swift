@@ -75,6 +75,11 @@ extension Envelope {
         case FI__V1__ENVELOPE__BODY_TOKEN: body = .token(TokenResult(c: try need(m.token)))
         case FI__V1__ENVELOPE__BODY_ERROR: body = .error(try InferenceError(c: need(m.error)))
         case FI__V1__ENVELOPE__BODY_PROBE: body = .probe(Probe(c: try need(m.probe)))
+        case FI__V1__ENVELOPE__BODY_SECAGG_KEYS: body = .secAggKeys(try SecAggKeys(c: need(m.secagg_keys)))
+        case FI__V1__ENVELOPE__BODY_SECAGG_ROSTER: body = .secAggRoster(try SecAggRoster(c: need(m.secagg_roster)))
+        case FI__V1__ENVELOPE__BODY_SECAGG_SHARES: body = .secAggShares(try SecAggShares(c: need(m.secagg_shares)))
+        case FI__V1__ENVELOPE__BODY_SECAGG_UNMASK: body = .secAggUnmask(try SecAggUnmask(c: need(m.secagg_unmask)))
+        case FI__V1__ENVELOPE__BODY_SECAGG_REVEAL: body = .secAggReveal(try SecAggReveal(c: need(m.secagg_reveal)))
         default: throw MessageError.missingBody
         }
         self.init(version: m.version, sender: readString(m.sender), seq: m.seq, timestampUs: m.timestamp_us,

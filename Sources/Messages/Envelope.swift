@@ -54,6 +54,11 @@ public enum Body: Sendable, Equatable {
     case token(TokenResult)
     case error(InferenceError)
     case probe(Probe)
+    case secAggKeys(SecAggKeys)
+    case secAggRoster(SecAggRoster)
+    case secAggShares(SecAggShares)
+    case secAggUnmask(SecAggUnmask)
+    case secAggReveal(SecAggReveal)
 
     /// The proto field name of this case, for logs.
     public var name: String {
@@ -77,6 +82,11 @@ public enum Body: Sendable, Equatable {
         case .token: "token"
         case .error: "error"
         case .probe: "probe"
+        case .secAggKeys: "secagg_keys"
+        case .secAggRoster: "secagg_roster"
+        case .secAggShares: "secagg_shares"
+        case .secAggUnmask: "secagg_unmask"
+        case .secAggReveal: "secagg_reveal"
         }
     }
 }
@@ -133,6 +143,11 @@ extension Envelope {
         case .token(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_TOKEN; p.pointee.token = m.c(arena)
         case .error(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_ERROR; p.pointee.error = m.c(arena)
         case .probe(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_PROBE; p.pointee.probe = m.c(arena)
+        case .secAggKeys(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_SECAGG_KEYS; p.pointee.secagg_keys = m.c(arena)
+        case .secAggRoster(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_SECAGG_ROSTER; p.pointee.secagg_roster = m.c(arena)
+        case .secAggShares(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_SECAGG_SHARES; p.pointee.secagg_shares = m.c(arena)
+        case .secAggUnmask(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_SECAGG_UNMASK; p.pointee.secagg_unmask = m.c(arena)
+        case .secAggReveal(let m): p.pointee.body_case = FI__V1__ENVELOPE__BODY_SECAGG_REVEAL; p.pointee.secagg_reveal = m.c(arena)
         }
         return p
     }

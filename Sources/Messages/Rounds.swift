@@ -29,13 +29,17 @@ public struct RoundAnnouncement: Sendable, Equatable {
     public var candidateClusters: [UInt32]
     /// Cloud → edge: relay per-device sketches this round.
     public var wantSketches: Bool
+    /// The device's privacy stage this round (nil: none).
+    public var privacy: TaskPrivacy?
 
     public init(round: UInt64, paradigm: Paradigm = .fedAvg, tier: Tier = .device, cluster: UInt32 = 0, localSteps: UInt32 = 0,
                 learningRate: Float = 0, participants: [String] = [], deadlineS: Double = 0, modelVersion: UInt64 = 0,
-                proximalMu: Float = 0, freezeA: Bool = false, candidateClusters: [UInt32] = [], wantSketches: Bool = false) {
+                proximalMu: Float = 0, freezeA: Bool = false, candidateClusters: [UInt32] = [], wantSketches: Bool = false,
+                privacy: TaskPrivacy? = nil) {
         self.round = round; self.paradigm = paradigm; self.tier = tier; self.cluster = cluster; self.localSteps = localSteps
         self.learningRate = learningRate; self.participants = participants; self.deadlineS = deadlineS; self.modelVersion = modelVersion
         self.proximalMu = proximalMu; self.freezeA = freezeA; self.candidateClusters = candidateClusters; self.wantSketches = wantSketches
+        self.privacy = privacy
     }
 
     init(c: UnsafeMutablePointer<Fi__V1__RoundAnnouncement>) throws {
@@ -46,7 +50,8 @@ public struct RoundAnnouncement: Sendable, Equatable {
                   localSteps: m.local_steps, learningRate: m.learning_rate,
                   participants: readStrings(m.participants, m.n_participants), deadlineS: m.deadline_s, modelVersion: m.model_version,
                   proximalMu: m.proximal_mu, freezeA: m.freeze_a != 0,
-                  candidateClusters: (0..<m.n_candidate_clusters).map { m.candidate_clusters[$0] }, wantSketches: m.want_sketches != 0)
+                  candidateClusters: (0..<m.n_candidate_clusters).map { m.candidate_clusters[$0] }, wantSketches: m.want_sketches != 0,
+                  privacy: try m.privacy.map { try TaskPrivacy(c: $0) })
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__RoundAnnouncement> {
@@ -58,6 +63,7 @@ public struct RoundAnnouncement: Sendable, Equatable {
         p.pointee.deadline_s = deadlineS; p.pointee.model_version = modelVersion
         p.pointee.proximal_mu = proximalMu; p.pointee.freeze_a = freezeA ? 1 : 0; p.pointee.want_sketches = wantSketches ? 1 : 0
         p.pointee.n_candidate_clusters = candidateClusters.count; p.pointee.candidate_clusters = arena.array(candidateClusters)
+        p.pointee.privacy = privacy.map { $0.c(arena) }
         return p
     }
 }
@@ -117,18 +123,21 @@ public struct UpdateUpload: Sendable, Equatable {
     public var tier: Tier
     /// Simulated compute time of the local work.
     public var computeS: Double
+    /// DP reports, the masked input of secure aggregation (nil: none).
+    public var privacy: UploadPrivacy?
 
     public init(round: UInt64, cluster: UInt32 = 0, baseVersion: UInt64 = 0, samples: UInt64 = 0, trainLoss: Float = 0,
-                delta: [Tensor] = [], tier: Tier = .device, computeS: Double = 0) {
+                delta: [Tensor] = [], tier: Tier = .device, computeS: Double = 0, privacy: UploadPrivacy? = nil) {
         self.round = round; self.cluster = cluster; self.baseVersion = baseVersion; self.samples = samples
-        self.trainLoss = trainLoss; self.delta = delta; self.tier = tier; self.computeS = computeS
+        self.trainLoss = trainLoss; self.delta = delta; self.tier = tier; self.computeS = computeS; self.privacy = privacy
     }
 
     init(c: UnsafeMutablePointer<Fi__V1__UpdateUpload>, _ ctx: inout DecodeContext) throws {
         let m = c.pointee
         self.init(round: m.round, cluster: m.cluster, baseVersion: m.base_version, samples: m.samples, trainLoss: m.train_loss,
                   delta: try readMessages(m.delta, m.n_delta, field: "UpdateUpload.delta") { try Tensor(c: $0, &ctx) },
-                  tier: try readEnum(m.tier.rawValue, field: "UpdateUpload.tier"), computeS: m.compute_s)
+                  tier: try readEnum(m.tier.rawValue, field: "UpdateUpload.tier"), computeS: m.compute_s,
+                  privacy: try m.privacy.map { try UploadPrivacy(c: $0, &ctx) })
     }
 
     func c(_ arena: Arena) -> UnsafeMutablePointer<Fi__V1__UpdateUpload> {
@@ -137,6 +146,7 @@ public struct UpdateUpload: Sendable, Equatable {
         p.pointee.samples = samples; p.pointee.train_loss = trainLoss
         p.pointee.n_delta = delta.count; p.pointee.delta = arena.messages(delta) { $0.c(arena) }
         p.pointee.tier = Fi__V1__Tier(rawValue: tier.rawValue); p.pointee.compute_s = computeS
+        p.pointee.privacy = privacy.map { $0.c(arena) }
         return p
     }
 }

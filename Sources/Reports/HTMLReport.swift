@@ -43,7 +43,7 @@ public enum HTMLReport {
 
     static func summaryTable(_ runs: [Run]) -> String {
         var s = "<h2>Summary</h2>\n<table class=\"summary\"><tr><th>paradigm</th><th>rounds</th><th>final mean val loss</th>"
-        s += "<th>bytes up</th><th>bytes down</th><th>participants / round</th><th>dropped</th><th>sim time</th><th>wall time</th><th>ARI</th></tr>\n"
+        s += "<th>bytes up</th><th>bytes down</th><th>participants / round</th><th>dropped</th><th>sim time</th><th>wall time</th><th>ARI</th><th>ε (δ)</th></tr>\n"
         for run in runs {
             let last = run.meanValLoss().last?.y
             let bytes = run.bytesByTier().values.reduce((0, 0)) { ($0.0 + $1.up, $0.1 + $1.down) }
@@ -57,7 +57,9 @@ public enum HTMLReport {
             s += "<tr><td>\(htmlEscape(run.paradigm))</td><td>\(rounds)</td><td>\(last.map { String(format: "%.4f", $0) } ?? "–")</td>"
             s += "<td>\(byteString(bytes.0))</td><td>\(byteString(bytes.1))</td><td>\(String(format: "%.1f", avgPart))</td>"
             s += "<td>\(run.records.map(\.dropped).reduce(0, +))</td><td>\(durationString(sim))</td><td>\(durationString(wall))</td>"
-            s += "<td>\(run.summary?.ari.map { String(format: "%.3f", $0) } ?? "–")</td></tr>\n"
+            s += "<td>\(run.summary?.ari.map { String(format: "%.3f", $0) } ?? "–")</td>"
+            let eps = run.records.compactMap(\.epsilon).max()
+            s += "<td>\(eps.map { String(format: "%.3f", $0) + " (\(htmlEscape(run.summary?.notes["dp_delta"] ?? "?")))" } ?? "–")</td></tr>\n"
         }
         return s + "</table>\n"
     }
@@ -91,6 +93,12 @@ public enum HTMLReport {
         if !train.isEmpty {
             s += "<figure>" + LineChart(title: "\(run.paradigm): training loss by round", xLabel: "round",
                                         yLabel: "training loss", series: train).svg() + "</figure>\n"
+        }
+        let eps = run.records.filter { $0.epsilon != nil }.sorted { $0.round < $1.round }
+        if !eps.isEmpty {
+            let pts = eps.map { (x: Double($0.round), y: $0.epsilon!) }
+            s += "<figure>" + LineChart(title: "\(run.paradigm): privacy spent (ε at δ = \(run.summary?.notes["dp_delta"] ?? "?"))", xLabel: "round",
+                                        yLabel: "ε", series: [Series(name: "ε", points: pts, color: paletteColor(0))]).svg() + "</figure>\n"
         }
         if let a = run.assignments() {
             let shown = a.devices.count < a.totalDevices ? " (\(a.devices.count) of \(a.totalDevices) devices)" : ""

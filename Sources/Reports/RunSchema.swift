@@ -38,21 +38,25 @@ public struct MetricRecord: Codable, Sendable, Equatable {
     public var clusters: [String: Int]?
     /// Hierarchical edge-tier records: which edge aggregator (ordinal) this is.
     public var edge: Int?
+    /// Differential privacy: ε spent so far, at the run's δ (summary notes `dp_delta`).
+    public var epsilon: Double?
 
     public init(round: Int, paradigm: String? = nil, tier: Tier, cluster: Int? = nil,
                 trainLoss: Double? = nil, valLoss: [String: Double] = [:],
                 bytesUp: Int = 0, bytesDown: Int = 0, participants: Int = 0, dropped: Int = 0,
-                wallSeconds: Double = 0, simTimeSeconds: Double = 0, clusters: [String: Int]? = nil, edge: Int? = nil) {
+                wallSeconds: Double = 0, simTimeSeconds: Double = 0, clusters: [String: Int]? = nil, edge: Int? = nil,
+                epsilon: Double? = nil) {
         self.round = round; self.paradigm = paradigm; self.tier = tier; self.cluster = cluster
         self.trainLoss = trainLoss; self.valLoss = valLoss
         self.bytesUp = bytesUp; self.bytesDown = bytesDown
         self.participants = participants; self.dropped = dropped
         self.wallSeconds = wallSeconds; self.simTimeSeconds = simTimeSeconds; self.clusters = clusters
         self.edge = edge
+        self.epsilon = epsilon
     }
 
     enum CodingKeys: String, CodingKey {
-        case round, paradigm, tier, cluster, clusters, edge
+        case round, paradigm, tier, cluster, clusters, edge, epsilon
         case trainLoss = "train_loss", valLoss = "val_loss"
         case bytesUp = "bytes_up", bytesDown = "bytes_down"
         case participants, dropped
@@ -76,6 +80,7 @@ public struct MetricRecord: Codable, Sendable, Equatable {
         simTimeSeconds = try c.decodeIfPresent(Double.self, forKey: .simTimeSeconds) ?? 0
         clusters = try c.decodeIfPresent([String: Int].self, forKey: .clusters)
         edge = try c.decodeIfPresent(Int.self, forKey: .edge)
+        epsilon = try c.decodeIfPresent(Double.self, forKey: .epsilon)
     }
 }
 

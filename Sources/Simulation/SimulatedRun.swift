@@ -309,6 +309,8 @@ public final class SimulatedRun {
             devices[i].answeredEval = wire
             pendingEvaluations.append((i, wire, p))
             deadlineTick(t + engine.config.deadlineS)
+        case .secAgg:
+            break  // a configuration conflict: simulated devices have no privacy stage (central DP runs in the engine)
         }
     }
 

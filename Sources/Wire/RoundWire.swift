@@ -57,6 +57,16 @@ public final class RoundWire {
         case .update(let u): return .upload(from: env.sender, upload(u, bytes: bytes))
         case .modelRequest: return .modelRequest(from: env.sender)
         case .evalResult(let r): return .evaluation(from: env.sender, UpdateWire.evaluation(r))
+        case .secAggKeys(let k):
+            return .secAgg(from: env.sender, .keys(wire: k.round, cluster: Int(k.cluster), keys: SecAggPublicKeys(cipher: k.cipherPublic, mask: k.maskPublic),
+                                                   samples: Int(clamping: k.samples)), bytes: bytes)
+        case .secAggShares(let m):
+            return .secAgg(from: env.sender, .shares(wire: m.round, group: Int(m.group), m.shares.map { SecAggCiphertext(peer: $0.peer, bytes: $0.ciphertext) }),
+                           bytes: bytes)
+        case .secAggReveal(let m):
+            return .secAgg(from: env.sender, .reveal(wire: m.round, group: Int(m.group), m.shares.map {
+                SecAggRevealedShare(owner: $0.owner, selfMask: $0.selfMask, share: Shamir.Share(x: UInt8($0.x), y: $0.y))
+            }), bytes: bytes)
         default: return nil
         }
     }
@@ -99,7 +109,12 @@ public final class RoundWire {
                                         cluster: UInt32(max(0, t.cluster)), localSteps: UInt32(t.settings.steps),
                                         learningRate: t.settings.learningRate, participants: [id], deadlineS: deadlineS, modelVersion: t.wire,
                                         proximalMu: t.settings.proximalMu, freezeA: t.settings.freezeA,
-                                        candidateClusters: t.chooseByLoss ? t.models.map { UInt32($0) } : [], wantSketches: t.sketches)
+                                        candidateClusters: t.chooseByLoss ? t.models.map { UInt32($0) } : [], wantSketches: t.sketches,
+                                        privacy: t.privacy.map {
+                                            TaskPrivacy(clip: $0.clip, noiseStd: $0.noiseStd, reportClipped: $0.reportClipped,
+                                                        countNoiseStd: $0.countNoiseStd, secure: $0.secure, sketchDim: UInt32($0.sketch?.dimension ?? 0),
+                                                        sketchNoiseStd: $0.sketch?.noiseStd ?? 0, sketchSeed: $0.sketch?.seed ?? 0)
+                                        })
             out.append(envelope(.round(ann)).encodeFrames())
             if models { for c in t.models { if let p = ms[c] { out.append(model(p, wire: t.wire, cluster: c)) } } }
         case .evaluate(let w, let c, let ms, let map):
@@ -108,8 +123,25 @@ public final class RoundWire {
             let ordered = ms.sorted { $0.key < $1.key }.map { model($0.value, wire: w, cluster: $0.key) }
             // A device gets the model before the request; an edge the request first (it collects the models it lacks).
             out += map == nil ? (models ? ordered : []) + [request] : [request] + (models ? ordered : [])
+        case .secAgg(let m):
+            out.append(envelope(secAggBody(m)).encodeFrames())
         }
         return out
+    }
+
+    func secAggBody(_ m: SecAggOutbound) -> Body {
+        switch m {
+        case .roster(let a):
+            return .secAggRoster(SecAggRoster(round: a.wire, group: UInt32(a.group), index: UInt32(a.index), threshold: UInt32(a.threshold),
+                                              neighbours: a.neighbours.map {
+                                                  SecAggPeer(nodeId: $0.id, index: UInt32($0.index), cipherPublic: $0.keys.cipher, maskPublic: $0.keys.mask)
+                                              },
+                                              weight: a.weight, step: a.fixedPoint.step, bound: a.fixedPoint.bound, length: UInt32(a.length)))
+        case .shares(let w, let g, let cts):
+            return .secAggShares(SecAggShares(round: w, group: UInt32(g), shares: cts.map { ($0.peer, $0.bytes) }))
+        case .unmask(let w, let g, let survivors, let dropped):
+            return .secAggUnmask(SecAggUnmask(round: w, group: UInt32(g), survivors: survivors, dropped: dropped))
+        }
     }
 
     func clusterMap(_ map: [String: Int], wire: UInt64, edge: String) -> ClusterMap {
@@ -143,9 +175,10 @@ public final class RoundWire {
     /// An edge's message to its cloud (a relayed sketch or evaluation goes with the device as sender).
     public func upstream(_ m: UpstreamOutbound) -> Envelope {
         switch m {
-        case .contribution(let w, let c, let samples, let loss, let delta, let computeS):
+        case .contribution(let w, let c, let samples, let loss, let delta, let computeS, let epsilon):
             return envelope(.update(UpdateUpload(round: w, cluster: UInt32(c), baseVersion: w, samples: UInt64(max(0, samples)), trainLoss: loss,
-                                                 delta: AdapterWire.tensors(delta, layout: layout), tier: .edge, computeS: computeS)))
+                                                 delta: AdapterWire.tensors(delta, layout: layout), tier: .edge, computeS: computeS,
+                                                 privacy: epsilon.map { UploadPrivacy(epsilon: $0) })))
         case .sketch(let device, let w, let c, let v):
             return envelope(.update(UpdateUpload(round: w, cluster: UInt32(max(0, c)), baseVersion: w, samples: 0, trainLoss: .nan,
                                                  delta: [Messages.Tensor(name: "sketch", shape: [v.count], floats: v)], tier: .device, computeS: 0)),

@@ -79,6 +79,9 @@ public enum UpdateWire {
             } else {
                 delta = .failure(RejectedUpdate(device: "", kind: "bad_sketch", reason: "a sketch is one tensor of at most \(layout.count) values"))
             }
+        } else if let masked = u.privacy?.masked, !masked.isEmpty {
+            // Secure aggregation: the masked words go to the group's running sum (its server checks the length).
+            delta = .success([])
         } else if let problem = AdapterWire.mismatch(u.delta, layout: layout) {
             let total = u.delta.reduce(0) { $0 + ($1.elementCount ?? 0) }
             delta = .failure(RejectedUpdate(device: "", kind: total > layout.count ? "too_large" : "wrong_shape", reason: problem))
@@ -87,8 +90,11 @@ public enum UpdateWire {
                 delta = .failure(RejectedUpdate(device: "", kind: "undecodable", reason: "\(error)"))
             }
         }
+        let masked = u.privacy?.masked ?? []
         return Upload(kind: sketch ? .sketch : .update, wire: u.round, cluster: Int(u.cluster), baseWire: u.baseVersion,
-                      samples: Int(clamping: u.samples), loss: u.trainLoss, delta: delta, computeS: u.computeS, bytes: bytes)
+                      samples: Int(clamping: u.samples), loss: u.trainLoss, delta: delta, computeS: u.computeS, bytes: bytes,
+                      clipReport: u.privacy?.clipReport, masked: masked.isEmpty ? nil : masked, epsilon: u.privacy?.epsilon,
+                      sketch: u.privacy?.sketch.flatMap { try? $0.floats() })
     }
 }
 

@@ -31,6 +31,41 @@ private struct DomainFixture {
 
 final class ClusteredFederationTests: XCTestCase {
 
+    /// IFCA under secure aggregation: the seeding round sees sketches only. The k models start equal (no device's
+    /// delta is in them), the sketches' clusters hold for one round, then devices choose; a snapshot keeps that.
+    func testIFCASeededFromSketchesStartsEqualModelsAndAssignsOneRound() throws {
+        let devices = ["a", "b", "c", "d"]
+        var fed = try ClusteredFederation(devices: devices, initial: flatGlobal([Float](repeating: 0, count: 8)), mode: .ifca(k: 2),
+                                          config: ClusteredFederationConfig(warmupRounds: 1), trueLabels: ["a": "x", "b": "x", "c": "y", "d": "y"])
+        XCTAssertTrue(fed.seedsFromSketchesNext)
+        // Secure sums combine under the privacy stage (clipping only here), as in the engine.
+        let ledger = PrivacyLedger(settings: PrivacySettings(clip: 100, noiseMultiplier: 0, secure: SecAggSettings()))
+        fed.roundPrivacy = ledger.round(wire: 1, clusters: nil)
+        fed.acceptSum(cluster: 0, sum: [Double](repeating: 4, count: 8), devices: devices, samples: [1, 1, 1, 1], losses: [1, 1, 1, 1], unclipped: 0)
+        for (d, v) in [("a", [1, 0.1, 0]), ("b", [0.9, 0, 0.1]), ("c", [0, 1, -0.2]), ("d", [0.1, 0.9, -0.1])] as [(String, [Float])] {
+            fed.addClusteringPoint(device: d, vector: v)
+        }
+        _ = fed.closeRound()
+        XCTAssertEqual(fed.models.count, 2)
+        XCTAssertEqual(fed.models[0]?.parameters, fed.models[1]?.parameters, "no individual delta went into a seed")
+        XCTAssertEqual(fed.adjustedRandIndexAgainstTruth() ?? 0, 1, accuracy: 1e-12)
+        XCTAssertFalse(fed.devicesChoose, "the round after seeding trains the sketches' clusters")
+        var blobs: [String: [Float]] = [:]
+        let state = fed.snapshot(blobs: &blobs, prefix: "f/")
+        let back = try ClusteredFederation(restoring: try JSONDecoder().decode(ClusteredFederationSnapshot.self, from: JSONEncoder().encode(state)),
+                                           blobs: blobs, prefix: "f/", layout: .flat(8), mode: .ifca(k: 2), config: ClusteredFederationConfig(warmupRounds: 1))
+        XCTAssertFalse(back.devicesChoose)
+        fed.roundPrivacy = ledger.round(wire: 2, clusters: nil)
+        for c in [0, 1] {
+            let members = devices.filter { fed.cluster(of: $0) == c }
+            fed.acceptSum(cluster: c, sum: [Double](repeating: Double(c + 1), count: 8), devices: members, samples: members.map { _ in 1 },
+                          losses: members.map { _ in 1 }, unclipped: 0)
+        }
+        _ = fed.closeRound()
+        XCTAssertTrue(fed.devicesChoose)
+        XCTAssertNotEqual(fed.models[0]?.parameters, fed.models[1]?.parameters)
+    }
+
     func testSnapshotRestoresTheFederationAndRejectsOneThatDoesNotFit() throws {
         let f = DomainFixture()
         var fed = try ClusteredFederation(devices: f.devices, initial: flatGlobal([Float](repeating: 0, count: f.dim)),

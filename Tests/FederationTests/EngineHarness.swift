@@ -40,6 +40,10 @@ final class EngineHarness {
     var silent: Set<String> = []
     /// Uploads are answered in this order of devices (default: as sent).
     var pending: [(String, Outbound)] = []
+    /// Secure aggregation: each device's client, its privatised vector and its upload.
+    var secure: [String: (SecAggClient, [Float], Upload)] = [:]
+    var dropBeforeSharing: Set<String> = []
+    var dropAfterSharing: Set<String> = []
 
     init(_ engine: RoundEngine, devices: [ScriptedDevice]) {
         self.engine = engine
@@ -80,10 +84,51 @@ final class EngineHarness {
             var c = t.cluster
             if t.chooseByLoss { c = t.models.min { (d.loss(models[$0]!), $0) < (d.loss(models[$1]!), $1) }! }
             let model = models[c]!
+            var delta = d.delta(from: model)
+            var report: Float?
+            if let p = t.privacy {
+                var rng = ChaChaRandom(key: [UInt8](repeating: UInt8(deviceNumber(id) & 0xFF), count: 32), nonce: t.wire)
+                report = p.apply(&delta, using: &rng)
+            }
+            if t.privacy?.secure == true {
+                var rng = SeededRandom(seed: UInt64(deviceNumber(id)) &+ t.wire << 20)
+                let client = SecAggClient(id: id, wire: t.wire, using: &rng)
+                secure[id] = (client, delta + (report.map { [$0] } ?? []),
+                              Upload(wire: t.wire, cluster: c, baseWire: t.wire, samples: d.samples, loss: d.loss(model), delta: .success([]),
+                                     computeS: d.computeS, bytes: 100))
+                return .secAgg(from: id, .keys(wire: t.wire, cluster: c, keys: client.publicKeys, samples: d.samples), bytes: 80)
+            }
             return .upload(from: id, Upload(wire: t.wire, cluster: c, baseWire: t.wire, samples: d.samples, loss: d.loss(model),
-                                            delta: .success(d.delta(from: model)), computeS: d.computeS, bytes: 100))
+                                            delta: .success(delta), computeS: d.computeS, bytes: 100, clipReport: report))
         case .evaluate(let w, let c, let models, _):
             return .evaluation(from: id, Evaluation(wire: w, domain: d.domain, loss: d.loss(models[c]!), tokens: 10))
+        case .secAgg(let m):
+            return secureAnswer(id, m)
+        }
+    }
+
+    /// A scripted device's secure-aggregation step (nil: it says nothing, e.g. it dropped).
+    func secureAnswer(_ id: String, _ m: SecAggOutbound) -> EngineEvent? {
+        guard var (client, vector, upload) = secure[id] else { return nil }
+        defer { secure[id] = (client, vector, upload) }
+        var rng = SeededRandom(seed: UInt64(deviceNumber(id)) &+ 99)
+        switch m {
+        case .roster(let a):
+            guard client.assignment == nil, !dropBeforeSharing.contains(id) else { return nil }
+            let cts = try! client.share(a, using: &rng)
+            return .secAgg(from: id, .shares(wire: a.wire, group: a.group, cts.map { SecAggCiphertext(peer: $0.to, bytes: $0.ciphertext) }), bytes: 100)
+        case .shares(_, _, let cts):
+            guard !client.sharesReceived else { return nil }
+            try! client.receive(cts.map { ($0.peer, $0.bytes) })
+            guard !dropAfterSharing.contains(id) else { return nil }
+            let a = client.assignment!
+            var x = vector
+            if x.count < a.length { x += [Float](repeating: 0, count: a.length - x.count) }
+            upload.masked = try! client.mask(x)
+            return .upload(from: id, upload)
+        case .unmask(let w, let g, let survivors, let dropped):
+            guard let shares = try? client.reveal(survivors: survivors, dropped: dropped) else { return nil }
+            return .secAgg(from: id, .reveal(wire: w, group: g, shares), bytes: 100)
         }
     }
 
@@ -105,6 +150,9 @@ final class EngineHarness {
     var model: [Float] { engine.models[0]?.parameters ?? [] }
 }
 
+/// The number in a device id ("d7" → 7).
+func deviceNumber(_ id: String) -> Int { Int(id.filter(\.isNumber)) ?? 0 }
+
 func flatConfig(rounds: Int = 3, quorum: Int = 1, evaluate: Bool = true, paradigm: String = "fedavg", role: TierRole = .flat,
                 deadline: Double = 10, evalEvery: Int = 3, kappa2: Int = 1) -> EngineConfig {
     EngineConfig(id: "agg", role: role, paradigm: paradigm, rounds: rounds, quorum: quorum, deadlineS: deadline, heartbeatS: 1,
@@ -112,9 +160,9 @@ func flatConfig(rounds: Int = 3, quorum: Int = 1, evaluate: Bool = true, paradig
 }
 
 func syncAlgorithm(_ policy: SynchronousAlgorithm.Clusters = .single, rule: CombineRule = CombineRule(), dim: Int = 2,
-                   warmup: Int = 1, fraction: Double = 1, recluster: Int = 0) -> Algorithm {
+                   warmup: Int = 1, fraction: Double = 1, recluster: Int = 0, privacy: PrivacySettings? = nil) -> Algorithm {
     var config = ClusteredFederationConfig(warmupRounds: warmup, reclusterEvery: recluster, center: true)
     config.rule = rule
     return .synchronous(SynchronousAlgorithm(policy: policy, config: config, initial: flatGlobal([Float](repeating: 0, count: dim)),
-                                             settings: LocalSettings(steps: 1, learningRate: 0.1), fraction: fraction, seed: 3))
+                                             settings: LocalSettings(steps: 1, learningRate: 0.1), fraction: fraction, seed: 3, privacy: privacy))
 }

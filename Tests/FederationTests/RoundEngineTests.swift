@@ -41,7 +41,7 @@ final class RoundEngineTests: XCTestCase {
         XCTAssertEqual(h.records.last?.simTimeSeconds ?? 0, 3, accuracy: 1e-9)
         // Wires only grow: every task and evaluation a device saw has a higher number than the one before.
         let wires = h.sent.filter { $0.1 == "device-0" }.map { m -> UInt64 in
-            switch m.0 { case .task(let t, _): return t.wire; case .evaluate(let w, _, _, _): return w }
+            switch m.0 { case .task(let t, _): return t.wire; case .evaluate(let w, _, _, _): return w; case .secAgg: return 0 }
         }
         XCTAssertEqual(wires, wires.sorted())
         XCTAssertEqual(Set(wires).count, wires.count)

@@ -44,6 +44,21 @@ enum Samples {
         ("token", .token(TokenResult(requestId: "r1", token: 198, index: 4, done: true, text: "\n", plan: "vertical",
                                      stageSeconds: [0.01, 0.02]))),
         ("error", .error(InferenceError(requestId: "r1", code: .noRoute, message: "no stage node for layers 6..<12"))),
+        ("roundPrivate", .round(RoundAnnouncement(round: 5, modelVersion: 9, privacy: TaskPrivacy(clip: 0.5, noiseStd: 0.01, reportClipped: true,
+                                                                                                   countNoiseStd: 0.3, secure: true, sketchDim: 16,
+                                                                                                   sketchNoiseStd: 0.2, sketchSeed: 3)))),
+        ("updateMasked", .update(UpdateUpload(round: 5, cluster: 1, baseVersion: 9, samples: 640,
+                                              privacy: UploadPrivacy(clipReport: 0.75, epsilon: 2.5, masked: [1, 0xFFFF_FFFF, 7], sketch: adapter)))),
+        ("secAggKeys", .secAggKeys(SecAggKeys(round: 9, cluster: 1, cipherPublic: [UInt8](repeating: 1, count: 32),
+                                              maskPublic: [UInt8](repeating: 2, count: 32), samples: 640))),
+        ("secAggRoster", .secAggRoster(SecAggRoster(round: 9, group: 1, index: 2, threshold: 2,
+                                                    neighbours: [SecAggPeer(nodeId: "dev-1", index: 1, cipherPublic: [UInt8](repeating: 3, count: 32),
+                                                                            maskPublic: [UInt8](repeating: 4, count: 32))],
+                                                    weight: 0.5, step: 1e-7, bound: 2.5, length: 100))),
+        ("secAggShares", .secAggShares(SecAggShares(round: 9, group: 1, shares: [(peer: "dev-1", ciphertext: [UInt8](repeating: 5, count: 96))]))),
+        ("secAggUnmask", .secAggUnmask(SecAggUnmask(round: 9, group: 1, survivors: ["dev-1"], dropped: ["dev-3"]))),
+        ("secAggReveal", .secAggReveal(SecAggReveal(round: 9, group: 1, shares: [.init(owner: "dev-3", selfMask: true, x: 2,
+                                                                                        y: [UInt8](repeating: 6, count: 32))]))),
     ]
 
     static func envelope(_ body: Body, seq: UInt64 = 17) -> Envelope {

@@ -47,6 +47,14 @@ enum Fixtures {
                            rngState: 77, expectedS: 0.25, planSummary: "vertical dev-1[0,2)+cloud[2,12)")),
         .error(InferenceError(requestId: "r1", code: .noRoute, message: "no stage node for layers 6..<12")),
         .probe(Probe(id: 3, sentUs: 123_456, size: 4160, echo: true, padding: [UInt8](repeating: 0, count: 4096))),
+        .secAggKeys(SecAggKeys(round: 9, cluster: 1, cipherPublic: [UInt8](repeating: 1, count: 32), maskPublic: [UInt8](repeating: 2, count: 32), samples: 640)),
+        .secAggRoster(SecAggRoster(round: 9, group: 1, index: 2, threshold: 2,
+                                   neighbours: [SecAggPeer(nodeId: "dev-1", index: 1, cipherPublic: [UInt8](repeating: 3, count: 32),
+                                                           maskPublic: [UInt8](repeating: 4, count: 32))],
+                                   weight: 0.5, step: 1e-7, bound: 2.5, length: 100)),
+        .secAggShares(SecAggShares(round: 9, group: 1, shares: [(peer: "dev-1", ciphertext: [UInt8](repeating: 5, count: 96))])),
+        .secAggUnmask(SecAggUnmask(round: 9, group: 1, survivors: ["dev-1"], dropped: ["dev-3"])),
+        .secAggReveal(SecAggReveal(round: 9, group: 1, shares: [.init(owner: "dev-3", selfMask: false, x: 2, y: [UInt8](repeating: 6, count: 32))])),
     ]
 
     /// Exhaustive on purpose: a new Body or Telemetry case fails to compile here until the fixtures cover it.
@@ -74,12 +82,18 @@ enum Fixtures {
         case .token: "token"
         case .error: "error"
         case .probe: "probe"
+        case .secAggKeys: "secagg_keys"
+        case .secAggRoster: "secagg_roster"
+        case .secAggShares: "secagg_shares"
+        case .secAggUnmask: "secagg_unmask"
+        case .secAggReveal: "secagg_reveal"
         }
     }
 
     static let allCaseNames: Set<String> = ["register", "heartbeat", "leave", "assignment", "cluster_map", "snapshot_request",
                                              "round", "model", "model_request", "update", "ack", "eval_request", "eval_result",
-                                             "load", "channel", "metric", "event", "infer_request", "activation", "token", "error", "probe"]
+                                             "load", "channel", "metric", "event", "infer_request", "activation", "token", "error", "probe",
+                                             "secagg_keys", "secagg_roster", "secagg_shares", "secagg_unmask", "secagg_reveal"]
 }
 
 /// A telemetry proxy on loopback tcp for one test.

@@ -47,6 +47,16 @@ typedef struct Fi__V1__StageActivation Fi__V1__StageActivation;
 typedef struct Fi__V1__TokenResult Fi__V1__TokenResult;
 typedef struct Fi__V1__InferenceError Fi__V1__InferenceError;
 typedef struct Fi__V1__Envelope Fi__V1__Envelope;
+typedef struct Fi__V1__TaskPrivacy Fi__V1__TaskPrivacy;
+typedef struct Fi__V1__UploadPrivacy Fi__V1__UploadPrivacy;
+typedef struct Fi__V1__SecAggKeys Fi__V1__SecAggKeys;
+typedef struct Fi__V1__SecAggPeer Fi__V1__SecAggPeer;
+typedef struct Fi__V1__SecAggRoster Fi__V1__SecAggRoster;
+typedef struct Fi__V1__SecAggShare Fi__V1__SecAggShare;
+typedef struct Fi__V1__SecAggShares Fi__V1__SecAggShares;
+typedef struct Fi__V1__SecAggUnmask Fi__V1__SecAggUnmask;
+typedef struct Fi__V1__SecAggRevealedShare Fi__V1__SecAggRevealedShare;
+typedef struct Fi__V1__SecAggReveal Fi__V1__SecAggReveal;
 
 
 /* --- enums --- */
@@ -436,10 +446,17 @@ struct  Fi__V1__RoundAnnouncement
    * cloud -> edge: relay per-device sketches this round
    */
   protobuf_c_boolean want_sketches;
+  /*
+   * Issue 15 (privacy):
+   */
+  /*
+   * the device's privacy stage this round (absent: none)
+   */
+  Fi__V1__TaskPrivacy *privacy;
 };
 #define FI__V1__ROUND_ANNOUNCEMENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__round_announcement__descriptor) \
-    , 0, FI__V1__PARADIGM__PARADIGM_UNSPECIFIED, FI__V1__TIER__TIER_UNSPECIFIED, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0 }
+    , 0, FI__V1__PARADIGM__PARADIGM_UNSPECIFIED, FI__V1__TIER__TIER_UNSPECIFIED, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0, NULL }
 
 
 struct  Fi__V1__ModelBroadcast
@@ -486,10 +503,14 @@ struct  Fi__V1__UpdateUpload
    * simulated compute time of the local work
    */
   double compute_s;
+  /*
+   * Issue 15 (privacy):
+   */
+  Fi__V1__UploadPrivacy *privacy;
 };
 #define FI__V1__UPDATE_UPLOAD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__update_upload__descriptor) \
-    , 0, 0, 0, 0, 0, 0,NULL, FI__V1__TIER__TIER_UNSPECIFIED, 0 }
+    , 0, 0, 0, 0, 0, 0,NULL, FI__V1__TIER__TIER_UNSPECIFIED, 0, NULL }
 
 
 struct  Fi__V1__UpdateAck
@@ -820,6 +841,11 @@ typedef enum {
   FI__V1__ENVELOPE__BODY_ACTIVATION = 41,
   FI__V1__ENVELOPE__BODY_TOKEN = 42,
   FI__V1__ENVELOPE__BODY_ERROR = 43,
+  FI__V1__ENVELOPE__BODY_SECAGG_KEYS = 70,
+  FI__V1__ENVELOPE__BODY_SECAGG_ROSTER = 71,
+  FI__V1__ENVELOPE__BODY_SECAGG_SHARES = 72,
+  FI__V1__ENVELOPE__BODY_SECAGG_UNMASK = 73,
+  FI__V1__ENVELOPE__BODY_SECAGG_REVEAL = 74,
   FI__V1__ENVELOPE__BODY_PROBE = 100
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(FI__V1__ENVELOPE__BODY__CASE)
 } Fi__V1__Envelope__BodyCase;
@@ -855,12 +881,256 @@ struct  Fi__V1__Envelope
     Fi__V1__StageActivation *activation;
     Fi__V1__TokenResult *token;
     Fi__V1__InferenceError *error;
+    /*
+     * Issue 15 (privacy): secure aggregation.
+     */
+    Fi__V1__SecAggKeys *secagg_keys;
+    Fi__V1__SecAggRoster *secagg_roster;
+    Fi__V1__SecAggShares *secagg_shares;
+    Fi__V1__SecAggUnmask *secagg_unmask;
+    Fi__V1__SecAggReveal *secagg_reveal;
     Fi__V1__Probe *probe;
   };
 };
 #define FI__V1__ENVELOPE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&fi__v1__envelope__descriptor) \
     , 0, (char *)protobuf_c_empty_string, 0, 0, 0, FI__V1__ENVELOPE__BODY__NOT_SET, {0} }
+
+
+/*
+ * What a task asks of the device's privacy stage, between local training and encoding.
+ */
+struct  Fi__V1__TaskPrivacy
+{
+  ProtobufCMessage base;
+  /*
+   * clip the update to this L2 norm
+   */
+  double clip;
+  /*
+   * then add N(0, noise_std^2) per coordinate (distributed DP)
+   */
+  double noise_std;
+  /*
+   * report whether it was unclipped (adaptive clipping)
+   */
+  protobuf_c_boolean report_clipped;
+  /*
+   * noise std on that report
+   */
+  double count_noise_std;
+  /*
+   * upload through secure aggregation: SecAggKeys first, then the masked input
+   */
+  protobuf_c_boolean secure;
+  /*
+   * clustering under secure aggregation: also send a noised random-projection sketch
+   */
+  uint32_t sketch_dim;
+  /*
+   * of the clipped update, with this noise per coordinate
+   */
+  double sketch_noise_std;
+  /*
+   * the projection's seed
+   */
+  uint64_t sketch_seed;
+};
+#define FI__V1__TASK_PRIVACY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__task_privacy__descriptor) \
+    , 0, 0, 0, 0, 0, 0, 0, 0 }
+
+
+struct  Fi__V1__UploadPrivacy
+{
+  ProtobufCMessage base;
+  protobuf_c_boolean has_clip_report;
+  /*
+   * device, adaptive clipping: 1 if unclipped else 0, plus noise
+   */
+  float clip_report;
+  /*
+   * edge -> cloud: epsilon its devices have spent (DP at the edge), 0 = none
+   */
+  double epsilon;
+  /*
+   * secure aggregation: the masked input, little-endian uint32 words
+   */
+  ProtobufCBinaryData masked;
+  /*
+   * the noised sketch asked for by TaskPrivacy.sketch_dim
+   */
+  Fi__V1__Tensor *sketch;
+};
+#define FI__V1__UPLOAD_PRIVACY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__upload_privacy__descriptor) \
+    , 0, 0, 0, {0,NULL}, NULL }
+
+
+/*
+ * Secure aggregation (SecAgg / SecAgg+: Bonawitz et al. 2017, Bell et al. 2020), per round and group:
+ *   device -> aggregator SecAggKeys; aggregator -> device SecAggRoster (its neighbours' keys);
+ *   device -> aggregator SecAggShares (encrypted Shamir shares for each neighbour); aggregator -> device SecAggShares
+ *   (those addressed to it); device -> aggregator UpdateUpload with privacy.masked; aggregator -> device SecAggUnmask;
+ *   device -> aggregator SecAggReveal. The aggregator learns only the group's sum.
+ */
+struct  Fi__V1__SecAggKeys
+{
+  ProtobufCMessage base;
+  /*
+   * the task's model_version
+   */
+  uint64_t round;
+  /*
+   * the model it trains (IFCA: its choice)
+   */
+  uint32_t cluster;
+  /*
+   * X25519 public key: encrypts the shares sent to it
+   */
+  ProtobufCBinaryData cipher_public;
+  /*
+   * X25519 public key: pairwise masks
+   */
+  ProtobufCBinaryData mask_public;
+  /*
+   * basis of its FedAvg weight
+   */
+  uint64_t samples;
+};
+#define FI__V1__SEC_AGG_KEYS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_keys__descriptor) \
+    , 0, 0, {0,NULL}, {0,NULL}, 0 }
+
+
+struct  Fi__V1__SecAggPeer
+{
+  ProtobufCMessage base;
+  char *node_id;
+  /*
+   * its Shamir point, 1..255
+   */
+  uint32_t index;
+  ProtobufCBinaryData cipher_public;
+  ProtobufCBinaryData mask_public;
+};
+#define FI__V1__SEC_AGG_PEER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_peer__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, {0,NULL}, {0,NULL} }
+
+
+struct  Fi__V1__SecAggRoster
+{
+  ProtobufCMessage base;
+  uint64_t round;
+  uint32_t group;
+  /*
+   * the receiver's own Shamir point
+   */
+  uint32_t index;
+  /*
+   * shares that recover one secret
+   */
+  uint32_t threshold;
+  size_t n_neighbours;
+  Fi__V1__SecAggPeer **neighbours;
+  /*
+   * multiply the update by this before encoding
+   */
+  double weight;
+  /*
+   * fixed-point step
+   */
+  double step;
+  /*
+   * clamp each weighted coordinate to +-bound first
+   */
+  double bound;
+  /*
+   * words of the masked vector
+   */
+  uint32_t length;
+};
+#define FI__V1__SEC_AGG_ROSTER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_roster__descriptor) \
+    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0 }
+
+
+struct  Fi__V1__SecAggShare
+{
+  ProtobufCMessage base;
+  /*
+   * device -> aggregator: the recipient; aggregator -> device: the sender
+   */
+  char *peer;
+  ProtobufCBinaryData ciphertext;
+};
+#define FI__V1__SEC_AGG_SHARE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_share__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+struct  Fi__V1__SecAggShares
+{
+  ProtobufCMessage base;
+  uint64_t round;
+  uint32_t group;
+  size_t n_shares;
+  Fi__V1__SecAggShare **shares;
+};
+#define FI__V1__SEC_AGG_SHARES__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_shares__descriptor) \
+    , 0, 0, 0,NULL }
+
+
+struct  Fi__V1__SecAggUnmask
+{
+  ProtobufCMessage base;
+  uint64_t round;
+  uint32_t group;
+  /*
+   * neighbours whose masked input arrived: reveal shares of their self-mask seeds
+   */
+  size_t n_survivors;
+  char **survivors;
+  /*
+   * neighbours that dropped: reveal shares of their mask secret keys
+   */
+  size_t n_dropped;
+  char **dropped;
+};
+#define FI__V1__SEC_AGG_UNMASK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_unmask__descriptor) \
+    , 0, 0, 0,NULL, 0,NULL }
+
+
+struct  Fi__V1__SecAggRevealedShare
+{
+  ProtobufCMessage base;
+  char *owner;
+  /*
+   * true: of the owner's self-mask seed; false: of its mask secret key
+   */
+  protobuf_c_boolean self_mask;
+  uint32_t x;
+  ProtobufCBinaryData y;
+};
+#define FI__V1__SEC_AGG_REVEALED_SHARE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_revealed_share__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, {0,NULL} }
+
+
+struct  Fi__V1__SecAggReveal
+{
+  ProtobufCMessage base;
+  uint64_t round;
+  uint32_t group;
+  size_t n_shares;
+  Fi__V1__SecAggRevealedShare **shares;
+};
+#define FI__V1__SEC_AGG_REVEAL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&fi__v1__sec_agg_reveal__descriptor) \
+    , 0, 0, 0,NULL }
 
 
 /* Fi__V1__Tensor methods */
@@ -1455,6 +1725,196 @@ Fi__V1__Envelope *
 void   fi__v1__envelope__free_unpacked
                      (Fi__V1__Envelope *message,
                       ProtobufCAllocator *allocator);
+/* Fi__V1__TaskPrivacy methods */
+void   fi__v1__task_privacy__init
+                     (Fi__V1__TaskPrivacy         *message);
+size_t fi__v1__task_privacy__get_packed_size
+                     (const Fi__V1__TaskPrivacy   *message);
+size_t fi__v1__task_privacy__pack
+                     (const Fi__V1__TaskPrivacy   *message,
+                      uint8_t             *out);
+size_t fi__v1__task_privacy__pack_to_buffer
+                     (const Fi__V1__TaskPrivacy   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__TaskPrivacy *
+       fi__v1__task_privacy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__task_privacy__free_unpacked
+                     (Fi__V1__TaskPrivacy *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__UploadPrivacy methods */
+void   fi__v1__upload_privacy__init
+                     (Fi__V1__UploadPrivacy         *message);
+size_t fi__v1__upload_privacy__get_packed_size
+                     (const Fi__V1__UploadPrivacy   *message);
+size_t fi__v1__upload_privacy__pack
+                     (const Fi__V1__UploadPrivacy   *message,
+                      uint8_t             *out);
+size_t fi__v1__upload_privacy__pack_to_buffer
+                     (const Fi__V1__UploadPrivacy   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__UploadPrivacy *
+       fi__v1__upload_privacy__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__upload_privacy__free_unpacked
+                     (Fi__V1__UploadPrivacy *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggKeys methods */
+void   fi__v1__sec_agg_keys__init
+                     (Fi__V1__SecAggKeys         *message);
+size_t fi__v1__sec_agg_keys__get_packed_size
+                     (const Fi__V1__SecAggKeys   *message);
+size_t fi__v1__sec_agg_keys__pack
+                     (const Fi__V1__SecAggKeys   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_keys__pack_to_buffer
+                     (const Fi__V1__SecAggKeys   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggKeys *
+       fi__v1__sec_agg_keys__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_keys__free_unpacked
+                     (Fi__V1__SecAggKeys *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggPeer methods */
+void   fi__v1__sec_agg_peer__init
+                     (Fi__V1__SecAggPeer         *message);
+size_t fi__v1__sec_agg_peer__get_packed_size
+                     (const Fi__V1__SecAggPeer   *message);
+size_t fi__v1__sec_agg_peer__pack
+                     (const Fi__V1__SecAggPeer   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_peer__pack_to_buffer
+                     (const Fi__V1__SecAggPeer   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggPeer *
+       fi__v1__sec_agg_peer__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_peer__free_unpacked
+                     (Fi__V1__SecAggPeer *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggRoster methods */
+void   fi__v1__sec_agg_roster__init
+                     (Fi__V1__SecAggRoster         *message);
+size_t fi__v1__sec_agg_roster__get_packed_size
+                     (const Fi__V1__SecAggRoster   *message);
+size_t fi__v1__sec_agg_roster__pack
+                     (const Fi__V1__SecAggRoster   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_roster__pack_to_buffer
+                     (const Fi__V1__SecAggRoster   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggRoster *
+       fi__v1__sec_agg_roster__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_roster__free_unpacked
+                     (Fi__V1__SecAggRoster *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggShare methods */
+void   fi__v1__sec_agg_share__init
+                     (Fi__V1__SecAggShare         *message);
+size_t fi__v1__sec_agg_share__get_packed_size
+                     (const Fi__V1__SecAggShare   *message);
+size_t fi__v1__sec_agg_share__pack
+                     (const Fi__V1__SecAggShare   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_share__pack_to_buffer
+                     (const Fi__V1__SecAggShare   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggShare *
+       fi__v1__sec_agg_share__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_share__free_unpacked
+                     (Fi__V1__SecAggShare *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggShares methods */
+void   fi__v1__sec_agg_shares__init
+                     (Fi__V1__SecAggShares         *message);
+size_t fi__v1__sec_agg_shares__get_packed_size
+                     (const Fi__V1__SecAggShares   *message);
+size_t fi__v1__sec_agg_shares__pack
+                     (const Fi__V1__SecAggShares   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_shares__pack_to_buffer
+                     (const Fi__V1__SecAggShares   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggShares *
+       fi__v1__sec_agg_shares__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_shares__free_unpacked
+                     (Fi__V1__SecAggShares *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggUnmask methods */
+void   fi__v1__sec_agg_unmask__init
+                     (Fi__V1__SecAggUnmask         *message);
+size_t fi__v1__sec_agg_unmask__get_packed_size
+                     (const Fi__V1__SecAggUnmask   *message);
+size_t fi__v1__sec_agg_unmask__pack
+                     (const Fi__V1__SecAggUnmask   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_unmask__pack_to_buffer
+                     (const Fi__V1__SecAggUnmask   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggUnmask *
+       fi__v1__sec_agg_unmask__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_unmask__free_unpacked
+                     (Fi__V1__SecAggUnmask *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggRevealedShare methods */
+void   fi__v1__sec_agg_revealed_share__init
+                     (Fi__V1__SecAggRevealedShare         *message);
+size_t fi__v1__sec_agg_revealed_share__get_packed_size
+                     (const Fi__V1__SecAggRevealedShare   *message);
+size_t fi__v1__sec_agg_revealed_share__pack
+                     (const Fi__V1__SecAggRevealedShare   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_revealed_share__pack_to_buffer
+                     (const Fi__V1__SecAggRevealedShare   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggRevealedShare *
+       fi__v1__sec_agg_revealed_share__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_revealed_share__free_unpacked
+                     (Fi__V1__SecAggRevealedShare *message,
+                      ProtobufCAllocator *allocator);
+/* Fi__V1__SecAggReveal methods */
+void   fi__v1__sec_agg_reveal__init
+                     (Fi__V1__SecAggReveal         *message);
+size_t fi__v1__sec_agg_reveal__get_packed_size
+                     (const Fi__V1__SecAggReveal   *message);
+size_t fi__v1__sec_agg_reveal__pack
+                     (const Fi__V1__SecAggReveal   *message,
+                      uint8_t             *out);
+size_t fi__v1__sec_agg_reveal__pack_to_buffer
+                     (const Fi__V1__SecAggReveal   *message,
+                      ProtobufCBuffer     *buffer);
+Fi__V1__SecAggReveal *
+       fi__v1__sec_agg_reveal__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   fi__v1__sec_agg_reveal__free_unpacked
+                     (Fi__V1__SecAggReveal *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Fi__V1__Tensor_Closure)
@@ -1553,6 +2013,36 @@ typedef void (*Fi__V1__InferenceError_Closure)
 typedef void (*Fi__V1__Envelope_Closure)
                  (const Fi__V1__Envelope *message,
                   void *closure_data);
+typedef void (*Fi__V1__TaskPrivacy_Closure)
+                 (const Fi__V1__TaskPrivacy *message,
+                  void *closure_data);
+typedef void (*Fi__V1__UploadPrivacy_Closure)
+                 (const Fi__V1__UploadPrivacy *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggKeys_Closure)
+                 (const Fi__V1__SecAggKeys *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggPeer_Closure)
+                 (const Fi__V1__SecAggPeer *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggRoster_Closure)
+                 (const Fi__V1__SecAggRoster *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggShare_Closure)
+                 (const Fi__V1__SecAggShare *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggShares_Closure)
+                 (const Fi__V1__SecAggShares *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggUnmask_Closure)
+                 (const Fi__V1__SecAggUnmask *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggRevealedShare_Closure)
+                 (const Fi__V1__SecAggRevealedShare *message,
+                  void *closure_data);
+typedef void (*Fi__V1__SecAggReveal_Closure)
+                 (const Fi__V1__SecAggReveal *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1597,6 +2087,16 @@ extern const ProtobufCMessageDescriptor fi__v1__stage_activation__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__token_result__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__inference_error__descriptor;
 extern const ProtobufCMessageDescriptor fi__v1__envelope__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__task_privacy__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__upload_privacy__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_keys__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_peer__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_roster__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_share__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_shares__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_unmask__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_revealed_share__descriptor;
+extern const ProtobufCMessageDescriptor fi__v1__sec_agg_reveal__descriptor;
 
 PROTOBUF_C__END_DECLS
 

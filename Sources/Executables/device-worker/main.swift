@@ -14,7 +14,8 @@ struct DeviceWorkerCommand: ParsableCommand {
     )
     static let knownFlags = ["--manager:endpoint", "--model", "--data", "--telemetry:endpoint", "--health:bool",
                              "--config", "--id", "--echo:bool", "--heartbeat-ms:int", "--quiet:bool",
-                             "--devices:int", "--trainers:int", "--upload-window:int"]
+                             "--devices:int", "--trainers:int", "--upload-window:int",
+                             "--exit-after-sharing:int"]
                              + CurveOptions.knownFlags
 
     @Option(help: "Cluster manager ROUTER.") var manager = "tcp://cluster-manager:5550"
@@ -30,6 +31,8 @@ struct DeviceWorkerCommand: ParsableCommand {
     @Option(name: .customLong("heartbeat-ms"), help: "Heartbeat interval.") var heartbeatMs = 1000
     @Flag(help: "Benchmarks: no model or data; answer each round with a tiny change of the adapter.") var echo = false
     @Flag(help: "Log only warnings.") var quiet = false
+    @Option(name: .customLong("exit-after-sharing"), help: ArgumentHelp("Fault injection: exit right after sending the secure-aggregation shares of the N-th secure round this device takes part in.", visibility: .hidden))
+    var exitAfterSharing: UInt64?
     @Flag(help: "Check the configuration and exit.") var health = false
     @OptionGroup var curve: CurveOptions
 
@@ -52,9 +55,27 @@ struct DeviceWorkerCommand: ParsableCommand {
         var o = DeviceWorkerService.Options(manager: manager, model: modelDir, data: data, experiment: experiment)
         o.id = id; o.telemetry = telemetry; o.heartbeatMs = heartbeatMs; o.echo = echo; o.quiet = quiet
         o.devices = devices; o.trainers = trainers; o.uploadWindow = uploadWindow
+        if let last = exitAfterSharing {
+            // A short grace so the shares leave the socket; then the process is gone, without goodbye.
+            let counter = SharingCounter()
+            o.afterSharing = { wire in
+                guard counter.count(wire) == last else { return true }
+                DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { _exit(0) }
+                return false
+            }
+        }
         let service = try DeviceWorkerService(o)
         service.start()
         while true { sleep(3600) }
+    }
+}
+
+/// Secure rounds this device shared in (called on the service loop only).
+final class SharingCounter: @unchecked Sendable {
+    var wires: [UInt64] = []
+    func count(_ wire: UInt64) -> UInt64 {
+        if !wires.contains(wire) { wires.append(wire) }
+        return UInt64(wires.count)
     }
 }
 

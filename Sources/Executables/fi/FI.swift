@@ -21,6 +21,7 @@ struct FI: AsyncParsableCommand {
             Infer.self,
             Keys.self,
             TestbedCommand.self,
+            PrivacyCommand.self,
         ]
     )
 }
@@ -36,6 +37,7 @@ struct Bench: AsyncParsableCommand {
             BenchPoisoning.self,
             BenchRouter.self,
             BenchInference.self,
+            BenchSecAgg.self,
         ]
     )
 }

@@ -18,18 +18,26 @@ public struct AsynchronousAlgorithm: FederatedAlgorithm {
     public var notes: [String: String] {
         ["async_mode": scheduler.strategy.name, "applied": "\(scheduler.accepted)", "rejected_async": "\(scheduler.rejected)",
          "lookahead_s": String(format: "%.3f", scheduler.lookahead), "version": "\(scheduler.global.version)"]
+            .merging(privacy?.notes ?? [:]) { $1 }
+    }
+
+    /// FedBuff's DP stage, if any.
+    public var privacy: BufferPrivacy? { (scheduler.strategy as? FedBuff)?.privacy }
+    var taskPrivacy: DevicePrivacy? {
+        guard let b = scheduler.strategy as? FedBuff, let p = b.privacy else { return nil }
+        return p.task(bufferSize: b.bufferSize)
     }
 
     /// The task (and its model) for a dispatch under wire `wire`.
     public mutating func task(for d: AsyncDispatch, wire: UInt64) -> (RoundTask, [Float]) {
         tasks[d.device] = (wire, d)
-        return (RoundTask(wire: wire, round: Int(d.sequence), cluster: 0, models: [0], settings: settings), scheduler.model(for: d))
+        return (RoundTask(wire: wire, round: Int(d.sequence), cluster: 0, models: [0], settings: settings, privacy: taskPrivacy), scheduler.model(for: d))
     }
 
     /// The open task of a device, for resends.
     public func openTask(of device: String) -> (RoundTask, [Float])? {
         guard let t = tasks[device] else { return nil }
-        return (RoundTask(wire: t.wire, cluster: 0, models: [0], settings: settings), scheduler.model(for: t.dispatch))
+        return (RoundTask(wire: t.wire, cluster: 0, models: [0], settings: settings, privacy: taskPrivacy), scheduler.model(for: t.dispatch))
     }
 
     public mutating func start(devices: [String]) -> [AsyncDispatch] { scheduler.start(devices: devices) }

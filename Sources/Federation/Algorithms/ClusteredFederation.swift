@@ -92,6 +92,8 @@ public struct ClusteredRound: Sendable, Equatable {
     public var naiveProductGaps: [Int: Double] = [:]
     /// Exact LoRA modes: clusters whose exact combine failed and kept the FedAvg mean, with why.
     public var combineErrors: [Int: String] = [:]
+    /// Under DP: what each aggregated cluster released.
+    public var privacy: [Int: PrivateRoundReport] = [:]
 }
 
 /// One GlobalModel per cluster, combined inside each cluster by the configured rule, clusters found from update
@@ -110,8 +112,13 @@ public struct ClusteredFederation: Sendable {
     public private(set) var completedRounds = 0
     public private(set) var reclusterings: [ReclusterEvent] = []
     private var nextClusterID: Int
+    /// IFCA seeded from sketches (no individual deltas): its k models start equal, so devices train the cluster the
+    /// sketches gave them until this many rounds are complete, and choose by loss after.
+    public private(set) var assignedUntil: Int?
     // The open round: one aggregate per cluster, and the deltas clustering will see (re-clustering rounds only).
     private var aggregates: [Int: RoundAggregate] = [:]
+    /// Under DP: how each cluster of the open round combines (set when the round opens).
+    public var roundPrivacy: RoundPrivacy?
     private var points: [String: ModelUpdate] = [:]
     private var rejectedThisRound: [RejectedUpdate] = []
 
@@ -153,7 +160,13 @@ public struct ClusteredFederation: Sendable {
     }
     /// IFCA after its warm-up: devices choose their model by loss.
     public var devicesChoose: Bool {
-        if case .ifca = mode { return completedRounds >= config.warmupRounds && models.count > 1 }
+        if case .ifca = mode { return completedRounds >= max(config.warmupRounds, assignedUntil ?? 0) && models.count > 1 }
+        return false
+    }
+
+    /// IFCA's next round seeds its models, and only sketches can reach it (secure aggregation).
+    public var seedsFromSketchesNext: Bool {
+        if case .ifca = mode { return reclusterDue(afterRound: completedRounds + 1) }
         return false
     }
     /// Updates accepted in the open round.
@@ -228,7 +241,7 @@ public struct ClusteredFederation: Sendable {
         if let r = check(update, cluster: cluster) { rejectedThisRound.append(r); return r }
         let c = cluster ?? assignment[update.device]!
         if cluster != nil, devicesChoose, assignment[update.device] != nil { assignment[update.device] = c }
-        var agg = aggregates[c] ?? RoundAggregate(rule: config.rule)
+        var agg = aggregates[c] ?? RoundAggregate(rule: config.rule, privacy: roundPrivacy?.combine(for: c))
         let tau = (models[c]?.version ?? 0) &- update.baseVersion
         agg.add(update, staleness: tau)
         aggregates[c] = agg
@@ -236,6 +249,16 @@ public struct ClusteredFederation: Sendable {
             points[update.device] = update
         }
         return nil
+    }
+
+    /// A secure-aggregation group's sum for `cluster`: its members' updates never reach the federation one by one.
+    /// Devices choosing their cluster (IFCA) join it.
+    public mutating func acceptSum(cluster c: Int, sum: [Double], devices: [String], samples: [Int], losses: [Float], unclipped: Double) {
+        guard models[c] != nil else { return }
+        if devicesChoose { for d in devices where assignment[d] != nil { assignment[d] = c } }
+        var agg = aggregates[c] ?? RoundAggregate(rule: config.rule, privacy: roundPrivacy?.combine(for: c))
+        agg.addSum(sum, devices: devices, samples: samples, losses: losses, unclipped: unclipped)
+        aggregates[c] = agg
     }
 
     /// A device's sketch (or delta) for this round's clustering, when its update reached the cluster through an edge.
@@ -247,7 +270,7 @@ public struct ClusteredFederation: Sendable {
     /// Ends the round: each cluster with accepted updates is combined and steps; then re-clusters when due.
     public mutating func closeRound() -> ClusteredRound {
         var results: [Int: AggregationResult] = [:]
-        var gaps: [Int: Double] = [:], errors: [Int: String] = [:]
+        var gaps: [Int: Double] = [:], errors: [Int: String] = [:], privacy: [Int: PrivateRoundReport] = [:]
         var bases: [Int: [Float]] = [:]
         for c in aggregates.keys.sorted() {
             guard var model = models[c], let agg = aggregates[c] else { continue }
@@ -261,6 +284,7 @@ public struct ClusteredFederation: Sendable {
             results[c] = combined.result
             if let g = combined.naiveProductGap { gaps[c] = g }
             if let e = combined.combineError { errors[c] = e }
+            if let p = combined.privacy { privacy[c] = p }
         }
         completedRounds += 1
         var event: ReclusterEvent? = nil
@@ -272,7 +296,8 @@ public struct ClusteredFederation: Sendable {
                                    clusterMap: assignment, ari: adjustedRandIndexAgainstTruth())
         round.naiveProductGaps = gaps
         round.combineErrors = errors
-        aggregates = [:]; points = [:]; rejectedThisRound = []
+        round.privacy = privacy
+        aggregates = [:]; points = [:]; rejectedThisRound = []; roundPrivacy = nil
         return round
     }
 
@@ -296,6 +321,8 @@ public struct ClusteredFederation: Sendable {
         let members = updates.map(\.device)
         guard members.count >= 2, k >= 2, let base = models[0] else { return nil }
         var points = updates.map(\.delta)
+        // Sketches, not deltas: the models start equal and the assignment holds for one round.
+        let blind = points.contains { $0.count != base.parameters.count }
         let d = points.map(\.count).max() ?? 0
         if config.sketchDimension > 0 && config.sketchDimension < d {
             points = RandomProjection(inputDimension: d, outputDimension: config.sketchDimension, seed: config.seed).project(points)
@@ -315,9 +342,10 @@ public struct ClusteredFederation: Sendable {
         }
         for (c, s) in seeds.enumerated() {
             var m = base
-            VectorMath.axpy(1, updates[s].delta, &m.parameters)
+            if !blind { VectorMath.axpy(1, updates[s].delta, &m.parameters) }
             models[c] = m
         }
+        if blind { assignedUntil = completedRounds + 1 }
         for i in 0..<n {
             var best = 0
             for c in seeds.indices where cos[i * n + seeds[c]] > cos[i * n + seeds[best]] { best = c }
@@ -432,6 +460,7 @@ public struct ClusteredFederationSnapshot: Codable, Sendable, Equatable {
     public var completedRounds: Int
     public var reclusterings: [ReclusterEvent]
     public var nextClusterID: Int
+    public var assignedUntil: Int?
 }
 
 extension ClusteredFederation {
@@ -443,7 +472,8 @@ extension ClusteredFederation {
             blobs["\(prefix)v/\(c)"] = o.v
         }
         return ClusteredFederationSnapshot(devices: devices, assignment: assignment, versions: models.mapValues(\.version),
-                                           completedRounds: completedRounds, reclusterings: reclusterings, nextClusterID: nextClusterID)
+                                           completedRounds: completedRounds, reclusterings: reclusterings, nextClusterID: nextClusterID,
+                                           assignedUntil: assignedUntil)
     }
 
     /// Rebuilds a federation from `snapshot`; every model must fit `layout` and every device's cluster must exist.
@@ -476,5 +506,6 @@ extension ClusteredFederation {
         completedRounds = s.completedRounds
         reclusterings = s.reclusterings
         nextClusterID = s.nextClusterID
+        assignedUntil = s.assignedUntil
     }
 }

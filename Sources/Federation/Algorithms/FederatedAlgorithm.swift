@@ -44,12 +44,15 @@ public struct SynchronousAlgorithm: FederatedAlgorithm {
     public let seed: UInt64
     public let settings: LocalSettings
     public internal(set) var federation: ClusteredFederation?
+    /// DP: the accountant, the clip and the noise key (nil: no privacy stage at this tier).
+    public internal(set) var privacy: PrivacyLedger?
     let initial: GlobalModel
 
     public init(policy: Clusters, config: ClusteredFederationConfig, initial: GlobalModel, settings: LocalSettings,
-                fraction: Double = 1, minParticipants: Int = 1, seed: UInt64 = 0) {
+                fraction: Double = 1, minParticipants: Int = 1, seed: UInt64 = 0, privacy: PrivacySettings? = nil) {
         self.policy = policy; self.config = config; self.initial = initial; self.settings = settings
         self.fraction = fraction; self.minParticipants = minParticipants; self.seed = seed
+        self.privacy = privacy.map { PrivacyLedger(settings: $0) }
     }
 
     public var name: String {
@@ -71,6 +74,7 @@ public struct SynchronousAlgorithm: FederatedAlgorithm {
 
     public var notes: [String: String] {
         var n: [String: String] = ["strategy": config.rule.strategy.name]
+        n.merge(privacy?.notes ?? [:]) { $1 }
         if config.rule.serverOptimizer.kind != .none { n["server_optimizer"] = config.rule.serverOptimizer.kind.rawValue }
         if let f = federation, policy != .single {
             n["clusters"] = f.clusterMap.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
@@ -133,11 +137,45 @@ public struct SynchronousAlgorithm: FederatedAlgorithm {
         let pool = available.filter { f.cluster(of: $0) != nil }
         let chosen = sampleDevices(pool, fraction: fraction, minimum: minParticipants, seed: seed, round: UInt64(round))
         let all = f.clusterIDs
+        var share: [Int: Int] = [:]
+        for d in chosen { share[f.cluster(of: d)!, default: 0] += 1 }
         for d in chosen {
             let c = f.cluster(of: d)!
-            tasks[d] = RoundTask(wire: wire, round: round, cluster: c, models: f.devicesChoose ? all : [c], chooseByLoss: f.devicesChoose, settings: settings)
+            var p = privacy?.task(expected: chosen.count, share: f.devicesChoose ? chosen.count : share[c]!)
+            if p?.secure == true, f.seedsFromSketchesNext {
+                p?.sketch = privacy?.sketchRequest(dimension: f.config.sketchDimension > 0 ? f.config.sketchDimension : 64, seed: seed ^ wire)
+            }
+            tasks[d] = RoundTask(wire: wire, round: round, cluster: c, models: f.devicesChoose ? all : [c], chooseByLoss: f.devicesChoose,
+                                 settings: settings, privacy: p)
         }
         return tasks
+    }
+
+    /// The privacy stage of the round just opened with `tasks` (sampled from `available`): each cluster's combine.
+    public mutating func beginRound(wire: UInt64, tasks: [String: RoundTask], available: [String]) {
+        guard let f = federation else { return }
+        privacy?.open(expected: tasks.count, population: available.filter { f.cluster(of: $0) != nil }.count,
+                      sketches: tasks.values.contains { $0.privacy?.sketch != nil })
+        resumeRound(wire: wire, tasks: tasks)
+    }
+
+    /// The combines of the open round again (a restored engine replays its journal into them).
+    mutating func resumeRound(wire: UInt64, tasks: [String: RoundTask]) {
+        guard let ledger = privacy, var f = federation else { return }
+        let chooses = tasks.values.contains { $0.chooseByLoss }
+        var counts: [Int: Int] = [:]
+        for t in tasks.values { counts[t.cluster, default: 0] += 1 }
+        f.roundPrivacy = ledger.round(wire: wire, clusters: chooses ? nil : counts)
+        federation = f
+    }
+
+    /// Would the next round take ε past the privacy target? (`available`: who it would sample from.)
+    public func privacyExhausted(available: [String]) -> Bool {
+        guard let ledger = privacy, let f = federation else { return false }
+        let n = available.filter { f.cluster(of: $0) != nil }.count
+        let f2 = fraction.isFinite ? min(1, max(0, fraction)) : 1
+        let m = min(n, max(minParticipants, Int((f2 * Double(n)).rounded(.up))))
+        return ledger.exhausted(expected: m, population: n)
     }
 
     /// Takes one upload of the open round for `task` (cluster checked against what the task offered).
@@ -160,14 +198,20 @@ public struct SynchronousAlgorithm: FederatedAlgorithm {
         let cluster = c
         let version = f.models[cluster]?.version ?? 0
         let update = ModelUpdate(device: viaEdge ? "\(participant)/c\(cluster)" : participant, round: upload.wire, samples: upload.samples,
-                                 baseVersion: version, delta: delta, loss: upload.loss)
+                                 baseVersion: version, delta: delta, loss: upload.loss, clipReport: upload.clipReport)
         return f.accept(update, cluster: cluster, clusteringPoint: !viaEdge)
+    }
+
+    /// A device's sketch from its masked upload (IFCA's seeding round under secure aggregation).
+    public mutating func addSketch(device: String, vector: [Float]) {
+        federation?.addClusteringPoint(device: device, vector: vector)
     }
 
     public mutating func close() -> ClusteredRound? {
         guard var f = federation else { return nil }
         let r = f.closeRound()
         federation = f
+        privacy?.close(r.privacy.sorted { $0.key < $1.key }.map(\.value))
         return r
     }
 }

@@ -24,14 +24,19 @@ public struct Combined: Sendable, Equatable {
     public var naiveProductGap: Double?
     /// The exact combine failed and the naive step was applied instead.
     public var combineError: String?
+    /// Under DP: what the round released.
+    public var privacy: PrivateRoundReport?
 }
 
 /// The accepted updates of one round of one model. A weighted-mean rule streams them into a running sum and holds
 /// only the few largest sample counts the weight cap could bind (⌊1/cap⌋ + 1), so memory does not grow with the
-/// participants; every other rule holds all of them.
+/// participants; every other rule holds all of them. Under DP (`privacy`) every update is clipped (central), summed
+/// with unit weight, and the noised sum divided by the planned participants (DifferentialPrivacy.swift).
 public struct RoundAggregate: Sendable {
     public let rule: CombineRule
+    public let privacy: PrivateCombine?
     public private(set) var count = 0
+    private var unclipped = 0.0
     private var held: [ModelUpdate] = []
     private var sum: [Double] = []
     private var streamedSamples: [Int] = []
@@ -41,9 +46,10 @@ public struct RoundAggregate: Sendable {
     private var losses: [Float] = []
     private var taus: [UInt64] = []
 
-    public init(rule: CombineRule) { self.rule = rule }
+    public init(rule: CombineRule, privacy: PrivateCombine? = nil) { self.rule = rule; self.privacy = privacy }
 
     var holdLimit: Int {
+        if privacy != nil { return 0 }
         guard rule.streams else { return Int.max }
         return rule.maxWeight < 1 && rule.maxWeight > 0 ? Int(1 / rule.maxWeight) + 1 : 0
     }
@@ -52,6 +58,13 @@ public struct RoundAggregate: Sendable {
     public mutating func add(_ update: ModelUpdate, staleness tau: UInt64 = 0) {
         var u = update
         rule.strategy.prepare(&u.delta)
+        if let p = privacy {
+            if p.clipsHere {
+                unclipped += GaussianMechanism.clip(&u.delta, to: p.clip) <= p.clip ? 1 : 0
+            } else {
+                unclipped += Double(u.clipReport ?? 0)
+            }
+        }
         contributors.append(u.device); samples.append(max(0, u.samples)); losses.append(u.loss); taus.append(tau)
         count += 1
         if held.count < holdLimit {
@@ -66,9 +79,19 @@ public struct RoundAggregate: Sendable {
         stream(u)
     }
 
+    /// A secure-aggregation group's unmasked sum of `devices`' clipped (and, distributed, noised) updates; `unclipped`:
+    /// their clip reports summed (adaptive clipping). Only under a privacy stage, which weighs every update 1.
+    public mutating func addSum(_ s: [Double], devices: [String], samples: [Int], losses: [Float], unclipped u: Double = 0) {
+        if sum.isEmpty { sum = [Double](repeating: 0, count: s.count) }
+        for i in 0..<min(sum.count, s.count) { sum[i] += s[i] }
+        contributors += devices; self.samples += samples.map { max(0, $0) }; self.losses += losses; taus += devices.map { _ in 0 }
+        count += devices.count
+        unclipped += u
+    }
+
     private mutating func stream(_ u: ModelUpdate) {
         if sum.isEmpty { sum = [Double](repeating: 0, count: u.delta.count) }
-        let w = Double(max(0, u.samples))
+        let w = privacy != nil ? 1 : Double(max(0, u.samples))
         u.delta.withUnsafeBufferPointer { d in
             sum.withUnsafeMutableBufferPointer { s in
                 for i in 0..<min(s.count, d.count) { s[i] += w * Double(d[i]) }
@@ -82,6 +105,7 @@ public struct RoundAggregate: Sendable {
     /// optimizer; nil when nothing was accepted.
     public func combine(base: [Float], layout: ParameterLayout, optimizer: inout ServerOptimizer, version: UInt64) -> Combined? {
         guard count > 0 else { return nil }
+        if let p = privacy { return combinePrivately(p, base: base, layout: layout, optimizer: &optimizer, version: version) }
         // Combined in participant order, not arrival order: the same round gives the same model however it arrived.
         let held = self.held.sorted { $0.device < $1.device }
         let weights = cappedWeights(held.map { Double($0.samples) } + streamedSamples.map(Double.init), maxShare: rule.maxWeight)
@@ -122,6 +146,28 @@ public struct RoundAggregate: Sendable {
                                        stalenesses: taus, stepNorm: VectorMath.norm(applied),
                                        meanLoss: meanLoss, totalSamples: samples.reduce(0, +))
         return Combined(step: applied, result: result, naiveProductGap: gap, combineError: failure)
+    }
+
+    /// DP-FedAvg: (Σ clipped Δᵢ + N(0, σ_Δ²C²)) / planned, then the LoRA mode (frozen A) and the server optimizer, which
+    /// only post-process the noised sum.
+    private func combinePrivately(_ p: PrivateCombine, base: [Float], layout: ParameterLayout, optimizer: inout ServerOptimizer,
+                                  version: UInt64) -> Combined {
+        let m = max(1, p.planned ?? count)
+        var rng = ChaChaRandom(key: p.key, nonce: p.nonce)
+        var noised = sum
+        GaussianMechanism.addNoise(&noised, std: p.noiseStd, using: &rng)
+        var step = noised.map { Float($0 / Double(m)) }
+        var failure: String?
+        if rule.loraMode != .naive { (step, _, failure) = exact(step: step, held: [], weights: [], base: base, layout: layout) }
+        let applied = optimizer.step(step)
+        let lw = sampleWeights(samples)
+        let meanLoss = zip(losses, lw).reduce(0.0) { $0 + $1.1 * Double($1.0) }
+        let result = AggregationResult(version: version, contributors: contributors, weights: contributors.map { _ in 1 / Double(m) },
+                                       stalenesses: taus, stepNorm: VectorMath.norm(applied), meanLoss: meanLoss,
+                                       totalSamples: samples.reduce(0, +))
+        let counted = unclipped + (p.countNoiseStd > 0 ? rng.nextGaussian() * p.countNoiseStd : 0)
+        return Combined(step: applied, result: result, naiveProductGap: nil, combineError: failure,
+                        privacy: PrivateRoundReport(delivered: count, planned: m, unclipped: counted))
     }
 
     /// The exact LoRA modes: frozen A keeps the base's A; product-SVD re-factorises Σ wᵢ·Bᵢ·Aᵢ of the held adapters.

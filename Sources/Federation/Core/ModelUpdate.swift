@@ -11,10 +11,12 @@ public struct ModelUpdate: Sendable, Equatable {
     public var delta: [Float]
     /// Mean training loss reported by the device.
     public var loss: Float
+    /// Distributed DP with adaptive clipping: the device's noised "my update was not clipped" (1 or 0, plus noise).
+    public var clipReport: Float?
 
-    public init(device: String, round: UInt64 = 0, samples: Int, baseVersion: UInt64, delta: [Float], loss: Float = 0) {
+    public init(device: String, round: UInt64 = 0, samples: Int, baseVersion: UInt64, delta: [Float], loss: Float = 0, clipReport: Float? = nil) {
         self.device = device; self.round = round; self.samples = samples
-        self.baseVersion = baseVersion; self.delta = delta; self.loss = loss
+        self.baseVersion = baseVersion; self.delta = delta; self.loss = loss; self.clipReport = clipReport
     }
 }
 

@@ -1,30 +1,25 @@
-/// DP-FedAvg style privatisation of one update (McMahan et al. 2018): clip ‖Δ‖₂ to C, then add N(0, (z·C)²) noise
-/// per coordinate, seeded so a run can be replayed. Accounting (ε, δ) is left to the caller.
-public struct GaussianMechanism: Sendable, Equatable {
-    public var clipNorm: Double
-    public var noiseMultiplier: Double
-
-    public init(clipNorm: Double, noiseMultiplier: Double) {
-        self.clipNorm = max(0, clipNorm); self.noiseMultiplier = max(0, noiseMultiplier)
-    }
-
-    /// Δ·min(1, C/‖Δ‖). Returns the factor applied.
+/// The Gaussian mechanism's two halves (DP-FedAvg, McMahan et al. 2018): clip ‖Δ‖₂ to C, and add N(0, std²) to every
+/// coordinate. Noise comes from a ChaCha20 stream, so nobody without the key can recompute it.
+public enum GaussianMechanism {
+    /// Scales `delta` to norm `clip` when it is longer; returns its norm before.
     @discardableResult
-    public func clip(_ delta: inout [Float]) -> Double {
+    public static func clip(_ delta: inout [Float], to clip: Double) -> Double {
         let n = VectorMath.norm(delta)
-        guard n > clipNorm, n > 0 else { return 1 }
-        let f = clipNorm / n
-        for i in delta.indices { delta[i] *= Float(f) }
-        return f
+        guard n > clip, n > 0 else { return n }
+        let f = Float(clip / n)
+        for i in delta.indices { delta[i] *= f }
+        return n
     }
 
-    public func privatize(_ delta: [Float], seed: UInt64) -> [Float] {
-        var x = delta
-        clip(&x)
-        let sigma = noiseMultiplier * clipNorm
-        guard sigma > 0 else { return x }
-        var rng = SeededRandom(seed: seed)
-        for i in x.indices { x[i] += Float(rng.nextGaussian() * sigma) }
-        return x
+    /// x += N(0, std²) per coordinate.
+    public static func addNoise(_ x: inout [Float], std: Double, using rng: inout ChaChaRandom) {
+        guard std > 0 else { return }
+        for i in x.indices { x[i] += Float(rng.nextGaussian() * std) }
+    }
+
+    /// x += N(0, std²) per coordinate, in Double (a running sum).
+    public static func addNoise(_ x: inout [Double], std: Double, using rng: inout ChaChaRandom) {
+        guard std > 0 else { return }
+        for i in x.indices { x[i] += rng.nextGaussian() * std }
     }
 }

@@ -55,7 +55,9 @@ public struct EngineSnapshot: Sendable {
         var async: AsyncState
         var toldManager: [String: Int]
         var sketchBytes: Int?
+        var edgeEpsilon: [String: Double]?
         var federation: ClusteredFederationSnapshot?
+        var privacy: PrivacyLedger?
         var scheduler: AsyncSchedulerSnapshot?
         var asyncTasks: [String: UInt64]?
         var asyncReported: [String: UInt64]?
@@ -87,11 +89,13 @@ extension RoundEngine {
     public func snapshot() -> EngineSnapshot {
         var blobs: [String: [Float]] = [:]
         var fed: ClusteredFederationSnapshot?
+        var ledger: PrivacyLedger?
         var sched: AsyncSchedulerSnapshot?
         var tasks: [String: UInt64]?, reported: [String: UInt64]?
         switch algorithm {
         case .synchronous(let a):
             fed = a.federation?.snapshot(blobs: &blobs, prefix: "fed/")
+            ledger = a.privacy
             if a.federation == nil { blobs["initial"] = a.initial.parameters }
         case .asynchronous(let a):
             sched = a.scheduler.snapshot(blobs: &blobs, prefix: "async/")
@@ -113,7 +117,7 @@ extension RoundEngine {
         let meta = EngineSnapshot.Meta(paradigm: config.paradigm, phase: phase, round: round, wire: wire, simTime: simTime, elapsed: wallSeconds,
                                        bytesUp: bytesUp, bytesDown: bytesDown, window: window, rejections: rejections, domains: domains,
                                        initialValLoss: initialValLoss, lastValLoss: lastValLoss, gaps: gaps, open: open, eval: eval,
-                                       async: async, toldManager: toldManager, sketchBytes: sketchBytes, federation: fed, scheduler: sched,
+                                       async: async, toldManager: toldManager, sketchBytes: sketchBytes, edgeEpsilon: edgeEpsilon, federation: fed, privacy: ledger, scheduler: sched,
                                        asyncTasks: tasks, asyncReported: reported, edge: edgeMeta)
         return EngineSnapshot(meta: meta, blobs: blobs)
     }
@@ -135,6 +139,7 @@ extension RoundEngine {
                                                        mode: a.federationMode(devices: f.devices, labels: m.domains, map: f.assignment),
                                                        config: a.config, trueLabels: m.domains.isEmpty ? nil : m.domains)
             }
+            if let p = m.privacy { a.privacy = p }
             algorithm = .synchronous(a)
         case .asynchronous(let a):
             guard let sched = m.scheduler else { throw .badSnapshot(reason: "an asynchronous run's checkpoint has no scheduler state") }
@@ -148,8 +153,12 @@ extension RoundEngine {
         phase = m.phase; round = m.round; wire = m.wire; simTime = m.simTime; elapsedBefore = m.elapsed
         bytesUp = m.bytesUp; bytesDown = m.bytesDown; window = m.window; rejections = m.rejections; domains = m.domains
         initialValLoss = m.initialValLoss; lastValLoss = m.lastValLoss; gaps = m.gaps; async = m.async; toldManager = m.toldManager; sketchBytes = m.sketchBytes ?? 0
+        edgeEpsilon = m.edgeEpsilon ?? [:]
         // Deadlines were on the old process's clock: they start again at the first event.
         open = m.open.map { var o = $0; o.deadline = nil; return o }
+        // A secure round cannot resume (the devices' keys and masks were for its wire): it is planned again.
+        if let o = open, o.tasks.values.contains(where: { $0.privacy?.secure == true }) { open = nil; phase = .idle }
+        if let o = open { withSync { $0.resumeRound(wire: o.wire, tasks: o.tasks) } }
         eval = m.eval.map { var e = $0; e.deadline = nil; return e }
         if let em = m.edge {
             var e = EdgeState()

@@ -42,11 +42,13 @@ public struct RoundTask: Sendable, Equatable, Codable {
     public var clusterMap: [String: Int]?
     /// Cloud → edge: relay a sketch of each device's summed deltas (the cloud re-clusters after this round).
     public var sketches: Bool
+    /// The device's privacy stage this round: its clip (and noise share) under DP.
+    public var privacy: DevicePrivacy?
 
     public init(wire: UInt64, round: Int = 0, cluster: Int, models: [Int], chooseByLoss: Bool = false, settings: LocalSettings,
-                clusterMap: [String: Int]? = nil, sketches: Bool = false) {
+                clusterMap: [String: Int]? = nil, sketches: Bool = false, privacy: DevicePrivacy? = nil) {
         self.wire = wire; self.round = round; self.cluster = cluster; self.models = models; self.chooseByLoss = chooseByLoss
-        self.settings = settings; self.clusterMap = clusterMap; self.sketches = sketches
+        self.settings = settings; self.clusterMap = clusterMap; self.sketches = sketches; self.privacy = privacy
     }
 }
 
@@ -56,12 +58,47 @@ public enum Outbound: Sendable, Equatable {
     case task(RoundTask, models: [Int: [Float]])
     /// Evaluate your cluster's model: one model for a device; an edge gets its devices' clusters and models.
     case evaluate(wire: UInt64, cluster: Int, models: [Int: [Float]], clusterMap: [String: Int]?)
+    /// A step of secure aggregation.
+    case secAgg(SecAggOutbound)
+}
+
+/// Encrypted shares, to (device → aggregator) or from (aggregator → device) a peer.
+public struct SecAggCiphertext: Sendable, Equatable {
+    public var peer: String
+    public var bytes: [UInt8]
+    public init(peer: String, bytes: [UInt8]) { self.peer = peer; self.bytes = bytes }
+}
+
+/// Secure aggregation, aggregator → device.
+public enum SecAggOutbound: Sendable, Equatable {
+    /// Your group, point, threshold, neighbours' keys and encoding.
+    case roster(SecAggAssignment)
+    /// The shares your neighbours that completed the sharing step sent you.
+    case shares(wire: UInt64, group: Int, [SecAggCiphertext])
+    /// Reveal shares of the survivors' self-mask seeds and of the dropped devices' mask keys.
+    case unmask(wire: UInt64, group: Int, survivors: [String], dropped: [String])
+
+    /// Payload bytes (the engine's traffic counters; the wire adds a few bytes of framing).
+    public var payloadBytes: Int {
+        switch self {
+        case .roster(let a): return 64 + a.neighbours.reduce(0) { $0 + $1.id.utf8.count + 72 }
+        case .shares(_, _, let cts): return 16 + cts.reduce(0) { $0 + $1.peer.utf8.count + $1.bytes.count + 6 }
+        case .unmask(_, _, let s, let d): return 16 + (s + d).reduce(0) { $0 + $1.utf8.count + 2 }
+        }
+    }
+}
+
+/// Secure aggregation, device → aggregator (the masked input itself is an Upload with `masked`).
+public enum SecAggInbound: Sendable, Equatable {
+    case keys(wire: UInt64, cluster: Int, keys: SecAggPublicKeys, samples: Int)
+    case shares(wire: UInt64, group: Int, [SecAggCiphertext])
+    case reveal(wire: UInt64, group: Int, [SecAggRevealedShare])
 }
 
 /// A message from an edge to its cloud.
 public enum UpstreamOutbound: Sendable, Equatable {
     /// One cluster's edge model − the cloud model it started from, after κ2 edge rounds.
-    case contribution(wire: UInt64, cluster: Int, samples: Int, loss: Float, delta: [Float], computeS: Double)
+    case contribution(wire: UInt64, cluster: Int, samples: Int, loss: Float, delta: [Float], computeS: Double, epsilon: Double?)
     /// A device's sketch of its summed deltas this cloud round (sender = the device).
     case sketch(device: String, wire: UInt64, cluster: Int, vector: [Float])
     /// A device's evaluation of the cloud model, relayed (sender = the device).
@@ -91,11 +128,21 @@ public struct Upload: Sendable, Equatable {
     public var computeS: Double
     /// Bytes on the wire.
     public var bytes: Int
+    /// Distributed DP with adaptive clipping: the device's noised unclipped indicator.
+    public var clipReport: Float?
+    /// Secure aggregation: the masked input (its delta is empty).
+    public var masked: [UInt32]?
+    /// Edge → cloud: ε its devices have spent (DP at the edge).
+    public var epsilon: Double?
+    /// Secure aggregation: the device's noised sketch, when its task asked for one.
+    public var sketch: [Float]?
 
     public init(kind: Kind = .update, wire: UInt64, cluster: Int = 0, baseWire: UInt64, samples: Int, loss: Float,
-                delta: Result<[Float], RejectedUpdate>, computeS: Double = 0, bytes: Int = 0) {
+                delta: Result<[Float], RejectedUpdate>, computeS: Double = 0, bytes: Int = 0, clipReport: Float? = nil, masked: [UInt32]? = nil,
+                epsilon: Double? = nil, sketch: [Float]? = nil) {
         self.kind = kind; self.wire = wire; self.cluster = cluster; self.baseWire = baseWire; self.samples = samples
-        self.loss = loss; self.delta = delta; self.computeS = computeS; self.bytes = bytes
+        self.loss = loss; self.delta = delta; self.computeS = computeS; self.bytes = bytes; self.clipReport = clipReport; self.masked = masked
+        self.epsilon = epsilon; self.sketch = sketch
     }
 }
 
@@ -138,6 +185,8 @@ public enum EngineEvent: Sendable {
     /// A participant lacks what it was sent (it connected late, or the aggregator restarted): send it again.
     case modelRequest(from: String)
     case upstream(UpstreamEvent)
+    /// A step of secure aggregation (`bytes` on the wire).
+    case secAgg(from: String, SecAggInbound, bytes: Int)
     /// Time passes: deadlines, resends, starting rounds.
     case tick
 }

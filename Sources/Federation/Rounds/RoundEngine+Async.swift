@@ -138,7 +138,10 @@ extension RoundEngine {
                                                     dispatchVersion: x.dispatch.version, staleness: x.staleness, outcome: outcome, version: version)))
         }
         if outcome != "rejected" && async.windowApplied >= config.evalEvery { async.evalDue = true }
-        if a.scheduler.isFinished {
+        // A privacy target stops the run while the final flush (one more release) still fits.
+        let spent = a.privacy?.exhausted(more: 2) == true && !a.scheduler.isFinished
+        if spent { log(.info, "privacy", "stopped after \(a.privacy?.releases ?? 0) releases: more would take ε past the target") }
+        if a.scheduler.isFinished || spent {
             withAsync { _ = $0.finish() }
             async.evalDue = true
             async.stopAfterEval = true

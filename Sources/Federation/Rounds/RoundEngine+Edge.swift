@@ -169,7 +169,7 @@ extension RoundEngine {
             let l = e.losses[c] ?? []
             messages.append(.contribution(wire: t.wire, cluster: c, samples: e.samples[c] ?? 0,
                                           loss: l.isEmpty ? .nan : Float(l.reduce(0, +) / Double(l.count)),
-                                          delta: delta, computeS: max(0, simTime - e.simAtTask)))
+                                          delta: delta, computeS: max(0, simTime - e.simAtTask), epsilon: epsilon))
         }
         e.uploaded = messages
         e.uploadsDue = messages.filter { if case .contribution = $0 { return true }; return false }.count

@@ -47,6 +47,9 @@ extension RoundEngine {
         if isCloud { for k in tasks.keys { tasks[k]?.settings.steps *= config.kappa1 } }
         guard !tasks.isEmpty else { return false }
         wire = w
+        let available = participants
+        withSync { $0.beginRound(wire: w, tasks: tasks, available: available) }
+        openSecure(wire: w, tasks: tasks)
         var o = OpenRound(round: r, wire: w, tasks: tasks, deadline: now + config.deadlineS, simStart: simTime)
         // Encoded once per model, sent to every participant that trains it.
         var byModels: [[Int]: [String]] = [:]
@@ -103,11 +106,16 @@ extension RoundEngine {
         }
         var refusal: RejectedUpdate?
         let viaEdge = isCloud, who = u.kind == .sketch ? sender : participant
-        withSync { a in refusal = a.accept(u, delta: delta, from: who, task: task, viaEdge: viaEdge) }
+        if secure != nil, u.kind == .update {
+            refusal = secureUpload(u, from: participant)
+        } else {
+            withSync { a in refusal = a.accept(u, delta: delta, from: who, task: task, viaEdge: viaEdge) }
+        }
         if let r = refusal { reject(r.kind, r.reason, wire: u.wire); return }
-        if config.persistent && !replaying {
+        if config.persistent && !replaying && secure == nil {
             out.append(.journal(JournalEntry(from: sender, upload: u, delta: delta)))
         }
+        if isCloud, let e = u.epsilon { edgeEpsilon[participant] = max(edgeEpsilon[participant] ?? 0, e) }
         o.bytesUp[participant, default: 0] += u.bytes
         if u.kind == .sketch { sketchBytes += u.bytes }
         if u.kind == .update {
@@ -118,7 +126,7 @@ extension RoundEngine {
         }
         open = o
         if !replaying { out.append(.acknowledge(.accepted, wire: u.wire)) }
-        if !replaying, membershipKnown, o.tasks.keys.allSatisfy({ complete(o, $0) }) { closeRound() }
+        if !replaying, membershipKnown, secure == nil, o.tasks.keys.allSatisfy({ complete(o, $0) }) { closeRound() }
     }
 
     /// Ends the open round: combines, advances the virtual clock to the slowest arrival, then evaluates (flat, cloud)

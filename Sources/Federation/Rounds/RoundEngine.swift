@@ -45,6 +45,8 @@ public struct EngineConfig: Sendable {
     public var virtualTime = false
     /// Evaluate a fixed seeded sample of at most this many devices (0: every device); large federations.
     public var evalDevices = 0
+    /// Cloud of a hierarchy with DP at its edges: the planned spend it stops on.
+    public var cloudPrivacy: CloudPrivacy?
 
     public init(id: String, role: TierRole = .flat, paradigm: String, rounds: Int, quorum: Int = 1, deviceQuorum: Int = 1,
                 deadlineS: Double = 60, heartbeatS: Double = 1, evaluate: Bool = true, kappa1: Int = 1, kappa2: Int = 1,
@@ -130,12 +132,16 @@ public struct RoundEngine: Sendable {
     var lastValLoss: [String: Double] = [:]
     var gaps: [Double] = []
     var open: OpenRound?
+    /// The open round's secure aggregation (not persisted: a restarted aggregator plans the round again).
+    var secure: SecureRound?
     var eval: EvalRound?
     var edge: EdgeState?
     var async = AsyncState()
     var toldManager: [String: Int] = [:]
     /// Cloud: bytes of the device sketches the edges relayed.
     public internal(set) var sketchBytes = 0
+    /// Cloud: the ε each edge reported with its contributions (DP at the first tier).
+    var edgeEpsilon: [String: Double] = [:]
     // Not persisted: re-learned from the cluster manager after a restart.
     var participants: [String] = []
     var aliveDevices: [String] = []
@@ -160,6 +166,13 @@ public struct RoundEngine: Sendable {
     }
 
     public var isFinished: Bool { phase == .finished }
+    /// ε at the experiment's δ so far (nil without DP at this tier).
+    public var epsilon: Double? {
+        if isCloud { return edgeEpsilon.values.max() }
+        if let p = asyncAlgorithm?.privacy { return p.settings.isDifferentiallyPrivate ? p.epsilon : nil }
+        guard let p = syncAlgorithm?.privacy, p.settings.isDifferentiallyPrivate else { return nil }
+        return p.epsilon
+    }
     public var wallSeconds: Double { elapsedBefore + now - (firstNow ?? now) }
     /// The models of the algorithm now.
     public var models: [Int: GlobalModel] { algorithm.base.models }
@@ -179,6 +192,7 @@ public struct RoundEngine: Sendable {
         case .evaluation(let from, let e): evaluation(e, from: from)
         case .modelRequest(let from): resendAll(to: [from], models: true)
         case .upstream(let u): upstream(u)
+        case .secAgg(let from, let m, let bytes): secAgg(m, from: from, bytes: bytes)
         case .tick: break
         }
         if phase != .finished && !replaying && membershipKnown { advance() }
@@ -247,10 +261,15 @@ public struct RoundEngine: Sendable {
         case .idle:
             if isEdge { return }  // advanceEdge opens inner rounds
             if round >= config.rounds { finish(); return }
+            if syncAlgorithm?.privacyExhausted(available: participants) == true || config.cloudPrivacy?.exhausted(cloudRounds: round + 1) == true {
+                log(.info, "privacy", "stopped after round \(round): one more round would take ε past the target")
+                finish(); return
+            }
             openRound()
         case .training:
             guard var o = open else { phase = .idle; return }
             if o.deadline == nil { o.deadline = now + config.deadlineS; open = o }
+            if secure != nil { advanceSecure(); return }
             if o.tasks.keys.allSatisfy({ complete(o, $0) }) || now >= o.deadline! {
                 let missing = o.tasks.keys.filter { !complete(o, $0) }.sorted()
                 if !missing.isEmpty { log(.warn, "deadline", "round \(o.round) closed at its deadline without \(missing.joined(separator: ", "))") }
@@ -326,7 +345,7 @@ public struct RoundEngine: Sendable {
         let rec = MetricRecord(round: r, paradigm: config.paradigm, tier: tier, cluster: nil, trainLoss: window.trainLoss, valLoss: valLoss,
                                bytesUp: window.bytesUp, bytesDown: window.bytesDown, participants: window.participants,
                                dropped: window.dropped, wallSeconds: wallSeconds, simTimeSeconds: simTime,
-                               clusters: window.clusters, edge: edgeOrdinal)
+                               clusters: window.clusters, edge: edgeOrdinal, epsilon: epsilon)
         window = Window()
         if !valLoss.isEmpty {
             lastValLoss = valLoss

@@ -114,7 +114,7 @@ extension JournalEntry {
         var from: String
         var evaluation: Evaluation?
         var sketch: Bool?
-        var wire: UInt64?, cluster: Int?, baseWire: UInt64?, samples: Int?, loss: Float?, computeS: Double?, bytes: Int?
+        var wire: UInt64?, cluster: Int?, baseWire: UInt64?, samples: Int?, loss: Float?, computeS: Double?, bytes: Int?, clipReport: Float?, epsilon: Double?
     }
 
     /// One journal record, length-prefixed (append it to the journal file as is).
@@ -125,7 +125,7 @@ extension JournalEntry {
         case .evaluation(let e): h.evaluation = e
         case .upload(let u):
             h.sketch = u.kind == .sketch; h.wire = u.wire; h.cluster = u.cluster; h.baseWire = u.baseWire; h.samples = u.samples
-            h.loss = u.loss; h.computeS = u.computeS; h.bytes = u.bytes
+            h.loss = u.loss; h.computeS = u.computeS; h.bytes = u.bytes; h.clipReport = u.clipReport; h.epsilon = u.epsilon
             if case .success(let d) = u.delta { blobs["delta"] = d }
         }
         let record = BlobRecord.encode(magic: "FIJ1", header: (try? JSONEncoder().encode(h)) ?? Data(), blobs: blobs)
@@ -154,7 +154,8 @@ extension JournalEntry {
         if let e = h.evaluation { self.init(from: h.from, evaluation: e); return }
         guard let wire = h.wire, let delta = blobs["delta"] else { throw .badHeader("an upload record without its wire or delta") }
         let u = Upload(kind: h.sketch == true ? .sketch : .update, wire: wire, cluster: h.cluster ?? 0, baseWire: h.baseWire ?? wire,
-                       samples: h.samples ?? 0, loss: h.loss ?? .nan, delta: .success(delta), computeS: h.computeS ?? 0, bytes: h.bytes ?? 0)
+                       samples: h.samples ?? 0, loss: h.loss ?? .nan, delta: .success(delta), computeS: h.computeS ?? 0, bytes: h.bytes ?? 0,
+                       clipReport: h.clipReport, epsilon: h.epsilon)
         self.init(from: h.from, upload: u, delta: delta)
     }
 }

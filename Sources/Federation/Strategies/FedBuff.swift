@@ -9,6 +9,8 @@ public struct FedBuff: AsynchronousRule, Codable {
     public var loraMode: LoRAAggregationMode
     /// The last combine error of an exact mode; that release fell back to the naive step.
     public private(set) var lastError: LoRAAggregationError?
+    /// DP per buffer (clip, noise at release, per-device accounting); nil without a privacy stage.
+    public var privacy: BufferPrivacy?
     /// Each buffered update's base and base + Δ (`.productSVD` only).
     private var bases: [[Float]] = []
     private var adapters: [[Float]] = []
@@ -21,7 +23,7 @@ public struct FedBuff: AsynchronousRule, Codable {
     private var losses: [Float] = []
 
     enum CodingKeys: String, CodingKey {
-        case bufferSize, serverLearningRate, staleness, loraMode, bases, adapters, sum, contributors, scales, taus, samples, losses
+        case bufferSize, serverLearningRate, staleness, loraMode, bases, adapters, sum, contributors, scales, taus, samples, losses, privacy
     }
 
     public init(bufferSize: Int = 10, serverLearningRate: Double = 1, staleness: StalenessFunction = .polynomial(a: 0.5),
@@ -34,6 +36,8 @@ public struct FedBuff: AsynchronousRule, Codable {
 
     public mutating func submit(_ update: ModelUpdate, base: [Float], staleness tau: UInt64, to global: inout GlobalModel) throws(UpdateRejection) -> AggregationResult? {
         guard base.count == update.delta.count else { throw .wrongLength(expected: base.count, actual: update.delta.count) }
+        var update = update
+        privacy?.admit(&update.delta)
         if loraMode == .productSVD {
             var x = base
             VectorMath.axpy(1, update.delta, &x)
@@ -56,6 +60,7 @@ public struct FedBuff: AsynchronousRule, Codable {
         let k = Double(buffered)
         let step = Float(serverLearningRate / k)
         let before = global.parameters
+        privacy?.release(&sum, devices: contributors, bufferSize: bufferSize)
         VectorMath.axpy(step, sum, &global.parameters)
         lastError = nil
         do {
