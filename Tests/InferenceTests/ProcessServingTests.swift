@@ -18,7 +18,9 @@ final class ProcessServingTests: XCTestCase {
 
         init() throws {
             guard let bin = ServiceProcess.executablesNextTo(needing: "stage-node") else {
-                throw XCTSkip("the executables are not built: run swift build --build-tests")
+                // A failure, not a skip: a skip would hide a build that lost an executable.
+                XCTFail("the executables are not built: run swift build --build-tests")
+                throw CocoaError(.fileNoSuchFile)
             }
             self.bin = bin
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("serving-\(UUID().uuidString.prefix(8))")

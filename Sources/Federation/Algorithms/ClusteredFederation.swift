@@ -241,10 +241,9 @@ public struct ClusteredFederation: Sendable {
         if let r = check(update, cluster: cluster) { rejectedThisRound.append(r); return r }
         let c = cluster ?? assignment[update.device]!
         if cluster != nil, devicesChoose, assignment[update.device] != nil { assignment[update.device] = c }
-        var agg = aggregates[c] ?? RoundAggregate(rule: config.rule, privacy: roundPrivacy?.combine(for: c))
         let tau = (models[c]?.version ?? 0) &- update.baseVersion
-        agg.add(update, staleness: tau)
-        aggregates[c] = agg
+        // In place: a copy out of the dictionary would copy the round's running sum on every upload.
+        aggregates[c, default: RoundAggregate(rule: config.rule, privacy: roundPrivacy?.combine(for: c))].add(update, staleness: tau)
         if clusteringPoint, reclusterDue(afterRound: completedRounds + 1), assignment[update.device] != nil {
             points[update.device] = update
         }

@@ -181,6 +181,7 @@ public struct SynchronousAlgorithm: FederatedAlgorithm {
     /// Takes one upload of the open round for `task` (cluster checked against what the task offered).
     public mutating func accept(_ upload: Upload, delta: [Float], from participant: String, task: RoundTask, viaEdge: Bool) -> RejectedUpdate? {
         guard var f = federation else { return RejectedUpdate(device: participant, kind: "not_started", reason: "no round is open") }
+        federation = nil  // `f` the only owner: the round's running sums change in place, not copied per upload
         defer { federation = f }
         if upload.kind == .sketch {
             guard f.cluster(of: participant) != nil else {

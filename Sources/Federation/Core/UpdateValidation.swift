@@ -78,8 +78,7 @@ public struct UpdateValidator: Sendable, Equatable {
         let tau = global.version - update.baseVersion
         if let limit = maxStaleness, tau > limit { throw .staleBeyond(staleness: tau, limit: limit) }
         // One pass: the sum of squares is NaN or infinite exactly when some value is (then find which).
-        var sumSquares = 0.0
-        update.delta.withUnsafeBufferPointer { d in for v in d { sumSquares += Double(v) * Double(v) } }
+        let sumSquares = update.delta.withUnsafeBufferPointer(VectorMath.sumOfSquares)
         if !sumSquares.isFinite, let i = update.delta.firstIndex(where: { !$0.isFinite }) { throw .nonFinite(index: i) }
         if let limit = maxNorm, sumSquares.squareRoot() > limit {
             throw .normTooLarge(norm: sumSquares.squareRoot(), limit: limit)

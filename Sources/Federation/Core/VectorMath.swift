@@ -22,9 +22,24 @@ enum VectorMath {
 
     /// ||x||₂ accumulated in Double (large adapters overflow nothing, lose little).
     static func norm(_ x: [Float]) -> Double {
-        var s = 0.0
-        for v in x { s += Double(v) * Double(v) }
-        return s.squareRoot()
+        x.withUnsafeBufferPointer(sumOfSquares).squareRoot()
+    }
+
+    /// Σ xᵢ² in Double over eight independent partial sums (one serial sum waits on every add's latency);
+    /// NaN or infinite exactly when some xᵢ is.
+    static func sumOfSquares(_ x: UnsafeBufferPointer<Float>) -> Double {
+        var p = SIMD8<Double>(repeating: 0)
+        let n8 = x.count & ~7
+        var i = 0
+        while i < n8 {
+            let v = SIMD8<Double>(Double(x[i]), Double(x[i + 1]), Double(x[i + 2]), Double(x[i + 3]),
+                                  Double(x[i + 4]), Double(x[i + 5]), Double(x[i + 6]), Double(x[i + 7]))
+            p += v * v
+            i += 8
+        }
+        var s = p.sum()
+        while i < x.count { s += Double(x[i]) * Double(x[i]); i += 1 }
+        return s
     }
 
     static func distance(_ x: [Float], _ y: [Float]) -> Double {

@@ -23,7 +23,8 @@ extension RoundEngine {
     }
 
     mutating func withAsync(_ body: (inout AsynchronousAlgorithm) -> Void) {
-        guard case .asynchronous(var a) = algorithm else { return }
+        guard case .asynchronous(var a)? = held else { return }
+        held = nil
         body(&a)
         algorithm = .asynchronous(a)
     }

@@ -10,7 +10,8 @@ extension RoundEngine {
     }
 
     mutating func withSync(_ body: (inout SynchronousAlgorithm) -> Void) {
-        guard case .synchronous(var a) = algorithm else { return }
+        guard case .synchronous(var a)? = held else { return }
+        held = nil
         body(&a)
         algorithm = .synchronous(a)
     }

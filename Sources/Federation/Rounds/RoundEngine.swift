@@ -113,7 +113,13 @@ public struct RoundEngine: Sendable {
 
     public let config: EngineConfig
     let cost: any EdgeCostModel
-    public internal(set) var algorithm: Algorithm
+    public internal(set) var algorithm: Algorithm {
+        get { held! }
+        set { held = newValue }
+    }
+    /// Nil only while `withSync`/`withAsync` mutate the algorithm outside it: then its buffers (a round's running
+    /// sum) have one owner and are mutated in place instead of copied on every upload.
+    var held: Algorithm?
     // Persisted state (EngineSnapshot).
     public internal(set) var phase: Phase = .starting
     /// Completed rounds (records); async: evaluation windows.
@@ -160,7 +166,7 @@ public struct RoundEngine: Sendable {
     var out: [EngineEffect] = []
 
     public init(config: EngineConfig, algorithm: Algorithm, cost: any EdgeCostModel) {
-        self.config = config; self.algorithm = algorithm; self.cost = cost
+        self.config = config; self.held = algorithm; self.cost = cost
         if case .edge = config.role { phase = .idle; edge = EdgeState() }
         if !config.evaluate, case .synchronous = algorithm { phase = .idle }
     }
