@@ -90,6 +90,8 @@ public struct RoundAggregate: Sendable {
     }
 
     private mutating func stream(_ u: ModelUpdate) {
+        // Double: the sum hardly depends on arrival order, so a resumed run (uploads replayed in another order)
+        // ends on the uninterrupted run's model.
         if sum.isEmpty { sum = [Double](repeating: 0, count: u.delta.count) }
         let w = privacy != nil ? 1 : Double(max(0, u.samples))
         u.delta.withUnsafeBufferPointer { d in
