@@ -53,6 +53,9 @@ final class EngineHarness {
     @discardableResult
     func handle(_ e: EngineEvent, from sender: String = "") -> [EngineEffect] {
         let fx = engine.handle(e, now: now)
+        // Persist before send, in every step of every scripted run.
+        let firstOther = fx.firstIndex { !$0.persists } ?? fx.count
+        XCTAssertFalse(fx[firstOther...].contains { $0.persists }, "a journal entry or checkpoint came after a message")
         for f in fx {
             switch f {
             case .send(let m, let ids):

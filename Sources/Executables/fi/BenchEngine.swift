@@ -115,6 +115,11 @@ struct Peers {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = ["scripts/bench_engine_peers.py"] + args
+        // OpenMP threads that spin while they wait collapse on a shared host (PyTorch: 213 tok/s on 2 threads vs 1,433
+        // on 1, back to back), which would flatter our ratios; passive waiting measures their compute.
+        var env = ProcessInfo.processInfo.environment
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -217,6 +217,14 @@ public enum EngineEffect: Sendable {
     case log(EngineLogLevel, kind: String, String)
     /// The run is over (the summary is nil for an edge).
     case finished(RunSummary?)
+
+    /// Journal entries and checkpoints: the interpreter performs these first.
+    public var persists: Bool {
+        switch self {
+        case .journal, .checkpoint: return true
+        default: return false
+        }
+    }
 }
 
 public enum EngineLogLevel: Sendable, Equatable { case info, warn, error }

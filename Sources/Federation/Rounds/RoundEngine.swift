@@ -207,7 +207,9 @@ public struct RoundEngine: Sendable {
             out.append(.checkpoint(snapshot()))
         }
         defer { out = [] }
-        return out
+        // Persist before anything leaves (raft's rule): a participant never holds a task or model that a restarted
+        // aggregator's state has not reached. Journal entries keep their order ahead of the checkpoint.
+        return out.filter(\.persists) + out.filter { !$0.persists }
     }
 
     mutating func upload(_ u: Upload, from sender: String) {
