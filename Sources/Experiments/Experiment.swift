@@ -35,6 +35,9 @@ public struct Experiment: Sendable, Equatable {
         public var seed: UInt64 = 0
         /// A prepared partition folder; nil: `fi run` prepares one into `<out>/data`.
         public var manifest: String?
+        /// Size of the text pieces partitions deal out: thousands of devices need smaller ones (the built-in corpus
+        /// is about 16 MB; each device needs at least two pieces).
+        public var chunkBytes = 1536
         public init() {}
     }
 
@@ -162,7 +165,7 @@ public struct Experiment: Sendable, Equatable {
         e.model = try r.string("model") ?? e.model
         e.simulation = try r.bool("simulation") ?? e.simulation
         if let d = try r.section("data") {
-            try d.only(["devices", "scheme", "alpha", "domains", "seed", "manifest"])
+            try d.only(["devices", "scheme", "alpha", "domains", "seed", "manifest", "chunk_bytes"])
             e.data.devices = try d.int("devices", min: 1) ?? e.data.devices
             e.data.scheme = try d.string("scheme") ?? e.data.scheme
             guard ["domain", "dirichlet", "iid"].contains(e.data.scheme) else {
@@ -172,6 +175,7 @@ public struct Experiment: Sendable, Equatable {
             e.data.domains = try d.strings("domains") ?? e.data.domains
             e.data.seed = try d.uint("seed") ?? e.data.seed
             e.data.manifest = try d.string("manifest")
+            e.data.chunkBytes = try d.int("chunk_bytes", min: 64) ?? e.data.chunkBytes
         }
         if let l = try r.section("lora") {
             try l.only(["rank", "alpha", "targets"])

@@ -50,7 +50,7 @@ public enum FederatedRun {
         var corpus = try Corpus.builtin()
         if !d.domains.isEmpty { corpus = try corpus.selecting(domains: d.domains) }
         try DataPreparation.prepare(corpus: corpus, spec: PartitionSpec(devices: d.devices, scheme: scheme, alpha: d.alpha, seed: d.seed),
-                                    into: dir)
+                                    chunkBytes: d.chunkBytes, into: dir)
         return dir.path
     }
 

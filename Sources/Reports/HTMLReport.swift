@@ -105,7 +105,26 @@ public enum HTMLReport {
             s += "<figure>" + AssignmentGrid(title: "\(run.paradigm): cluster assignments over time\(shown)",
                                              devices: a.devices, rounds: a.rounds, cluster: a.cluster).svg() + "</figure>\n"
         }
-        return s + "</div>\n</section>\n"
+        s += "</div>\n"
+        if !run.tasks.isEmpty { s += tasksSection(run) }
+        return s + "</section>\n"
+    }
+
+    /// A simulated run's tasks as per-round distributions (readable with thousands of devices: no line per device).
+    static func tasksSection(_ run: Run) -> String {
+        let d = TaskDistribution(run.tasks)
+        let x = d.rounds.map(Double.init)
+        func series(_ name: String, _ ys: [Double], _ i: Int) -> Series { Series(name: name, points: Array(zip(x, ys)).map { ($0, $1) }, color: paletteColor(i)) }
+        let times = LineChart(title: "\(run.paradigm): device task time per round (start to arrival, virtual clock)", xLabel: "round",
+                              yLabel: "seconds", series: [series("p10", d.p10, 0), series("median", d.p50, 1), series("p90", d.p90, 2),
+                                                          series("max", d.max, 3)])
+        let outcomes = LineChart(title: "\(run.paradigm): tasks per round by outcome", xLabel: "round", yLabel: "tasks",
+                                 series: TaskRecord.Outcome.allCases.enumerated().compactMap { i, o in
+                                     let ys = (d.outcomes[o] ?? []).map(Double.init)
+                                     return ys.contains { $0 > 0 } ? series(o.rawValue, ys, i) : nil
+                                 })
+        return "<p class=\"meta\">\(d.tasks) tasks of \(d.devices) devices on the virtual clock (\(RunFiles.arrivals))</p>\n"
+            + "<div class=\"row\"><figure>\(times.svg())</figure><figure>\(outcomes.svg())</figure></div>\n"
     }
 
     static func bytesSection(_ runs: [Run]) -> String {

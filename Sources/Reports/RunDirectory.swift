@@ -32,9 +32,11 @@ public struct Run: Sendable, Equatable {
     public var paradigm: String
     public var summary: RunSummary?
     public var records: [MetricRecord]
+    /// A simulated run's tasks (`arrivals.jsonl`), empty otherwise.
+    public var tasks: [TaskRecord]
 
-    public init(paradigm: String, summary: RunSummary? = nil, records: [MetricRecord]) {
-        self.paradigm = paradigm; self.summary = summary; self.records = records
+    public init(paradigm: String, summary: RunSummary? = nil, records: [MetricRecord], tasks: [TaskRecord] = []) {
+        self.paradigm = paradigm; self.summary = summary; self.records = records; self.tasks = tasks
     }
 }
 
@@ -52,8 +54,8 @@ public struct RunDirectory: Sendable, Equatable {
     }
 
     /// Reads `<dir>/metrics.jsonl` and every `<dir>/<sub>/metrics.jsonl`, with their summaries
-    /// and router records. A record's paradigm is its `paradigm` field, else the summary's,
-    /// else the sub-directory's name (or "run" at the top).
+    /// and router records. A sub-directory's run is named by the sub-directory; a record at the top by its
+    /// `paradigm` field, else the summary's, else the directory's name (or "run").
     public static func load(_ url: URL) throws -> RunDirectory {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
@@ -80,14 +82,22 @@ public struct RunDirectory: Sendable, Equatable {
             let metricsFile = dir.appendingPathComponent(RunFiles.metrics)
             guard FileManager.default.fileExists(atPath: metricsFile.path) else { continue }
             foundMetrics = true
-            let fallback = summary?.paradigm ?? name
+            // A sub-directory is one run of an experiment folder, named by the folder (local-only and oracle runs
+            // record paradigm "clustered"); the top directory's records keep their own paradigm.
+            let child = dir != url
+            let fallback = child ? name : summary?.paradigm ?? name
+            let arrivals = dir.appendingPathComponent(RunFiles.arrivals)
+            if FileManager.default.fileExists(atPath: arrivals.path) {
+                let tasks = try readJSONLines(arrivals, as: TaskRecord.self)
+                byParadigm[fallback, default: Run(paradigm: fallback, records: [])].tasks += tasks
+            }
             for record in try readJSONLines(metricsFile, as: MetricRecord.self) {
-                let paradigm = record.paradigm ?? fallback
+                let paradigm = child ? name : record.paradigm ?? fallback
                 var run = byParadigm[paradigm] ?? Run(paradigm: paradigm, records: [])
                 var r = record
                 r.paradigm = paradigm
                 run.records.append(r)
-                if run.summary == nil, summary?.paradigm == nil || summary?.paradigm == paradigm {
+                if run.summary == nil, child || summary?.paradigm == nil || summary?.paradigm == paradigm {
                     run.summary = summary
                 }
                 byParadigm[paradigm] = run

@@ -49,20 +49,8 @@ public final class SimulatedRun {
         }
     }
 
-    /// One task of one device on the virtual clock.
-    public struct TaskTrace: Codable, Sendable, Equatable {
-        /// inFlight: the run ended before the upload arrived.
-        public enum Outcome: String, Codable, Sendable { case inFlight = "in_flight", delivered, late, offline, failed }
-        /// The task's wire id (its round's number on the wire).
-        public var wire: UInt64
-        public var device: String
-        public var start: Double
-        public var downloadS: Double
-        public var computeS: Double
-        public var uploadS: Double
-        public var arrival: Double
-        public var outcome: Outcome
-    }
+    /// One task of one device on the virtual clock (a line of `arrivals.jsonl`).
+    public typealias TaskTrace = TaskRecord
 
     public struct Outcome: Sendable {
         public var summary: RunSummary
@@ -124,7 +112,7 @@ public final class SimulatedRun {
     var lastRecord = 0.0
 
     /// One line per task: start, download, compute, upload, arrival and what became of it.
-    public static let arrivalsFile = "arrivals.jsonl"
+    public static let arrivalsFile = RunFiles.arrivals
 
     static func wall() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
@@ -211,6 +199,9 @@ public final class SimulatedRun {
         s.notes["simulation"] = "virtual clock"
         s.notes["trainers"] = "\(pool.count)"
         s.notes["driver_seconds"] = String(format: "%.3f", wall - waitingSeconds)
+        // The engine, scheduling and bookkeeping as a share of the wall time (the rest is the devices' training).
+        s.notes["driver_share"] = String(format: "%.4f", wall > 0 ? (wall - waitingSeconds) / wall : 0)
+        if let peak = ProcessMemory.resident()?.peak { s.notes["peak_rss_bytes"] = "\(peak)" }
         try writer.writeSummary(s)
         for t in trace { try writer.appendLine(t, to: SimulatedRun.arrivalsFile) }
         let models = engine.models.mapValues(\.parameters)

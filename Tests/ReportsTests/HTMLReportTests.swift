@@ -57,6 +57,41 @@ final class HTMLReportTests: XCTestCase {
         XCTAssertFalse(html.contains("x<y"), "domain names are escaped")
     }
 
+    /// A simulated run of thousands of devices: its tasks become per-round distributions (percentiles of task time,
+    /// tasks by outcome), never a line per device; a sub-folder's run is named by the folder.
+    func testSimulatedTasksAreShownAsDistributions() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let writer = try MetricsWriter(directory: dir.appendingPathComponent("local"))
+        try writer.append(MetricRecord(round: 1, paradigm: "clustered", tier: .cloud, valLoss: ["a": 2]))
+        try writer.append(MetricRecord(round: 2, paradigm: "clustered", tier: .cloud, valLoss: ["a": 1]))
+        // Round 1 (wire 5): 3000 devices taking 1…3000 s; round 2 (wire 9): 2000 delivered in 10 s, 1000 offline.
+        for i in 0..<3000 {
+            try writer.appendLine(TaskRecord(wire: 5, device: "device-\(i)", start: 0, downloadS: 0.5, computeS: Double(i), uploadS: 0.5,
+                                             arrival: Double(i + 1), outcome: i < 2900 ? .delivered : .late), to: RunFiles.arrivals)
+            try writer.appendLine(TaskRecord(wire: 9, device: "device-\(i)", start: 100, downloadS: 1, computeS: 8, uploadS: 1,
+                                             arrival: 110, outcome: i < 2000 ? .delivered : .offline), to: RunFiles.arrivals)
+        }
+        let loaded = try RunDirectory.load(dir)
+        XCTAssertEqual(loaded.runs.map(\.paradigm), ["local"], "named by its folder, not by the records' paradigm")
+        let d = TaskDistribution(loaded.runs[0].tasks)
+        XCTAssertEqual(d.rounds, [1, 2])
+        XCTAssertEqual(d.devices, 3000)
+        XCTAssertEqual(d.tasks, 6000)
+        XCTAssertEqual(d.p50, [1501, 10])
+        XCTAssertEqual(d.p90, [2700, 10])
+        XCTAssertEqual(d.max, [3000, 10])
+        XCTAssertEqual(d.outcomes[.delivered], [2900, 2000])
+        XCTAssertEqual(d.outcomes[.late], [100, 0])
+        XCTAssertEqual(d.outcomes[.offline], [0, 1000])
+        let html = HTMLReport.render(loaded)
+        XCTAssertTrue(html.contains("6000 tasks of 3000 devices"))
+        XCTAssertEqual(count("<polyline class=\"series\" data-series=\"median\"", in: html), 1)
+        XCTAssertEqual(count("<polyline class=\"series\" data-series=\"offline\"", in: html), 1)
+        XCTAssertFalse(html.contains("device-17"), "no device is drawn on its own")
+        XCTAssertLessThan(html.utf8.count, 200_000)
+    }
+
     func testNonFiniteLossesRoundTripAndAreLeftOutOfPlots() throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }

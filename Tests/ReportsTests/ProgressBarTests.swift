@@ -27,6 +27,13 @@ final class ProgressBarTests: XCTestCase {
                        "x [####] 100% 5/5 in 1:15")
     }
 
+    /// A federated run's status: round of rounds, devices sampled, sim time, mean validation loss.
+    func testRoundStatusShowsRoundsSampledSimTimeAndLoss() {
+        let r = MetricRecord(round: 3, tier: .cloud, valLoss: ["a": 2, "b": 3], participants: 100, simTimeSeconds: 754)
+        XCTAssertEqual(ProgressBar.roundStatus(r, rounds: 20), "round 3/20 · 100 sampled · sim 12:34 · val 2.5000")
+        XCTAssertTrue(ProgressBar.roundStatus(MetricRecord(round: 1, tier: .cloud), rounds: 2).hasSuffix("val -"))
+    }
+
     func testETAMath() {
         XCTAssertNil(ProgressBar.eta(completed: 0, total: 10, elapsed: 5))
         XCTAssertEqual(ProgressBar.eta(completed: 1, total: 10, elapsed: 5), 45)

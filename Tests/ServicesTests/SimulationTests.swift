@@ -99,6 +99,47 @@ final class SimulationTests: XCTestCase {
         XCTAssertEqual(run.summary.simTimeSeconds, 60, accuracy: 1e-6)
     }
 
+    /// Sampling on the virtual clock: six devices, half of them sampled per round (the engine's seeded sample, as
+    /// `sampleDevices` draws it), device-4 offline from 5 s on. Costs as above: 1 s down, 10 FLOPs / speed, 2 s up.
+    func testSampledRoundsFollowTheVirtualClock() throws {
+        let s = try Kit.tiny("sim-sample", devices: 6, """
+            lora: {rank: 2, alpha: 4, targets: [c_attn]}
+            federation: {rounds: 3, local_steps: 1, batch: 2, seq: 32, lr: 0.02, fraction: 0.5, quorum: 1, deadline_s: 20, eval_tokens: 64}
+            scenario: {devices: {count: 6}}
+            """)
+        var o = SimulatedRun.Options(experiment: s.experiment, out: s.dir.appendingPathComponent("out").path, dataDir: s.data)
+        o.showProgress = false; o.quiet = true
+        o.cost = HandCost(speed: [1, 2, 5, 0.1, 1, 4])
+        o.makeTrainers = { [HandTrainer(), HandTrainer()] }
+        o.availability = { $0 == 4 ? AvailabilityTimeline(online: true, changes: [5]) : .always }
+        let run = try SimulatedRun.run(o)
+        let records = try Kit.records(o.out)
+        // The engine's sample (pure, seeded): device-4 is gone from the pool after round 1 (the engine hears at 8 s).
+        let ids = (0..<6).map { "device-\($0)" }
+        let samples = (1...3).map { r in
+            sampleDevices(r == 1 ? ids : ids.filter { $0 != "device-4" }, fraction: 0.5, minimum: 1, seed: s.experiment.seed, round: UInt64(r))
+        }
+        XCTAssertEqual(samples, [["device-0", "device-2", "device-3"], ["device-0", "device-1", "device-5"], ["device-1", "device-2", "device-3"]])
+        // round 1 at 0: device-2 at 1+2+2 = 5, device-0 at 13, device-3 (100 s of compute) would be 103: closes at the
+        //   deadline, 20, without it.
+        // round 2 at 20: device-5 at 20+1+2.5+2 = 25.5, device-1 at 28, device-0 at 33: all in, closes at 33.
+        // round 3 at 33: device-2 at 38, device-1 at 41; device-3 is busy until 103 (starts then, 206): closes at 53.
+        XCTAssertEqual(records.map(\.simTimeSeconds), [0, 20, 33, 53], accuracy: 1e-6)
+        XCTAssertEqual(records.dropFirst().map(\.participants), [3, 3, 3])
+        XCTAssertEqual(records.dropFirst().map(\.dropped), [1, 0, 1])
+        let wires = Array(Set(run.trace.map(\.wire))).sorted()
+        func arrivals(_ wire: UInt64) -> [String] {
+            run.trace.filter { $0.wire == wire }.sorted { $0.arrival < $1.arrival }
+                .map { "\($0.device)@\(String(format: "%g", $0.start))-\(String(format: "%g", $0.arrival)):\($0.outcome.rawValue)" }
+        }
+        XCTAssertEqual(wires.map(arrivals), [
+            ["device-2@0-5:delivered", "device-0@0-13:delivered", "device-3@0-103:in_flight"],
+            ["device-5@20-25.5:delivered", "device-1@20-28:delivered", "device-0@20-33:delivered"],
+            ["device-2@33-38:delivered", "device-1@33-41:delivered", "device-3@103-206:in_flight"],
+        ])
+        for (w, sample) in zip(wires, samples) { XCTAssertEqual(Set(run.trace.filter { $0.wire == w }.map(\.device)), Set(sample)) }
+    }
+
     /// An experiment the simulator cannot run says why.
     func testHierarchicalSimulationIsATypedError() throws {
         let e = try Experiment.parse(yaml: "simulation: true\nfederation: {paradigm: hierarchical}\nhierarchical: {edges: 2}")
@@ -125,6 +166,7 @@ final class SimulationTests: XCTestCase {
             XCTAssertEqual(e.data.domains.count, 6, file)
             XCTAssertEqual(e.federation.fraction, fraction, file)
             XCTAssertNotNil(e.scenario.devices.availability, file)
+            XCTAssertEqual(e.data.chunkBytes, file == "10k" ? 512 : 1536, file)
         }
     }
 

@@ -67,6 +67,9 @@ final class UpdateWireTests: XCTestCase {
         XCTAssertThrowsError(try Experiment.parse(yaml: "federation: {eval_devices: -1}")) { XCTAssertTrue("\($0)".contains("federation.eval_devices"), "\($0)") }
         XCTAssertEqual(try Experiment.parse(yaml: "compression: {codec: topk, error_feedback: false}").compression.errorFeedback, false)
         XCTAssertThrowsError(try Experiment.parse(yaml: "compression: {error_feedback: 3}")) { XCTAssertTrue("\($0)".contains("compression.error_feedback"), "\($0)") }
+        XCTAssertEqual(try Experiment.parse(yaml: "data: {chunk_bytes: 512}").data.chunkBytes, 512)
+        XCTAssertThrowsError(try Experiment.parse(yaml: "data: {chunk_bytes: 8}")) { XCTAssertTrue("\($0)".contains("data.chunk_bytes"), "\($0)") }
+        XCTAssertThrowsError(try Experiment.parse(yaml: "data: {chunk_bytes: big}")) { XCTAssertTrue("\($0)".contains("data.chunk_bytes"), "\($0)") }
         XCTAssertThrowsError(try Experiment.parse(yaml: "simulation: yes please")) { XCTAssertTrue("\($0)".contains("simulation"), "\($0)") }
     }
 }

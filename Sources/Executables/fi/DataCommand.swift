@@ -29,7 +29,8 @@ struct DataCommand: ParsableCommand {
         @Option(help: "Domain tag for user data without one (default: the file or folder name).") var tag: String?
         @Option(help: "Comma-separated built-in domains (default: all).") var domains: String?
         @Option(help: "Corpus cache folder for the built-in corpus.") var cache: String?
-        @Option(name: .customLong("chunk-bytes"), help: "Target chunk size in bytes.") var chunkBytes: Int = 1536
+        @Option(name: .customLong("chunk-bytes"), help: "Target chunk size in bytes (default: the experiment's data.chunk_bytes, else 1536).")
+        var chunkBytes: Int?
         @Option(name: .customLong("validation-fraction"), help: "Share of each device's chunks for validation.")
         var validationFraction: Double = 0.1
 
@@ -39,9 +40,11 @@ struct DataCommand: ParsableCommand {
                 return
             }
             var (devices, scheme, alpha, seed, domains) = (devices, scheme, alpha, seed, domains)
+            var chunkBytes = chunkBytes ?? 1536
             if let config {
                 let d = try Experiment.load(path: config).data
                 (devices, scheme, alpha, seed) = (d.devices, d.scheme, d.alpha, d.seed)
+                chunkBytes = self.chunkBytes ?? d.chunkBytes
                 domains = d.domains.isEmpty ? nil : d.domains.joined(separator: ",")
             }
             guard let partitionScheme = PartitionScheme(rawValue: scheme) else {
