@@ -61,14 +61,21 @@ extension ParadigmComparison {
 
     /// Writes `table.md` and `table.json` into `directory` (created if needed).
     public func write(to directory: URL) throws {
+        try RunFiles.writeTable(self, json: Self.jsonFile, markdown: markdown(), file: Self.markdownFile, to: directory)
+    }
+}
+
+extension RunFiles {
+    /// Writes a table as pretty-printed JSON and as markdown into `directory` (created if needed).
+    static func writeTable<T: Encodable>(_ value: T, json: String, markdown: String, file: String, to directory: URL) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let encoder = RunFiles.encoder()
             encoder.outputFormatting.insert(.prettyPrinted)
-            try encoder.encode(self).write(to: directory.appendingPathComponent(Self.jsonFile), options: .atomic)
-            try Foundation.Data(markdown().utf8).write(to: directory.appendingPathComponent(Self.markdownFile), options: .atomic)
+            try encoder.encode(value).write(to: directory.appendingPathComponent(json), options: .atomic)
+            try Foundation.Data(markdown.utf8).write(to: directory.appendingPathComponent(file), options: .atomic)
         } catch let e as EncodingError {
-            throw MetricsWriterError.writeFailed(path: directory.appendingPathComponent(Self.jsonFile).path, reason: "\(e)")
+            throw MetricsWriterError.writeFailed(path: directory.appendingPathComponent(json).path, reason: "\(e)")
         } catch {
             throw MetricsWriterError.writeFailed(path: directory.path, reason: error.localizedDescription)
         }

@@ -88,14 +88,6 @@ public struct SeedSpread: Codable, Sendable, Equatable {
 
     /// Writes `table.md` and `seeds.json` into `directory`.
     public func write(to directory: URL) throws {
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-            let encoder = RunFiles.encoder()
-            encoder.outputFormatting.insert(.prettyPrinted)
-            try encoder.encode(self).write(to: directory.appendingPathComponent(Self.jsonFile), options: .atomic)
-            try Foundation.Data(markdown().utf8).write(to: directory.appendingPathComponent(Self.markdownFile), options: .atomic)
-        } catch {
-            throw MetricsWriterError.writeFailed(path: directory.path, reason: "\(error)")
-        }
+        try RunFiles.writeTable(self, json: Self.jsonFile, markdown: markdown(), file: Self.markdownFile, to: directory)
     }
 }
