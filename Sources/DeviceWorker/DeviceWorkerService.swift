@@ -210,8 +210,17 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         case .round(let r):
             if r.round > (s.announcement?.round ?? 0) || s.announcement == nil { s.announcement = r }
             if let u = s.upload, u.round < r.round { s.upload = nil; release(s) }
-            // The task again: the aggregator is still waiting for this device's keys.
-            if let p = s.privacyStage, p.wire == r.modelVersion, p.sharesMessage == nil, let k = p.keysMessage { s.sendToAggregator(k) }
+            if let p = s.privacyStage, p.wire == r.modelVersion {
+                // The task again: the aggregator is still waiting for this device's keys.
+                if p.sharesMessage == nil, let k = p.keysMessage { s.sendToAggregator(k) }
+            } else if let p = r.privacy, p.secure, r.candidateClusters.isEmpty, r.round > s.trainedRound,
+                      r.participants.isEmpty || r.participants.contains(s.nodeId) {
+                // Keys go out when the task arrives, not when a trainer is free: a device waiting for one of the host's
+                // slots must still make the secure round's keys step.
+                let stage = DevicePrivacyStage(wire: r.modelVersion, task: p, device: s.nodeId)
+                s.privacyStage = stage
+                if let k = stage.keys(cluster: r.cluster, samples: 0) { s.sendToAggregator(k) }
+            }
         case .model(let m):
             let key = HeldModel.Key(sender: env.sender, version: m.modelVersion, cluster: m.cluster)
             if let held = recentModels[key] {
@@ -333,11 +342,13 @@ public final class DeviceWorkerService: @unchecked Sendable {  // safe: state on
         let start = s.device
         let layout = base?.layout ?? held[0].layout
         let cost = self.cost, seed = options.experiment.seed
-        let stage = r.privacy.map { DevicePrivacyStage(wire: r.modelVersion, task: $0, device: s.nodeId) }
+        let stage = s.privacyStage.flatMap { $0.wire == r.modelVersion ? $0 : nil }
+            ?? r.privacy.map { DevicePrivacyStage(wire: r.modelVersion, task: $0, device: s.nodeId) }
         s.privacyStage = stage
         let privacy = stage?.settings
-        // Secure aggregation groups devices by the model they train: advertise now, or (IFCA) once the choice is made.
-        if held.count == 1, let k = stage?.keys(cluster: r.cluster, samples: 0) { s.sendToAggregator(k) }
+        // Secure aggregation groups devices by the model they train: advertise now (unless the task's arrival did),
+        // or (IFCA) once the choice is made.
+        if held.count == 1, stage?.keysMessage == nil, let k = stage?.keys(cluster: r.cluster, samples: 0) { s.sendToAggregator(k) }
         pool.submit { [self] trainer in
             let result = Result { () throws -> (UpdateUpload, [Float]?, UpdateEncoder) in
                 if let problem = mismatch(held, layout) { throw HostError.badOption("global adapter: \(problem)") }

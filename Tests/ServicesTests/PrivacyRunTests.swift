@@ -42,16 +42,17 @@ final class PrivacyRunTests: XCTestCase {
         XCTAssertTrue(summary.finalValLoss.values.allSatisfy(\.isFinite))
     }
 
-    /// Secure aggregation with distributed DP, embedded: every device's update arrives masked, the run finishes with
-    /// ε, and the only journal the aggregator keeps holds evaluations.
+    /// Secure aggregation with distributed DP, embedded: every device's update arrives masked and the run finishes
+    /// with ε. Six devices on one host of two trainers: the devices waiting for a trainer still make the keys step.
     func testSecureAggregationWithDistributedNoiseRunsEmbedded() throws {
-        let s = try setup("secagg", devices: 4, rounds: 2, privacy: "{clip: 0.5, noise_multiplier: 1, mode: distributed, secure_aggregation: true}")
+        let s = try setup("secagg", devices: 6, rounds: 2, privacy: "{clip: 0.5, noise_multiplier: 1, mode: distributed, secure_aggregation: true}")
         let st = settings(s)
         let summary = try FederatedRun.embedded(st, dataDir: s.data)
         let records = try Kit.records(st.out)
         XCTAssertEqual(records.map(\.round), [0, 1, 2])
-        XCTAssertEqual(records[1].participants, 4)
+        XCTAssertEqual(records[1].participants, 6)
         XCTAssertEqual(records[1].dropped, 0)
+        XCTAssertEqual(records[2].dropped, 0)
         XCTAssertEqual(records.last?.epsilon ?? 0, expectedEpsilon(sigma: 1, rounds: 2), accuracy: 1e-9)
         XCTAssertEqual(summary.notes["rejected"], "0", "\(summary.notes)")
         XCTAssertTrue(summary.finalValLoss.values.allSatisfy(\.isFinite))
@@ -201,6 +202,11 @@ final class PrivacyRunTests: XCTestCase {
                 XCTAssertEqual(got, keys, yaml)
             }
         }
+        // The shipped example parses: σ chosen for its 10 rounds within ε = 8, noise shares on the devices, SecAgg.
+        let example = try? Experiment.load(path: "examples/privacy.yaml")
+        XCTAssertEqual(example?.privacy?.mode, .distributed)
+        XCTAssertNotNil(example?.privacy?.secure)
+        XCTAssertGreaterThan(example?.privacy?.noiseMultiplier ?? 0, 0)
         // A target alone chooses σ for the planned rounds: 10 rounds of all 4 devices within ε = 8.
         let e = try? Experiment.parse(yaml: base + "federation: {rounds: 10}\nprivacy: {clip: 1, target_epsilon: 8}")
         let sigma = e?.privacy?.noiseMultiplier ?? 0

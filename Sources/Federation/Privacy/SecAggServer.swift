@@ -82,7 +82,10 @@ public struct SecAggServer: Sendable {
     // MARK: sharing
 
     public mutating func shares(from id: String, _ cts: [(to: String, ciphertext: [UInt8])]) throws {
-        guard phase == .sharing else { throw SecAggError.wrongPhase("shares from \(id) after the sharing step closed") }
+        guard phase == .sharing else {
+            if shared.contains(id) { return }  // a repeat (the device answered a resent roster from its cache)
+            throw SecAggError.wrongPhase("shares from \(id) after the sharing step closed")
+        }
         guard let ns = neighbours[id] else { throw SecAggError.unknownPeer(id) }
         let byTo = Dictionary(cts.map { ($0.to, $0.ciphertext) }, uniquingKeysWith: { a, _ in a })
         guard Set(byTo.keys) == Set(ns) else { throw SecAggError.wrongPhase("\(id) sent shares for \(byTo.keys.sorted()), its neighbours are \(ns)") }
