@@ -34,16 +34,7 @@ public func cosineSimilarityMatrix(_ points: [[Float]]) -> [Double] {
     let unit = rectangular(points).map(unitVector)
     let n = unit.count
     guard n > 0, let d = unit.first?.count else { return [] }
-    // Gram matrix of the normalised rows: one sgemm.
-    var flat = [Float](); flat.reserveCapacity(n * d)
-    for u in unit { flat.append(contentsOf: u) }
-    var gram = [Float](repeating: 0, count: n * n)
-    flat.withUnsafeBufferPointer { x in
-        gram.withUnsafeMutableBufferPointer { g in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d),
-                        1, x.baseAddress, Int32(d), x.baseAddress, Int32(d), 0, g.baseAddress, Int32(n))
-        }
-    }
+    let gram = VectorMath.gram(unit, width: d)
     return gram.map { Double(min(1, max(-1, $0))) }
 }
 

@@ -42,6 +42,21 @@ enum VectorMath {
         return s
     }
 
+    /// G = X·Xᵀ (row-major n×n) of n rows of `width` floats each: one sgemm.
+    static func gram(_ rows: [[Float]], width d: Int) -> [Float] {
+        let n = rows.count
+        var flat = [Float](); flat.reserveCapacity(n * d)
+        for r in rows { flat.append(contentsOf: r) }
+        var g = [Float](repeating: 0, count: n * n)
+        flat.withUnsafeBufferPointer { x in
+            g.withUnsafeMutableBufferPointer { out in
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d),
+                            1, x.baseAddress, Int32(d), x.baseAddress, Int32(d), 0, out.baseAddress, Int32(n))
+            }
+        }
+        return g
+    }
+
     static func distance(_ x: [Float], _ y: [Float]) -> Double {
         var s = 0.0
         for i in 0..<x.count { let d = Double(x[i]) - Double(y[i]); s += d * d }

@@ -47,15 +47,7 @@ func squaredDistances(_ points: [[Float]]) -> [Double] {
     let rows = rectangular(points)
     let n = rows.count
     guard n > 0, let d = rows.first?.count, d > 0 else { return [Double](repeating: 0, count: n * n) }
-    var flat = [Float](); flat.reserveCapacity(n * d)
-    for r in rows { flat.append(contentsOf: r) }
-    var gram = [Float](repeating: 0, count: n * n)
-    flat.withUnsafeBufferPointer { x in
-        gram.withUnsafeMutableBufferPointer { g in
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(d),
-                        1, x.baseAddress, Int32(d), x.baseAddress, Int32(d), 0, g.baseAddress, Int32(n))
-        }
-    }
+    let gram = VectorMath.gram(rows, width: d)
     // Squared norms exactly (in Double), so near-identical points get distance ≈ 0, not rounding noise.
     let sq = rows.map { r in r.reduce(0.0) { $0 + Double($1) * Double($1) } }
     var out = [Double](repeating: 0, count: n * n)
